@@ -1,0 +1,4 @@
+__version__ = "0.1.0"
+
+from .core import *
+from .models.allcnn import *
