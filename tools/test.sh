@@ -10,6 +10,9 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
       || echo "warning: could not install chromium; the browser test of the docs will be skipped" >&2
   fi
 fi
+if [ "${CI:-}" = true ] && ! command -v chromium >/dev/null; then
+  echo "CI needs Debian's chromium for the docs test: apt-get install chromium chromium-driver" >&2; exit 1
+fi
 export PATH="$PWD/.venv/bin:$PATH" MPLBACKEND=Agg PYTHONHASHSEED=0
 start=$(date +%s)
 echo "== nbdev-export / nbdev-clean leave the tree unchanged"

@@ -1,0 +1,35 @@
+"Data-parallel training with 2 CPU processes (torchrun, gloo): different shards per rank, same weights, rank 0 writes."
+import json, os, shutil, subprocess, sys
+from pathlib import Path
+import pandas as pd
+
+def torchrun():
+    exe = Path(sys.executable).parent/'torchrun'
+    return [str(exe)] if exe.exists() else [sys.executable, '-m', 'torch.distributed.run']
+
+def test_two_cpu_processes(tmp_path):
+    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'ALLCONV_DEBUG_DIR': str(tmp_path/'debug')}
+    cmd = [*torchrun(), '--standalone', '--nproc_per_node', '2', '-m', 'allconv_fastai.cli', 'train', '--epochs', '2',
+           '--widths', '16,32', '--size', '16', '--precision', 'fp32', '--out', 'runs/ddp']
+    p = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    r0,r1 = (json.loads((tmp_path/'debug'/f'rank{r}.json').read_text()) for r in (0, 1))
+    assert (r0['rank'], r1['rank'], r0['world_size']) == (0, 1, 2)
+    assert r0['first_batch']['labels'] != r1['first_batch']['labels']              # each rank its own shard
+    assert r0['first_batch']['images_sha1'] != r1['first_batch']['images_sha1']
+    # 1,438 training images, batches of 64, last partial batch dropped: one process takes 22 batches an epoch, each
+    # of 2 ranks takes 719 images = 11 batches
+    assert r0['train_batches'] == r1['train_batches'] == 2 * (1438//2//64)
+    assert r0['weights_sha1'] == r1['weights_sha1']                                 # kept in step by DDP
+    d = tmp_path/'runs'/'ddp'
+    m = json.loads((d/'metrics.json').read_text())
+    assert m['processes'] == 2 and 0 < m['valid_accuracy'] <= 1
+    assert list(pd.read_csv(d/'history.csv').epoch) == [0, 1]
+    assert sorted(o.name for o in d.iterdir()) == ['best.pth', 'config.json', 'curves.png', 'history.csv', 'last.pth',
+                                                   'lr.png', 'metrics.json']       # no stray temporary files
+    assert p.stdout.count('Run directory:') == 1                                    # only rank 0 prints
+    assert sorted(o.name for o in tmp_path.iterdir()) == ['debug', 'runs']          # rank 1 wrote no other run dir
+    # the checkpoint holds the plain net's weights: it evaluates in one process
+    e = subprocess.run([str(Path(sys.executable).parent/'allconv-eval'), 'runs/ddp'], cwd=tmp_path,
+                       env={**os.environ, 'OMP_NUM_THREADS': '1'}, capture_output=True, text=True, timeout=600)
+    assert e.returncode == 0, e.stderr

@@ -1,0 +1,210 @@
+"""Issue 9: random and mutated bytes fed to every loader give an `AllconvError` naming the file (or, for a mutation
+that misses everything the format checks, exactly the original content), never another exception, wrong data or a
+hang. Loaders: checkpoints, the decode cache, CIFAR archives and pickle batches, the image decoder, run configs."""
+import functools, io, os, pickle, signal, subprocess, sys, tarfile, tempfile, textwrap
+from pathlib import Path
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st, HealthCheck
+from torchvision.io import encode_png, encode_jpeg
+import allconv_fastai.data as data
+from allconv_fastai.core import AllconvError
+from allconv_fastai.learner import get_arch, save_checkpoint, load_checkpoint
+
+FUZZ = settings(max_examples=40, deadline=None, database=None, derandomize=True,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+
+
+@pytest.fixture(autouse=True)
+def no_hang():
+    "Fail (rather than hang) any test here that runs longer than 60 s."
+    def boom(*a): raise TimeoutError("loader hung for 60 s")
+    old = signal.signal(signal.SIGALRM, boom); signal.alarm(60)
+    yield
+    signal.alarm(0); signal.signal(signal.SIGALRM, old)
+
+
+def mutations(good: bytes):
+    "Truncations, byte flips and random-bytes splices of `good`, plus plain random bytes."
+    n = len(good)
+    trunc = st.integers(0, n-1).map(lambda i: good[:i])
+    def flip(fs):
+        b = bytearray(good)
+        for i, x in fs: b[i % n] ^= x
+        return bytes(b)
+    flips = st.lists(st.tuples(st.integers(0, n-1), st.integers(1, 255)), min_size=1, max_size=8).map(flip)
+    splice = st.tuples(st.integers(0, n-1), st.binary(min_size=1, max_size=64)).map(lambda t: good[:t[0]] + t[1] + good[t[0]+len(t[1]):])
+    return st.one_of(trunc, flips, splice, st.binary(max_size=4096))
+
+def _in_tmp(name, b):
+    d = Path(tempfile.mkdtemp(prefix='fuzz-')); p = d/name; p.write_bytes(b); return p
+
+
+# ---------------------------------------------------------------------------------------------------------- checkpoints
+
+def _net(): return get_arch('all-cnn-c', n_out=10, widths=(8, 16), bn=True, dropout=False)
+
+@functools.lru_cache(None)
+def good_ckpt() -> bytes:
+    torch.manual_seed(0)
+    m = _net(); opt = torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9)
+    m(torch.randn(2, 3, 16, 16)).sum().backward(); opt.step()
+    p = Path(tempfile.mkdtemp())/'good.pth'
+    save_checkpoint(p, m, opt, epoch=3, rng=torch.get_rng_state())
+    return p.read_bytes()
+
+@FUZZ
+@given(st.data())
+def test_load_checkpoint_fuzz(d):
+    b = d.draw(mutations(good_ckpt()))
+    p = _in_tmp('last.pth', b)
+    try: st_ = load_checkpoint(p, _net())
+    except AllconvError as e:
+        assert str(p) in str(e) and 'Fix:' in str(e)
+        return
+    # the mutation missed every byte that matters: what loads must be exactly the original
+    ref = torch.load(io.BytesIO(good_ckpt()), weights_only=True)
+    assert st_['model'].keys() == ref['model'].keys()
+    assert all(torch.equal(st_['model'][k], ref['model'][k]) for k in ref['model'])
+    assert st_['meta']['epoch'] == 3
+
+
+# ---------------------------------------------------------------------------------------------------------- decode cache
+
+@functools.lru_cache(None)
+def good_cache() -> bytes:
+    g = torch.Generator().manual_seed(0)
+    s = data.ImageSet(torch.randint(0, 256, (6, 3, 8, 8), generator=g, dtype=torch.uint8), torch.arange(6) % 3, ['a', 'b', 'c'])
+    p = Path(tempfile.mkdtemp())/'c.allconv-fine.safetensors'
+    data._save_cache(p, s, 'sig')
+    return p.read_bytes()
+
+def _header_len(b): return 8 + int.from_bytes(b[:8], 'little')
+
+@FUZZ
+@given(st.data())
+def test_cache_loader_fuzz(d):
+    "A damaged cache is never trusted: the loader answers None (decode again) or exactly the cached images."
+    good = good_cache()
+    b = d.draw(mutations(good))
+    ref = data._load_cache(_in_tmp('c.safetensors', good), 'sig')
+    s = data._load_cache(_in_tmp('c.safetensors', b), 'sig')
+    if s is None: return
+    if b[_header_len(good):] == good[_header_len(good):] or len(b) != len(good):
+        assert torch.equal(s.x, ref.x) and torch.equal(s.y, ref.y) and s.vocab == ref.vocab
+
+def test_cache_detects_flipped_pixel():
+    good = good_cache()
+    b = bytearray(good); b[_header_len(good) + 10] ^= 0x01
+    assert data._load_cache(_in_tmp('c.safetensors', bytes(b)), 'sig') is None
+
+
+# ---------------------------------------------------------------------------------------------------------- archives and pickle batches
+
+C10 = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck']
+
+def cifar10_python_files(n=2, seed=0) -> dict:
+    "The seven CIFAR-10 python batch files (bytes), tiny."
+    rng = np.random.default_rng(seed)
+    pk = lambda d: pickle.dumps({k.encode(): v for k, v in d.items()}, protocol=2)
+    files = {name: pk({'labels': [int(v) for v in rng.integers(0, 10, n)], 'data': rng.integers(0, 256, (n, 3072), dtype=np.uint8)})
+             for name in data.CIFAR10_PY[:6]}
+    files['batches.meta'] = pk({'label_names': [c.encode() for c in C10]})
+    return files
+
+def tar_gz(files: dict) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode='w:gz') as tf:
+        for name, b in files.items():
+            ti = tarfile.TarInfo('cifar-10-batches-py/' + name); ti.size = len(b); tf.addfile(ti, io.BytesIO(b))
+    return buf.getvalue()
+
+@functools.lru_cache(None)
+def good_archive() -> bytes: return tar_gz(cifar10_python_files())
+
+def _load(p):
+    with tempfile.TemporaryDirectory() as c: return data.load_images(p, cache_dir=c)
+
+@FUZZ
+@given(st.data())
+def test_cifar_archive_fuzz(d):
+    b = d.draw(mutations(good_archive()))
+    p = _in_tmp('cifar-10-python.tar.gz', b)
+    try: s = _load(p)
+    except AllconvError as e:
+        assert 'Fix:' in str(e) and (str(p) in str(e) or any(n in str(e) for n in data.CIFAR10_PY)), str(e)
+        return
+    ref = _load(_in_tmp('cifar-10-python.tar.gz', good_archive()))
+    assert torch.equal(s.x, ref.x) and torch.equal(s.y, ref.y) and s.vocab == ref.vocab
+
+@FUZZ
+@given(st.binary(max_size=2048))
+def test_random_bytes_as_image_archive(b):
+    p = _in_tmp('images.tar.gz', b)
+    with pytest.raises(AllconvError, match='Fix:') as e: _load(p)
+    assert str(p) in str(e.value)
+
+@FUZZ
+@given(st.binary(max_size=2048))
+def test_pickle_batch_fuzz(b):
+    with pytest.raises(AllconvError, match=r'data_batch_1 is not a readable CIFAR batch file.*Fix:'): data._unpickle(b, 'data_batch_1')
+
+@pytest.mark.parametrize('bad', ['list', 'int', 'no label_names'])
+def test_wellformed_pickle_of_wrong_shape(tmp_path, bad):
+    files = cifar10_python_files()
+    if bad == 'no label_names': files['batches.meta'] = pickle.dumps({b'names': [b'x']})
+    else: files['data_batch_1'] = pickle.dumps([1, 2] if bad == 'list' else 5)
+    (tmp_path/'cifar-10-python.tar.gz').write_bytes(tar_gz(files))
+    with pytest.raises(AllconvError, match='Fix:'): _load(tmp_path/'cifar-10-python.tar.gz')
+
+
+# ---------------------------------------------------------------------------------------------------------- image decoder
+
+@functools.lru_cache(None)
+def good_images():
+    im = torch.randint(0, 256, (3, 16, 16), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    return bytes(encode_png(im).numpy()), bytes(encode_jpeg(im, quality=90).numpy())
+
+@FUZZ
+@given(st.data())
+def test_image_decoder_fuzz(d):
+    "Random bytes and damaged PNG/JPEG files: an RGB uint8 image (JPEG tolerates damage) or AllconvError naming the file."
+    png, jpg = good_images()
+    b = d.draw(st.one_of(mutations(jpg), st.integers(0, len(png)-1).map(lambda i: png[:i]), st.binary(max_size=1024)))
+    try: x = data.decode_image_bytes(b, 'train/cat/0001.png')
+    except AllconvError as e:
+        assert 'train/cat/0001.png' in str(e) and 'Fix:' in str(e)
+        return
+    assert x.dtype == torch.uint8 and x.ndim == 3 and x.shape[0] == 3
+
+PNG_SHORT_IDAT = r'''
+import struct, zlib
+from allconv_fastai.data import decode_image_bytes
+from allconv_fastai.core import AllconvError
+def chunk(t, d): return struct.pack('>I', len(d)) + t + d + struct.pack('>I', zlib.crc32(t+d) & 0xffffffff)
+png = (b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', 100, 100, 8, 2, 0, 0, 0))
+       + chunk(b'IDAT', zlib.compress(b'\0'*100)) + chunk(b'IEND', b''))
+try: decode_image_bytes(png, 'short.png')
+except AllconvError as e: print('refused:', e)
+'''
+
+def test_png_with_short_image_data_is_refused_not_a_crash():
+    "Valid chunks and CRCs but too little pixel data (a corrupted file, or a crafted one)."
+    p = subprocess.run([sys.executable, '-W', 'ignore', '-c', PNG_SHORT_IDAT], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    assert p.returncode == 0 and 'refused: short.png' in p.stdout, (p.returncode, p.stderr[-500:])
+
+
+# ---------------------------------------------------------------------------------------------------------- run configs
+
+@FUZZ
+@given(st.binary(max_size=512))
+def test_config_loader_fuzz(b):
+    from allconv_fastai.experiments import read_config
+    run = _in_tmp('config.json', b).parent
+    try: cfg = read_config(run)
+    except AllconvError as e:
+        assert str(run/'config.json') in str(e) and 'Fix:' in str(e)
+        return
+    assert isinstance(cfg, dict)
