@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated
 from fastcore.script import call_parse, is_cli
 from fastai.torch_core import num_distrib, rank_distrib
+from fastai.distributed import teardown_distrib
 from .core import AllconvError, check_positive
 from .experiments import (run_config, train_run, read_config, run_dls, run_learner, evaluate, data_parallel,
                                         table3, paper_lrs, paper_table3, _say)
@@ -36,6 +37,7 @@ def _command(func):
             print("error: interrupted. Fix: run the same command with --resume RUN_DIR (allconv-table3: the same "
                   "command) to continue from the last finished epoch.", file=sys.stderr)
             return 130
+        finally: teardown_distrib()  # join the process group's threads before exit (else C++ may abort the process)
     cmd = call_parse(_f)
     return cmd
 
