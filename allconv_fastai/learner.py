@@ -6,7 +6,7 @@ Docs: https://allconv-fastai.github.io/allconv_fastai/learner.html.md"""
 
 # %% ../nbs/04_learner.ipynb #0d804328
 from __future__ import annotations
-import hashlib, io, math, os, re, json, shutil, tempfile, warnings
+import ctypes, functools, hashlib, io, math, os, re, json, shutil, tempfile, warnings
 from functools import partial
 from pathlib import Path
 import numpy as np, pandas as pd, torch
@@ -28,10 +28,10 @@ from .models.allcnn import allcnn_archs, get_allcnn, AllCNN, n_params
 from .models.densenet import densenet_archs, get_densenet
 
 # %% auto #0
-__all__ = ['precisions', 'paper_recipes', 'arch_family', 'get_arch', 'CPUAutocast', 'cpu_has_bf16', 'precision_cbs', 'lsuv_init',
-           'paper_sgd', 'allcnn_learner', 'densenet_learner', 'SchedStep', 'paper_milestones', 'ShortEpochs',
-           'save_checkpoint', 'load_checkpoint', 'check_run_dir', 'Checkpoint', 'History', 'StopOnNaN',
-           'InterruptAfter', 'save_run_plots']
+__all__ = ['precisions', 'paper_recipes', 'arch_family', 'get_arch', 'CPUAutocast', 'cpu_has_bf16', 'precision_cbs',
+           'malloc_trim', 'TrimHostMemory', 'lsuv_init', 'paper_sgd', 'allcnn_learner', 'densenet_learner', 'SchedStep',
+           'paper_milestones', 'ShortEpochs', 'save_checkpoint', 'load_checkpoint', 'check_run_dir', 'Checkpoint',
+           'History', 'StopOnNaN', 'InterruptAfter', 'save_run_plots']
 
 # %% ../nbs/04_learner.ipynb #7f90d91a
 def arch_family(arch) -> str:
@@ -89,6 +89,23 @@ def precision_cbs(precision:str='auto', device=None) -> list:
     if precision=='fp16':
         raise AllconvError("fp16 mixed precision needs a CUDA device.", "use precision='bf16' or 'fp32' on a CPU.")
     return [ChannelsLast(), CPUAutocast(torch.bfloat16)]
+
+# %% ../nbs/04_learner.ipynb #9d3294f0
+@functools.cache
+def malloc_trim():
+    "glibc's `malloc_trim` (give the heap's free pages back to the OS), or None where the C library has none."
+    try: return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError, TypeError): return None
+
+class TrimHostMemory(Callback):
+    "Every `every` training batches, return the C heap's freed memory to the OS, so CPU training's RSS stays flat."
+    order = 100
+    def __init__(self, every:int=50): check_positive(every=every); self.every = every
+    def before_fit(self): self.n_trims,self.n = 0,0
+    def after_batch(self):
+        if not self.training or malloc_trim() is None: return
+        self.n += 1
+        if self.n % self.every == 0: malloc_trim()(0); self.n_trims += 1
 
 # %% ../nbs/04_learner.ipynb #196929c6
 class _StopForward(Exception): pass
@@ -151,10 +168,11 @@ def _paper_learner(family, dls, arch, n_out=None, loss_func=None, opt_func=None,
     check_positive(n_out=n_out, lr=lr)
     if wd < 0: raise AllconvError(f"`wd` must be >= 0, got {wd!r}.", "pass a weight decay >= 0.")
     model = get_arch(arch, n_out=n_out, **model_kw)
+    dev = torch.device(getattr(dls, 'device', None) or default_device())
     if lsuv: lsuv_init(model, dls.one_batch()[0].to(next(model.parameters()).device))
     learn = Learner(dls, model, loss_func=ifnone(loss_func, CrossEntropyLossFlat()),
                     opt_func=ifnone(opt_func, paper_sgd(recipe['nesterov'])), lr=lr, wd=wd, metrics=metrics,
-                    cbs=L(cbs)+precision_cbs(precision, getattr(dls, 'device', None)),
+                    cbs=L(cbs)+precision_cbs(precision, dev)+([TrimHostMemory()] if dev.type=='cpu' else []),
                     path=path, model_dir=model_dir)
     learn.arch,learn.family,learn.recipe,learn.precision,learn.model_kw = arch,family,recipe,precision,model_kw
     return learn
