@@ -414,7 +414,8 @@ class Checkpoint(Callback):
             self.best = val
             save_checkpoint(self.run_dir/'best.pth', self.model, epoch=self.epoch, monitor=self.monitor, value=val)
         save_checkpoint(self.run_dir/'last.pth', self.model, self.opt, epoch=self.epoch, n_epoch=self.n_epoch,
-                        best=self.best, monitor=self.monitor, rng=torch.get_rng_state())
+                        best=self.best, monitor=self.monitor, rng=torch.get_rng_state(),
+                        rng_cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [])
 
 # %% ../nbs/04_learner.ipynb #d999dc71
 class History(Callback):
@@ -466,6 +467,9 @@ def resume(self:Learner, run_dir) -> int:
     state = load_checkpoint(Path(run_dir)/'last.pth', self.model, self.opt)
     meta = state['meta']
     if 'rng' in meta: torch.set_rng_state(meta['rng'])
+    # CUDA shuffles (`TensorDL` draws its order on the data's device) continue too, on the same number of GPUs
+    if meta.get('rng_cuda') and torch.cuda.is_available() and len(meta['rng_cuda'])==torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(meta['rng_cuda'])
     self.resumed_best = meta.get('best')
     return int(meta['epoch']) + 1
 
