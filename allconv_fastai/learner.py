@@ -6,7 +6,7 @@ Docs: https://allconv-fastai.github.io/allconv_fastai/learner.html.md"""
 
 # %% ../nbs/04_learner.ipynb #0d804328
 from __future__ import annotations
-import ctypes, functools, hashlib, io, math, os, re, json, shutil, tempfile, warnings
+import ctypes, functools, hashlib, io, math, os, re, json, shutil, tempfile, time, warnings
 from functools import partial
 from pathlib import Path
 import numpy as np, pandas as pd, torch
@@ -15,7 +15,7 @@ from fastcore.basics import store_attr, ifnone, patch
 from fastcore.foundation import L
 from fastai.torch_core import default_device, to_float
 from fastai.callback.core import Callback, CancelFitException, CancelEpochException, CancelValidException
-from fastai.callback.schedule import ParamScheduler
+from fastai.callback.schedule import ParamScheduler, combined_cos
 from fastai.callback.fp16 import MixedPrecision
 from fastai.callback.channelslast import ChannelsLast
 from fastai.optimizer import OptimWrapper
@@ -30,8 +30,8 @@ from .models.densenet import densenet_archs, get_densenet
 # %% auto #0
 __all__ = ['precisions', 'paper_recipes', 'arch_family', 'get_arch', 'CPUAutocast', 'cpu_has_bf16', 'precision_cbs',
            'malloc_trim', 'TrimHostMemory', 'lsuv_init', 'paper_sgd', 'allcnn_learner', 'densenet_learner', 'SchedStep',
-           'paper_milestones', 'ShortEpochs', 'save_checkpoint', 'load_checkpoint', 'check_run_dir', 'Checkpoint',
-           'History', 'StopOnNaN', 'InterruptAfter', 'save_run_plots']
+           'paper_milestones', 'ShortEpochs', 'BudgetOneCycle', 'save_checkpoint', 'load_checkpoint', 'check_run_dir',
+           'Checkpoint', 'History', 'StopOnNaN', 'InterruptAfter', 'save_run_plots']
 
 # %% ../nbs/04_learner.ipynb #7f90d91a
 def arch_family(arch) -> str:
@@ -263,6 +263,35 @@ class ShortEpochs(Callback):
     def before_batch(self):
         if self.training and self.iter >= self.n_batch: raise CancelEpochException
     def before_validate(self): raise CancelValidException
+
+# %% ../nbs/04_learner.ipynb #0c4db4bd
+class BudgetOneCycle(ParamScheduler):
+    "fastai's one-cycle lr and momentum schedules, stretched over as many whole epochs as fit in `minutes`."
+    def __init__(self, lr_max:float, minutes:float, div:float=25., div_final:float=1e5, pct_start:float=0.25,
+                 moms=(0.95, 0.85, 0.95), clock=time.monotonic):
+        check_positive(lr_max=lr_max, minutes=minutes)
+        super().__init__({'lr': combined_cos(pct_start, lr_max/div, lr_max, lr_max/div_final),
+                          'mom': combined_cos(pct_start, *moms)})
+        self.budget,self.clock = minutes*60,clock
+    def before_fit(self): super().before_fit(); self.t0,self.n_plan = self.clock(),None
+    def before_epoch(self):
+        if self.epoch == 0: return
+        # re-plan from the measured time per epoch (training + validation); stop when the next would not fit
+        self.n_plan = max(1, int(self.budget // ((self.clock()-self.t0)/self.epoch)))
+        if self.epoch >= self.n_plan: raise CancelFitException
+    def before_batch(self):
+        if not self.training: return
+        if self.n_plan is None:  # first epoch: plan from the batches so far (+10% for validation)
+            if self.iter < 5: n_plan = 10**6
+            else: n_plan = max(1, int(self.budget // ((self.clock()-self.t0)/self.iter*self.n_iter*1.1)))
+        else: n_plan = self.n_plan
+        self._update_val(min((self.epoch + self.iter/self.n_iter)/n_plan, 1.))
+
+@patch
+def fit_one_cycle_budget(self:Learner, minutes:float, lr_max:float=None, div:float=25., div_final:float=1e5,
+                         pct_start:float=0.25, moms=(0.95, 0.85, 0.95), wd=None, cbs=None, max_epochs:int=1000):
+    "One-cycle training fitted to `minutes` of wall-clock time: as many whole epochs as fit (at most `max_epochs`)."
+    self.fit(max_epochs, wd=wd, cbs=[BudgetOneCycle(ifnone(lr_max, self.lr), minutes, div, div_final, pct_start, moms)]+L(cbs))
 
 # %% ../nbs/04_learner.ipynb #095d4a0c
 def _shift(x, dy, dx):

@@ -4,9 +4,9 @@ The fast recipe: batch norm, no dropout, flip + 4-pixel translation, one-cycle, 
 channels_last where the CPU supports bf16, mirror TTA. 5,000 training images are held out (seeded) for validation;
 there is no test split in this data set, so every number here is a validation number.
 
-The one-cycle schedule runs on a wall-clock budget rather than a number of epochs: the schedule's position is the
-fraction of the budget used so far, and training stops (after validating the epoch in progress) when the budget is
-spent. So the run fits the hour on a busy machine too, with fewer epochs.
+The one-cycle schedule runs on a wall-clock budget rather than a number of epochs (`learn.fit_one_cycle_budget`): it
+is stretched over as many whole epochs as fit in `--minutes`, re-planned from the measured time per epoch, so the run
+fits the hour on a busy machine too, with fewer epochs.
 
     python bench/cifar10_one_hour.py --minutes 57 --out runs/cifar10-one-hour
 
@@ -16,8 +16,7 @@ Writes the usual run directory (config.json, history.csv, last.pth/best.pth, cur
 import argparse, json, os, time
 from pathlib import Path
 import pandas as pd, torch
-from fastai.callback.core import Callback, CancelTrainException, CancelFitException
-from fastai.callback.schedule import ParamScheduler, combined_cos
+from fastai.callback.core import Callback
 from fastai.losses import LabelSmoothingCrossEntropyFlat
 from fastai.metrics import accuracy
 from allconv_fastai.core import atomic_write, find_cifar10_jpg
@@ -33,26 +32,6 @@ class WallClock(Callback):
         vals = dict(zip(self.recorder.metric_names[1:-1], self.recorder.values[-1]))
         self.rows.append(dict(epoch=self.epoch, minutes=(time.time()-self.t0)/60, **vals))
         with atomic_write(self.path, 'w') as f: pd.DataFrame(self.rows).to_csv(f, index=False)
-
-class BudgetOneCycle(ParamScheduler):
-    "fastai's one-cycle schedules for lr and momentum, stretched over as many whole epochs as fit in `minutes`."
-    def __init__(self, lr_max, minutes, div=25., div_final=1e5, pct_start=0.25, moms=(0.95, 0.85, 0.95)):
-        super().__init__({'lr': combined_cos(pct_start, lr_max/div, lr_max, lr_max/div_final),
-                          'mom': combined_cos(pct_start, *moms)})
-        self.budget = minutes*60
-    def before_fit(self): super().before_fit(); self.t0,self.n_plan = time.time(),None
-    def before_epoch(self):
-        if self.epoch == 0: return
-        # re-plan from the measured time per epoch (training + validation); stop when the next would not fit
-        self.n_plan = max(1, int(self.budget // ((time.time()-self.t0)/self.epoch)))
-        if self.epoch >= self.n_plan: raise CancelFitException
-    def before_batch(self):
-        if not self.training: return
-        if self.n_plan is None:  # first epoch: plan from the batches so far (+10% for validation)
-            per_epoch = (time.time()-self.t0)/max(self.iter, 1)*self.n_iter*1.1 if self.iter >= 5 else None
-            n_plan = max(1, int(self.budget // per_epoch)) if per_epoch else 10**6
-        else: n_plan = self.n_plan
-        self._update_val(min((self.epoch + self.iter/self.n_iter)/n_plan, 1.))
 
 def plot_minutes(out):
     "Plot `out/minutes.csv` (validation accuracy against wall-clock minutes) to `out/accuracy_vs_minutes.png`."
@@ -92,7 +71,7 @@ def main():
                            loss_func=LabelSmoothingCrossEntropyFlat(eps=a.smoothing), path=out)
     t0 = time.time()
     # up to 200 epochs: the budget, not the epoch count, ends training
-    learn.fit(200, cbs=[BudgetOneCycle(a.lr, a.minutes)]+learn.run_cbs(out)+[WallClock(out/'minutes.csv')])
+    learn.fit_one_cycle_budget(a.minutes, a.lr, cbs=learn.run_cbs(out)+[WallClock(out/'minutes.csv')], max_epochs=200)
     train_min = (time.time()-t0)/60
     plain = learn.validate()[1]
     tp,tt = learn.mirror_tta(translate=True)
