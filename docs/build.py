@@ -346,7 +346,8 @@ def readme(nb_path:Path=NBS/'index.ipynb') -> str:
         if opts.get('output')=='false': continue
         for out in cell.get('outputs', []):
             if out.get('output_type')=='stream' and out.get('name')=='stdout': txt = _src(out.get('text'))
-            elif out.get('output_type')=='execute_result': txt = _src(out.get('data', {}).get('text/plain'))
+            elif out.get('output_type')=='execute_result' and not any(k.startswith('image/') for k in out.get('data', {})):
+                txt = _src(out.get('data', {}).get('text/plain'))  # an image's text/plain is only its repr: dropped
             else: continue
             if txt.strip(): parts.append(_fence(_ANSI.sub('', txt), ''))
     return '\n\n'.join(p.rstrip() for p in parts if p.strip()) + '\n'
