@@ -1,0 +1,94 @@
+"""Train the All-CNN-C that ships with the package: the fast recipe, one one-cycle schedule over a fixed number of epochs.
+
+CIFAR-10 training JPEGs (q75), 45,000 for training and the seeded 5,000 of the one-hour recipe held out for
+validation (this data set has no test split, so every number is a validation number). Batch norm, no dropout,
+flip + 4-pixel translation, label smoothing 0.1, lr 0.15, wd 5e-4, bs 128, bf16 autocast + channels_last where the
+CPU computes bf16 natively. The run is resumable: kill it at any point and run the same command with `--resume`.
+
+    python bench/pretrain_allcnn_c.py --epochs 26 --out bench/results/pretrained-all-cnn-c
+    python bench/pretrain_allcnn_c.py --resume --out bench/results/pretrained-all-cnn-c
+
+Writes a run directory: config.json (with the CPU model), history.csv, minutes.csv (wall-clock minutes of training
+per epoch, summed across resumes), last.pth/best.pth, metrics.json and curves.png.
+"""
+import argparse, json, platform, time
+from pathlib import Path
+import pandas as pd, torch
+from fastai.callback.core import Callback
+from fastai.losses import LabelSmoothingCrossEntropyFlat
+
+def cpu_model() -> str:
+    "The CPU's model name and its vector extensions (from /proc/cpuinfo)."
+    name,flags = platform.processor() or platform.machine(),set()
+    try:
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith('model name'): name = line.split(':', 1)[1].strip()
+            if line.startswith('flags'): flags = set(line.split(':', 1)[1].split())
+    except OSError: pass
+    ext = [n for f,n in (('avx2','AVX2'), ('avx512f','AVX-512'), ('avx512_bf16','AVX512-BF16'), ('amx_tile','AMX')) if f in flags]
+    return f"{name} ({', '.join(ext) or 'no AVX2'})"
+
+class WallClock(Callback):
+    "Append each epoch's wall-clock minutes (cumulative across resumes) and metrics to `minutes.csv`."
+    order = 95
+    def __init__(self, path, start_minutes=0.): self.path,self.m0 = Path(path),start_minutes
+    def before_fit(self): self.t0 = time.time()
+    def after_epoch(self):
+        vals = dict(zip(self.recorder.metric_names[1:-1], self.recorder.values[-1]))
+        row = pd.DataFrame([dict(epoch=self.epoch, minutes=self.m0+(time.time()-self.t0)/60, **vals)])
+        old = pd.read_csv(self.path) if self.path.exists() else None
+        row = row if old is None else pd.concat([old[old.epoch < self.epoch], row])
+        from allconv_fastai.core import atomic_write
+        with atomic_write(self.path, 'w') as f: row.to_csv(f, index=False)
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--epochs', type=int, default=26)
+    p.add_argument('--lr', type=float, default=0.15)
+    p.add_argument('--wd', type=float, default=5e-4)
+    p.add_argument('--bs', type=int, default=128)
+    p.add_argument('--smoothing', type=float, default=0.1)
+    p.add_argument('--seed', type=int, default=42)
+    p.add_argument('--out', default='bench/results/pretrained-all-cnn-c')
+    p.add_argument('--resume', action='store_true', help='continue the run in --out from its last finished epoch')
+    a = p.parse_args()
+    from allconv_fastai.core import atomic_write, find_cifar10_jpg
+    from allconv_fastai.data import cifar_dls
+    from allconv_fastai.learner import allcnn_learner, save_run_plots
+    from fastai.torch_core import set_seed
+    out = Path(a.out)
+    if a.resume:
+        cfg = json.loads((out/'config.json').read_text())
+        for k in ('epochs', 'lr', 'wd', 'bs', 'smoothing', 'seed'): setattr(a, k, cfg[k])
+    else:
+        if (out/'config.json').exists(): raise SystemExit(f"{out} already holds a run: pass --resume, or another --out.")
+        cfg = dict(epochs=a.epochs, lr=a.lr, wd=a.wd, bs=a.bs, smoothing=a.smoothing, seed=a.seed, arch='all-cnn-c',
+                   bn=True, dropout=False, pad=4, flip=True, valid=5000, data='cifar10-jpg', precision='auto',
+                   torch=torch.__version__, threads=torch.get_num_threads(), cpu=cpu_model())
+        out.mkdir(parents=True, exist_ok=True)
+        with atomic_write(out/'config.json', 'w') as f: json.dump(cfg, f, indent=1)
+    if find_cifar10_jpg() is None: raise SystemExit("No CIFAR-10 JPEGs: set ALLCONV_CIFAR10_JPG to cifar10-jpg-train.tar.gz.")
+    dls = cifar_dls('cifar10-jpg', bs=a.bs, valid=5000, seed=a.seed, pad=4, flip=True)
+    print(dls.data_name, '|', cpu_model(), flush=True)
+    set_seed(a.seed)
+    learn = allcnn_learner(dls, 'all-cnn-c', bn=True, dropout=False, lr=a.lr, wd=a.wd, precision='auto',
+                           loss_func=LabelSmoothingCrossEntropyFlat(eps=a.smoothing), path=out)
+    start = learn.resume(out) if a.resume and (out/'last.pth').exists() else 0
+    m0 = 0.
+    if start and (out/'minutes.csv').exists():
+        mc = pd.read_csv(out/'minutes.csv'); m0 = float(mc[mc.epoch < start].minutes.max())
+    print(f"epochs {start}..{a.epochs-1} of {a.epochs} (minutes so far {m0:.1f}) on {cpu_model()}", flush=True)
+    if start < a.epochs:
+        learn.fit_one_cycle(a.epochs, a.lr, cbs=learn.run_cbs(out, resume=start > 0)+[WallClock(out/'minutes.csv', m0)],
+                            start_epoch=start)
+    plain = float(learn.validate()[1])
+    tp,tt = learn.mirror_tta()
+    tta = float((tp.argmax(1)==tt).float().mean())
+    mc = pd.read_csv(out/'minutes.csv')
+    res = dict(data=dls.data_name, epochs=a.epochs, train_minutes=round(float(mc.minutes.max()), 1), cpu=cpu_model(),
+               valid_accuracy=plain, valid_accuracy_mirror_tta=tta)
+    with atomic_write(out/'metrics.json', 'w') as f: json.dump(res, f, indent=1)
+    save_run_plots(out, learn)
+    print(json.dumps(res, indent=1))
+
+if __name__ == '__main__': main()
