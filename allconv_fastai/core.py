@@ -1,4 +1,4 @@
-"""Errors that name the fix, atomic file writes, and where the real data lives.
+"""Errors that name the fix, one atomic file write, where the real data and the caches live, and what machine a run ran on.
 
 Docs: https://allconv-fastai.github.io/allconv_fastai/core.html.md"""
 
@@ -6,12 +6,13 @@ Docs: https://allconv-fastai.github.io/allconv_fastai/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #0a6eb453
 from __future__ import annotations
-import os, tempfile
+import os, platform, re, subprocess, tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['CIFAR10_JPG_ENV', 'AllconvError', 'check_positive', 'atomic_write', 'find_cifar10_jpg']
+__all__ = ['CIFAR10_JPG_ENV', 'AllconvError', 'check_positive', 'atomic_write', 'find_cifar10_jpg', 'cpu_model', 'git_commit',
+           'machine_info']
 
 # %% ../nbs/00_core.ipynb #de7d393c
 class AllconvError(ValueError):
@@ -64,3 +65,33 @@ def find_cifar10_jpg(start=None) -> Path|None:
         for c in (d/'shared'/'data'/'cifar10-jpg-train.tar.gz', d/'shared'/'data'/'cifar10-jpg'):
             if c.exists(): return c
     return None
+
+# %% ../nbs/00_core.ipynb #0b1cd314
+_CPU_EXTS = (('avx2', 'AVX2'), ('avx512f', 'AVX-512'), ('avx512_bf16', 'AVX512-BF16'), ('amx_tile', 'AMX'))
+
+def cpu_model() -> str:
+    "This CPU's model name and its vector extensions, e.g. 'Intel(R) Xeon(R) Processor (AVX2, AVX-512, AMX)'."
+    name,flags = platform.processor() or platform.machine(),set()
+    try:
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith('model name'): name = line.split(':', 1)[1].strip()
+            elif line.startswith('flags'): flags = set(line.split(':', 1)[1].split())
+    except OSError: pass
+    exts = [n for f,n in _CPU_EXTS if f in flags]
+    return f"{name} ({', '.join(exts) or 'no AVX2'})"
+
+def git_commit(path=None) -> str|None:
+    "The git commit of the checkout at `path` (default: this package's folder), or None outside a git checkout."
+    try:
+        p = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=path or Path(__file__).parent, capture_output=True, text=True, timeout=10)
+        return p.stdout.strip() or None if p.returncode==0 else None
+    except (OSError, subprocess.SubprocessError): return None
+
+def machine_info(device=None) -> dict:
+    "What this process runs on: CPU model and extensions, threads, GPU, torch and fastai versions."
+    import torch, fastai
+    dev = str(device) if device is not None else ('cuda' if torch.cuda.is_available() else 'cpu')
+    info = dict(cpu=cpu_model(), threads=torch.get_num_threads(), device=dev, torch=torch.__version__,
+                fastai=fastai.__version__, python=platform.python_version())
+    if dev.startswith('cuda') and torch.cuda.is_available(): info['gpu'] = torch.cuda.get_device_name(torch.device(dev))
+    return info

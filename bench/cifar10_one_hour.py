@@ -20,8 +20,8 @@ from fastai.callback.core import Callback
 from fastai.losses import LabelSmoothingCrossEntropyFlat
 from fastai.metrics import accuracy
 from allconv_fastai.core import atomic_write, find_cifar10_jpg
-from allconv_fastai.data import cifar_dls
-from allconv_fastai.learner import allcnn_learner, save_run_plots
+from allconv_fastai import cifar_dls
+from allconv_fastai import allcnn_learner, save_run_plots
 
 class WallClock(Callback):
     "Record the wall-clock minutes since the start of training at the end of each epoch."

@@ -11,8 +11,8 @@ import argparse, json, subprocess, sys, time
 def worker(trim:bool, n_batch:int, precision:str, every:int):
     import psutil, torch
     from fastai.callback.core import Callback, CancelFitException
-    from allconv_fastai.data import tensor_dls
-    from allconv_fastai.learner import allcnn_learner, TrimHostMemory
+    from allconv_fastai import tensor_dls
+    from allconv_fastai import allcnn_learner, TrimHostMemory
     torch.manual_seed(0)
     x,y = torch.randint(0, 256, (n_batch*128+128, 3, 32, 32), dtype=torch.uint8),torch.randint(0, 10, (n_batch*128+128,))
     dls = tensor_dls(x, y, [str(i) for i in range(10)], x[:256].clone(), y[:256].clone(), bs=128)

@@ -7,9 +7,12 @@ CPU computes bf16 natively. The run is resumable: kill it at any point and run t
 
     python bench/pretrain_allcnn_c.py --epochs 26 --out bench/results/pretrained-all-cnn-c
     python bench/pretrain_allcnn_c.py --resume --out bench/results/pretrained-all-cnn-c
+    python bench/pretrain_allcnn_c.py --export --out bench/results/pretrained-all-cnn-c   # -> allconv_fastai/weights/
 
 Writes a run directory: config.json (with the CPU model), history.csv, minutes.csv (wall-clock minutes of training
-per epoch, summed across resumes), last.pth/best.pth, metrics.json and curves.png.
+per epoch, summed across resumes), last.pth/best.pth, metrics.json and curves.png. `--export` then writes the final
+epoch's weights (`last.pth`: the end of the one-cycle schedule, chosen before training, not by peeking at validation)
+to the package as `allconv_fastai/weights/all-cnn-c.safetensors` with its model card `all-cnn-c.json`.
 """
 import argparse, json, platform, time
 from pathlib import Path
@@ -51,10 +54,12 @@ def main():
     p.add_argument('--seed', type=int, default=42)
     p.add_argument('--out', default='bench/results/pretrained-all-cnn-c')
     p.add_argument('--resume', action='store_true', help='continue the run in --out from its last finished epoch')
+    p.add_argument('--export', action='store_true', help="write the finished run's final weights and model card into the package")
     a = p.parse_args()
+    if a.export: return export(Path(a.out))
     from allconv_fastai.core import atomic_write, find_cifar10_jpg
-    from allconv_fastai.data import cifar_dls
-    from allconv_fastai.learner import allcnn_learner, save_run_plots
+    from allconv_fastai import cifar_dls
+    from allconv_fastai import allcnn_learner, save_run_plots
     from fastai.torch_core import set_seed
     out = Path(a.out)
     if a.resume:
@@ -90,5 +95,38 @@ def main():
     with atomic_write(out/'metrics.json', 'w') as f: json.dump(res, f, indent=1)
     save_run_plots(out, learn)
     print(json.dumps(res, indent=1))
+
+def export(out:Path, dest:Path=Path(__file__).resolve().parent.parent/'allconv_fastai'/'weights'):
+    "Write `out`'s final weights as safetensors and their model card into `dest`."
+    import datetime, hashlib
+    from safetensors.torch import save as st_save
+    from allconv_fastai.core import atomic_write
+    from allconv_fastai import cifar_dls
+    from allconv_fastai.runs import load_checkpoint
+    cfg,m = json.loads((out/'config.json').read_text()),json.loads((out/'metrics.json').read_text())
+    state = load_checkpoint(out/'last.pth')['model']
+    b = st_save({k: v.contiguous() for k,v in state.items()})
+    dls = cifar_dls('cifar10-jpg', bs=cfg['bs'], valid=5000, seed=cfg['seed'], pad=4, flip=True)
+    mean,std = (t.flatten().tolist() for t in dls.stats)
+    card = dict(arch='all-cnn-c', paper_name='All-CNN-C (Springenberg et al., 2015)', file='all-cnn-c.safetensors',
+                sha256=hashlib.sha256(b).hexdigest(), model_kw=dict(bn=True, dropout=False), image_size=32, vocab=list(dls.vocab),
+                mean=mean, std=std,
+                data="CIFAR-10 training images re-encoded as 32x32 JPEG at quality 75 ('CIFAR-10 (JPEG q75)'), not the official files",
+                split=f"{m['data']}: 45,000 for training, the seeded (42), class-stratified 5,000 of the one-hour recipe for validation",
+                recipe=(f"fast recipe: batch norm, no dropout, flip + 4-pixel translation, label smoothing {cfg['smoothing']}, "
+                        f"one-cycle over {cfg['epochs']} epochs to lr {cfg['lr']}, SGD momentum 0.9 (one-cycle 0.95-0.85), "
+                        f"weight decay {cfg['wd']}, batch size {cfg['bs']}, bf16 autocast + channels_last where the CPU computes bf16"),
+                epochs=cfg['epochs'], train_minutes=m['train_minutes'], cpu=cfg['cpu'], threads=cfg['threads'], torch=cfg['torch'],
+                weights='the final epoch (last.pth), chosen before training',
+                valid_accuracy=round(m['valid_accuracy'], 4), valid_accuracy_mirror_tta=round(m['valid_accuracy_mirror_tta'], 4),
+                limits=["trained and evaluated on JPEG q75 re-encodings of the CIFAR-10 training images, not the official files",
+                        "no test split was used: every accuracy here is a validation accuracy on 5,000 held-out training images",
+                        "expects 32x32 RGB images normalised with the mean and std above (the learners do this when pretrained=True)"],
+                command=f"python bench/pretrain_allcnn_c.py --epochs {cfg['epochs']} --out RUN_DIR, then --export --out RUN_DIR",
+                exported=datetime.date.today().isoformat())
+    dest.mkdir(parents=True, exist_ok=True)
+    with atomic_write(dest/card['file']) as f: f.write(b)
+    with atomic_write(dest/'all-cnn-c.json', 'w') as f: json.dump(card, f, indent=1)
+    print(json.dumps({k: v for k,v in card.items() if k not in ('mean', 'std', 'vocab')}, indent=1))
 
 if __name__ == '__main__': main()

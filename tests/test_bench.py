@@ -1,4 +1,4 @@
-"""`allconv-bench --quick` end to end at tiny sizes: it runs, writes the Markdown report, and the report's tables
+"""`python bench/suite.py --quick` end to end at tiny sizes: it runs, writes the Markdown report, and the report's tables
 have the rows and columns they should, with positive finite ratios."""
 import math, os, re, subprocess, sys
 from pathlib import Path
@@ -19,7 +19,7 @@ def _num(s:str) -> float: return float(s.replace(',', '').rstrip('%'))
 def test_bench_quick(tmp_path):
     out = tmp_path/'bench.md'
     env = {**os.environ, 'OMP_NUM_THREADS': '1', 'MPLBACKEND': 'Agg'}
-    cmd = [sys.executable, '-c', 'import sys; from allconv_fastai.bench import allconv_bench; allconv_bench(sys.argv[1:])',
+    cmd = [sys.executable, str(ROOT/'bench'/'suite.py'),
            '--quick', '--reps', '1', '--n-images', '300', '--bs', '4', '--out', str(out)]
     r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -50,7 +50,7 @@ def test_bench_quick(tmp_path):
     assert 'Load average' in md and 'threads' in md
 
 def test_bench_rejects_bad_sections(tmp_path):
-    cmd = [sys.executable, '-c', 'import sys; from allconv_fastai.bench import allconv_bench; allconv_bench(sys.argv[1:])',
+    cmd = [sys.executable, str(ROOT/'bench'/'suite.py'),
            '--only', 'nonsense', '--out', str(tmp_path/'b.md')]
     r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120, env={**os.environ, 'OMP_NUM_THREADS': '1'})
     assert r.returncode != 0 and 'Unknown sections' in r.stderr

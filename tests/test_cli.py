@@ -77,7 +77,7 @@ def test_help_lists_every_option(tmp_path):
     p = run(['allconv-train', '--help'], tmp_path)
     assert p.returncode == 0
     for o in ('--arch', '--data', '--schedule', '--epochs', '--lr', '--wd', '--bs', '--milestones', '--precision', '--seed',
-              '--valid', '--n-train', '--bn, --no-bn', '--dropout, --no-dropout', '--residual', '--no-tta', '--resume', '--out'):
+              '--valid', '--n-train', '--recipe', '--zca', '--cutout', '--bn, --no-bn', '--dropout, --no-dropout', '--residual', '--no-tta', '--resume', '--out'):
         assert o in p.stdout, o
     assert 'cifar10-jpg --schedule one-cycle --epochs 30' in p.stdout       # how to run the real job
     assert 'Batch size' in p.stdout                                        # help text from the docments

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 from torchvision.io import encode_png, encode_jpeg
-import allconv_fastai.data as data
+import allconv_fastai.data.sources as data
 from allconv_fastai.core import AllconvError, find_cifar10_jpg
-from allconv_fastai.data import cifar_dls, load_images, cache_path, tensor_dls
+from allconv_fastai import cifar_dls, digits_dls, load_images, cache_path, tensor_dls
 
 C10 = ['airplane','automobile','bird','cat','deer','dog','frog','horse','ship','truck']
 
@@ -196,7 +196,7 @@ def _no_stray_files(d: Path): return [p.name for p in d.rglob('*') if p.is_file(
 def test_bad_batch_size(tmp_path, cache, bs):
     make_untar_cifar10(tmp_path/'c')
     with pytest.raises(AllconvError, match='`bs` must be'): cifar_dls(tmp_path/'c', bs=bs, valid=2)
-    with pytest.raises(AllconvError, match='`bs` must be'): data.digits_dls(bs=bs)
+    with pytest.raises(AllconvError, match='`bs` must be'): digits_dls(bs=bs)
 
 def test_unknown_name_and_missing_data(tmp_path, cache, monkeypatch):
     with pytest.raises(AllconvError, match="Unknown dataset 'cifar1000'.*Fix:"): cifar_dls('cifar1000')

@@ -7,9 +7,28 @@ def torchrun():
     exe = Path(sys.executable).parent/'torchrun'
     return [str(exe)] if exe.exists() else [sys.executable, '-m', 'torch.distributed.run']
 
+# `python -m allconv_fastai.cli` with `RecordShard` added to every Learner: each rank writes what it trained on
+DRIVER = """
+import sys
+import allconv_fastai.cli
+from fastai.learner import defaults
+from allconv_fastai.test_utils import RecordShard
+out = sys.argv.pop(1)
+class _Record(RecordShard):
+    def __init__(self): super().__init__(out)
+defaults.callbacks = [*defaults.callbacks, _Record]
+sys.exit(allconv_fastai.cli.main())
+"""
+
+def driver(tmp_path) -> list:
+    "The command that runs the CLI with `RecordShard` writing into `tmp_path/'debug'`."
+    p = tmp_path.parent/f'{tmp_path.name}-driver.py'
+    p.write_text(DRIVER)
+    return [str(p), str(tmp_path/'debug')]
+
 def test_two_cpu_processes(tmp_path):
-    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'ALLCONV_DEBUG_DIR': str(tmp_path/'debug')}
-    cmd = [*torchrun(), '--standalone', '--nproc_per_node', '2', '-m', 'allconv_fastai.cli', 'train', '--epochs', '2',
+    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
+    cmd = [*torchrun(), '--standalone', '--nproc_per_node', '2', *driver(tmp_path), 'train', '--epochs', '2',
            '--widths', '16,32', '--size', '16', '--precision', 'fp32', '--out', 'runs/ddp']
     p = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]

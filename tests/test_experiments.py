@@ -2,7 +2,7 @@
 import json, os, signal, subprocess, sys, time
 from pathlib import Path
 import pandas as pd
-from allconv_fastai.experiments import table3_frame, table3_markdown, paper_table3
+from allconv_fastai import table3_frame, table3_markdown, paper_table3
 
 BIN = Path(sys.executable).parent
 GRID = ['--data', 'digits', '--archs', 'all-cnn-c,model-c', '--lrs', '0.1,0.02', '--epochs', '1', '--widths', '16,32',

@@ -8,9 +8,9 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st, HealthCheck
 from torchvision.io import encode_png, encode_jpeg
-import allconv_fastai.data as data
+import allconv_fastai.data.sources as data
 from allconv_fastai.core import AllconvError
-from allconv_fastai.learner import get_arch, save_checkpoint, load_checkpoint
+from allconv_fastai import get_arch, save_checkpoint, load_checkpoint
 
 FUZZ = settings(max_examples=40, deadline=None, database=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -180,7 +180,7 @@ def test_image_decoder_fuzz(d):
 
 PNG_SHORT_IDAT = r'''
 import struct, zlib
-from allconv_fastai.data import decode_image_bytes
+from allconv_fastai import decode_image_bytes
 from allconv_fastai.core import AllconvError
 def chunk(t, d): return struct.pack('>I', len(d)) + t + d + struct.pack('>I', zlib.crc32(t+d) & 0xffffffff)
 png = (b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', 100, 100, 8, 2, 0, 0, 0))
@@ -201,10 +201,11 @@ def test_png_with_short_image_data_is_refused_not_a_crash():
 @FUZZ
 @given(st.binary(max_size=512))
 def test_config_loader_fuzz(b):
-    from allconv_fastai.experiments import read_config
+    from allconv_fastai.config import read_config
     run = _in_tmp('config.json', b).parent
     try: cfg = read_config(run)
     except AllconvError as e:
         assert str(run/'config.json') in str(e) and 'Fix:' in str(e)
         return
-    assert isinstance(cfg, dict)
+    from allconv_fastai.config import RunConfig
+    assert isinstance(cfg, RunConfig)

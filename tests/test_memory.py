@@ -1,8 +1,7 @@
 "Host memory stays flat over hundreds of CPU training batches: the learners' `TrimHostMemory` returns freed heap pages."
 import psutil, pytest, torch
 from fastai.callback.core import Callback, CancelFitException
-from allconv_fastai.data import tensor_dls
-from allconv_fastai.learner import allcnn_learner, TrimHostMemory, malloc_trim
+from allconv_fastai import tensor_dls, allcnn_learner, TrimHostMemory, malloc_trim
 
 @pytest.mark.skipif(malloc_trim() is None, reason="the C library has no malloc_trim (not glibc): nothing to test")
 def test_rss_stays_flat_during_cpu_training():

@@ -4,7 +4,7 @@ import subprocess, sys
 def test_star_import_exposes_models():
     ns = {}
     exec("from allconv_fastai import *", ns)
-    for name in ("all_cnn_c", "model_a", "strided_cnn_b", "convpool_cnn_c", "get_allcnn", "AllconvError"):
+    for name in ("all_cnn_c", "model_a", "strided_cnn_b", "convpool_cnn_c", "get_arch", "RunConfig", "AllconvError"):
         assert name in ns, name
 
 def test_import_does_no_heavy_work():

@@ -13,11 +13,9 @@ import pytest
 import torch
 from fastai.callback.core import Callback
 from fastai.torch_core import set_seed
-import allconv_fastai.learner as lrn
+import allconv_fastai.runs as lrn
 from allconv_fastai.core import AllconvError
-from allconv_fastai.learner import (allcnn_learner, get_arch, save_checkpoint, load_checkpoint, Checkpoint,
-                                    StopOnNaN)
-from allconv_fastai.data import digits_dls
+from allconv_fastai import allcnn_learner, get_arch, save_checkpoint, load_checkpoint, Checkpoint, StopOnNaN, digits_dls
 
 NET = dict(widths=(16, 32), bn=True, dropout=False)   # narrow All-CNN-C that learns the digits quickly
 N_EPOCH, LR, MILESTONES = 5, 0.05, (3,)
@@ -37,8 +35,8 @@ import torch
 torch.set_num_threads(1)
 from fastai.torch_core import set_seed
 from fastai.callback.core import Callback
-import allconv_fastai.learner as L
-from allconv_fastai.data import digits_dls
+import allconv_fastai.runs as L
+from allconv_fastai import allcnn_learner, digits_dls
 
 kill = cfg.get('kill') or {}
 def die(): os.kill(os.getpid(), signal.SIGKILL)
@@ -65,7 +63,7 @@ class KillAtBatch(Callback):
 
 set_seed(cfg['seed'], reproducible=True)
 dls = digits_dls(size=16, bs=64, device='cpu')
-learn = L.allcnn_learner(dls, 'all-cnn-c', precision='fp32', **cfg['net'])
+learn = allcnn_learner(dls, 'all-cnn-c', precision='fp32', **cfg['net'])
 run = Path(cfg['run_dir'])
 start = learn.resume(run) if (run/'last.pth').exists() else 0
 print('start', start, flush=True)
@@ -301,7 +299,7 @@ def test_malicious_checkpoint_is_refused_and_runs_nothing(tmp_path, container):
 
 def test_docs_warn_load_learner_unpickles():
     "The learner docs must tell users that fastai's load_learner runs pickled code (trusted files only)."
-    nb = json.loads((Path(__file__).parents[1]/'nbs'/'04_learner.ipynb').read_text())
+    nb = json.loads((Path(__file__).parents[1]/'nbs'/'12_runs.ipynb').read_text())
     md = ' '.join(''.join(c['source']) for c in nb['cells'] if c['cell_type'] == 'markdown')
     i = md.find('load_learner')
     assert i >= 0 and 'unpickles' in md[i:i+200] and 'trust' in md[i:i+200], md[i-200:i+200]
@@ -444,7 +442,7 @@ def test_disk_fills_during_save_keeps_previous_checkpoint(tmp_path, dls16, monke
 
 def test_corrupt_cache_is_rebuilt(tmp_path):
     from torchvision.io import encode_png
-    from allconv_fastai.data import load_images, cache_path
+    from allconv_fastai import load_images, cache_path
     g = torch.Generator().manual_seed(0)
     for c in ('cat', 'dog'):
         (tmp_path/'src'/'train'/c).mkdir(parents=True)
@@ -473,7 +471,7 @@ def test_lr_sweep_records_divergence_and_goes_on(tmp_path, dls16):
     tiny = dict(widths='16,32', size=16, epochs=1, precision='fp32', bn=False, tta=False)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        df = ex.lr_sweep(tmp_path, lrs=(1e4, 0.05), dls=dls16, **tiny)   # the absurd lr first: the sweep must go on
+        df = ex.lr_sweep(tmp_path, lrs=(1e4, 0.05), **tiny)   # the absurd lr first: the sweep must go on
     assert list(df.lr) == [1e4, 0.05]
     assert list(df.diverged.astype(bool)) == [True, False]
     assert 'epoch 0, batch' in df.diverged_why.iloc[0]
@@ -496,9 +494,9 @@ CLI_TINY = ['--data', 'digits', '--size', '16', '--widths', '16,32', '--precisio
 @pytest.mark.parametrize('bad', ['config.json', 'last.pth'])
 def test_cli_resume_refuses_corrupt_run_files(tmp_path, bad):
     import allconv_fastai.cli  # noqa: F401  (the command these tests drive)
-    from allconv_fastai.experiments import run_config, _write_json
+    from allconv_fastai import RunConfig, save_config
     run = tmp_path/'run'; run.mkdir()
-    _write_json(run/'config.json', run_config(data='digits', size=16, widths='16,32', epochs=2, precision='fp32'))
+    save_config(run/'config.json', RunConfig(data='digits', size=16, widths='16,32', epochs=2, precision='fp32'))
     (run/bad).write_bytes(os.urandom(300))
     p = _cli('--resume', run)
     assert p.returncode == 2 and 'Traceback' not in p.stderr, (p.returncode, p.stderr[-2000:])

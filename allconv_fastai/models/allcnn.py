@@ -16,7 +16,7 @@ from ..core import AllconvError
 # %% auto #0
 __all__ = ['allcnn_bases', 'allcnn_variants', 'allcnn_archs', 'Shortcut', 'AllCNN', 'model_a', 'model_b', 'model_c',
            'strided_cnn_a', 'strided_cnn_b', 'strided_cnn_c', 'convpool_cnn_a', 'convpool_cnn_b', 'convpool_cnn_c',
-           'all_cnn_a', 'all_cnn_b', 'all_cnn_c', 'get_allcnn', 'n_params']
+           'all_cnn_a', 'all_cnn_b', 'all_cnn_c', 'n_params']
 
 # %% ../../nbs/01_models.allcnn.ipynb #ad671e55
 allcnn_bases = dict(a=(5,), b=(5,1), c=(3,3))  # kernel sizes of each stage's convs (Table 1)
@@ -91,17 +91,6 @@ def all_cnn_c(**kw):      "All-CNN-C";      return AllCNN('c', 'all-cnn', **kw)
 allcnn_archs = {f.__name__.replace('_','-'): f for f in (
     model_a, model_b, model_c, strided_cnn_a, strided_cnn_b, strided_cnn_c,
     convpool_cnn_a, convpool_cnn_b, convpool_cnn_c, all_cnn_a, all_cnn_b, all_cnn_c)}
-
-def _norm_name(name:str): return str(name).strip().lower().replace('_', '-')
-
-def get_allcnn(name:str, **kw) -> AllCNN:
-    "The All-CNN paper's net called `name` (e.g. 'all-cnn-c', 'model-a'), built with `kw`."
-    key = _norm_name(name)
-    if key not in allcnn_archs:
-        close = difflib.get_close_matches(key, allcnn_archs, n=3)
-        raise AllconvError(f"Unknown All-CNN architecture {name!r}.",
-            (f"did you mean {' or '.join(map(repr, close))}? " if close else '') + f"Known: {', '.join(allcnn_archs)}.")
-    return allcnn_archs[key](**kw)
 
 # %% ../../nbs/01_models.allcnn.ipynb #ef3b58d6
 def n_params(m:nn.Module) -> int:

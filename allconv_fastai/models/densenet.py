@@ -20,7 +20,7 @@ from .allcnn import n_params
 # %% auto #0
 __all__ = ['densenet_archs', 'bn_relu_conv', 'frozen_bn_stats', 'DenseLayer', 'DenseBlock', 'transition', 'DenseNet',
            'densenet40_k12', 'densenet100_k12', 'densenet100_k24', 'densenet_bc100_k12', 'densenet_bc250_k24',
-           'densenet_bc190_k40', 'get_densenet', 'saved_activation_bytes']
+           'densenet_bc190_k40', 'saved_activation_bytes']
 
 # %% ../../nbs/02_models.densenet.ipynb #f9547a1b
 def bn_relu_conv(
@@ -152,28 +152,9 @@ def densenet_bc100_k12(**kw): "DenseNet-BC (L=100, k=12)"; return DenseNet(100, 
 def densenet_bc250_k24(**kw): "DenseNet-BC (L=250, k=24)"; return DenseNet(250, 24, bc=True, **kw)
 def densenet_bc190_k40(**kw): "DenseNet-BC (L=190, k=40)"; return DenseNet(190, 40, bc=True, **kw)
 
-# %% ../../nbs/02_models.densenet.ipynb #c0d66089
+# %% ../../nbs/02_models.densenet.ipynb #e431ad0a
 densenet_archs = {f.__name__.replace('_','-'): f for f in (
     densenet40_k12, densenet100_k12, densenet100_k24, densenet_bc100_k12, densenet_bc250_k24, densenet_bc190_k40)}
-
-def _densenet_key(name:str) -> str:
-    "Canonical `densenet_archs` key for a spelling of a DenseNet name ('DenseNet-BC-100-12' -> 'densenet-bc100-k12')."
-    key = re.sub(r'[\s_]+', '-', str(name).strip().lower())
-    m = re.fullmatch(r'densenet-?(bc)?-?(\d+)(?:-k?|k)(\d+)', key)
-    return f"densenet{'-bc' if m[1] else ''}{int(m[2])}-k{int(m[3])}" if m else key
-
-def get_densenet(
-    name:str,  # A Table 2 net, e.g. 'densenet-bc100-k12', 'DenseNet-BC-100-12', 'densenet40_k12'
-    **kw,      # Passed to `DenseNet`: `n_out`, `c_in`, `p`, `efficient`, ...
-) -> DenseNet:
-    "The DenseNet paper's CIFAR net called `name` (e.g. 'densenet-bc100-k12', 'DenseNet-40-12'), built with `kw`."
-    key = _densenet_key(name)
-    if key not in densenet_archs:
-        close = difflib.get_close_matches(key, densenet_archs, n=3)
-        raise AllconvError(f"Unknown DenseNet architecture {name!r}.",
-            (f"did you mean {' or '.join(map(repr, close))}? " if close else '') + f"Known: {', '.join(densenet_archs)}; "
-            "for another depth or growth rate build `DenseNet(depth, growth, bc=...)`.")
-    return densenet_archs[key](**kw)
 
 # %% ../../nbs/02_models.densenet.ipynb #52ca3986
 def saved_activation_bytes(
