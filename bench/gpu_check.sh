@@ -20,7 +20,7 @@ while [ $# -gt 0 ]; do
     --dry-run) DRY=1 ;;
     --out) OUT_DIR="$2"; shift ;;
     --out=*) OUT_DIR="${1#--out=}" ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     *) echo "error: unknown option $1. Fix: use --dry-run and/or --out DIR." >&2; exit 2 ;;
   esac
   shift
@@ -35,8 +35,12 @@ if [ "$DRY" = 0 ]; then
     echo "error: no wheels in .gpu/wheels. Fix: run bash tools/gpu_wheels.sh on a machine with PyPI first." >&2; exit 2
   fi
   echo "== installing ${#wheels[@]} wheels into $SITE"
-  "$PY" -m pip install -q --disable-pip-version-check --no-index --no-deps --target "$SITE" --upgrade "${wheels[@]}" \
-    || { echo "error: installing .gpu/wheels failed" >&2; exit 1; }
+  if "$PY" -m pip --version >/dev/null 2>&1; then
+    "$PY" -m pip install -q --disable-pip-version-check --no-index --no-deps --target "$SITE" --upgrade "${wheels[@]}" \
+      || { echo "error: installing .gpu/wheels failed" >&2; exit 1; }
+  else   # no pip: a wheel is a zip of the files that belong in site-packages
+    for w in "${wheels[@]}"; do "$PY" -m zipfile -e "$w" "$SITE" || { echo "error: unpacking $w failed" >&2; exit 1; }; done
+  fi
   export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
   export PATH="$SITE/bin:$PATH"
   if [ -z "${ALLCONV_CIFAR10_JPG:-}" ] && [ -e .gpu/data/cifar10-jpg-train.tar.gz ]; then
