@@ -1,5 +1,5 @@
-"Data-parallel training with 2 CPU processes (torchrun, gloo): different shards per rank, same weights, rank 0 writes."
-import json, os, shutil, subprocess, sys
+"Data-parallel training over gloo on the CPU: 2 processes on one node, and 2 single-process nodes on loopback; different shards, same weights, rank 0 writes."
+import json, os, shutil, socket, subprocess, sys
 from pathlib import Path
 import pandas as pd
 
@@ -52,3 +52,43 @@ def test_two_cpu_processes(tmp_path):
     e = subprocess.run([str(Path(sys.executable).parent/'allconv-eval'), 'runs/ddp'], cwd=tmp_path,
                        env={**os.environ, 'OMP_NUM_THREADS': '1'}, capture_output=True, text=True, timeout=600)
     assert e.returncode == 0, e.stderr
+
+def free_port() -> int:
+    "A TCP port on the loopback interface that nothing listens on now."
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+def test_two_nodes_on_loopback(tmp_path):
+    "Two torchrun 'nodes' (one process each) meeting through a c10d rendezvous on 127.0.0.1 train as one run of 2 ranks."
+    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
+    port = free_port()
+    def node(rank):
+        conf = f"is_host={int(rank == 0)},join_timeout=120"   # node 0 hosts the rendezvous store; fail fast if one never joins
+        cmd = [*torchrun(), '--nnodes', '2', '--nproc_per_node', '1', '--node_rank', str(rank), '--rdzv_backend', 'c10d',
+               '--rdzv_endpoint', f'127.0.0.1:{port}', '--rdzv_id', 'loopback', '--rdzv_conf', conf, '--local_addr', '127.0.0.1',
+               *driver(tmp_path), 'train', '--epochs', '1', '--widths', '16,32', '--size', '16', '--precision', 'fp32',
+               '--out', 'runs/nodes']
+        return subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    procs = [node(0), node(1)]
+    outs = []
+    try:
+        for p in procs: outs.append(p.communicate(timeout=600))
+    finally:
+        for p in procs:
+            if p.poll() is None: p.kill(); p.communicate()
+    for p,(out,err) in zip(procs, outs):
+        assert p.returncode == 0, out[-3000:] + err[-3000:]
+    r0,r1 = (json.loads((tmp_path/'debug'/f'rank{r}.json').read_text()) for r in (0, 1))
+    assert (r0['rank'], r1['rank'], r0['world_size'], r1['world_size']) == (0, 1, 2, 2)
+    assert r0['first_batch']['labels'] != r1['first_batch']['labels']              # each rank its own shard
+    assert r0['train_batches'] == r1['train_batches'] == 1438//2//64                # one epoch of half the data each
+    assert r0['weights_sha1'] == r1['weights_sha1']                                 # kept in step by DDP
+    d = tmp_path/'runs'/'nodes'
+    m = json.loads((d/'metrics.json').read_text())
+    assert m['processes'] == 2 and 0 < m['valid_accuracy'] <= 1
+    assert list(pd.read_csv(d/'history.csv').epoch) == [0]
+    assert sorted(o.name for o in d.iterdir()) == ['best.pth', 'config.json', 'curves.png', 'history.csv', 'last.pth',
+                                                   'lr.png', 'metrics.json']       # written once: no stray temporary files
+    assert sum(out.count('Run directory:') for out,_ in outs) == 1                 # only rank 0 reports
+    assert sorted(o.name for o in tmp_path.iterdir()) == ['debug', 'runs']          # the other rank wrote no other run dir
+    assert sorted(o.name for o in (tmp_path/'runs').iterdir()) == ['nodes']

@@ -69,13 +69,13 @@ class BudgetOneCycle(ParamScheduler):
     def before_epoch(self):
         if self.epoch == 0: return
         # re-plan from the measured time per epoch (training + validation); stop when the next would not fit
-        self.n_plan = max(1, int(self.budget // ((self.clock()-self.t0)/self.epoch)))
+        self.n_plan = min(self.n_epoch, max(1, int(self.budget // ((self.clock()-self.t0)/self.epoch))))
         if self.epoch >= self.n_plan: raise CancelFitException
     def before_batch(self):
         if not self.training: return
         if self.n_plan is None:  # first epoch: plan from the batches so far (+10% for validation)
             if self.iter < 5: n_plan = 10**6
-            else: n_plan = max(1, int(self.budget // ((self.clock()-self.t0)/self.iter*self.n_iter*1.1)))
+            else: n_plan = min(self.n_epoch, max(1, int(self.budget // ((self.clock()-self.t0)/self.iter*self.n_iter*1.1))))  # at most `fit`'s epochs
         else: n_plan = self.n_plan
         self._update_val(min((self.epoch + self.iter/self.n_iter)/n_plan, 1.))
 

@@ -1,0 +1,361 @@
+"""One prepared GPU check, sized for about 7.5 minutes on one GPU (run it through `bench/gpu_check.sh`).
+
+Four stages, each time-boxed, each writing its results the moment it has them (a run cut short keeps what it got):
+
+1. tests: `pytest -m cuda tests/test_cuda.py` (junit XML and log).
+2. allcnn: All-CNN-C with the fast recipe on the CIFAR-10 training JPEGs (45,000 train / the seeded 5,000 held out),
+   up to 30 epochs of one-cycle: per-epoch img/s, wall-clock minutes and validation accuracy; minutes to 90% and to
+   92.75% (the paper's C10+ figure, 7.25% error) where reached; final accuracy plain and with mirror TTA.
+3. table3: the C row of the All-CNN paper's Table 3 (model-c, strided-cnn-c, convpool-cnn-c, all-cnn-c) on the same
+   data, all with the recipe of stage 2 for the few epochs that fit.
+4. densenet: DenseNet-BC-100 img/s and peak GPU memory per training step, plain vs checkpointed (`efficient=True`).
+
+The fast recipe (stage 2 and 3), every value in one place: batch norm after every conv but the last, no dropout,
+random flips + translations of up to 4 px, label smoothing 0.1, SGD momentum 0.9 (fastai's one-cycle: momentum
+0.95 -> 0.85 -> 0.95), weight decay 5e-4, bf16 autocast + channels_last where the GPU has bf16 (else fp16). The CPU
+recipe is lr 0.15 at batch 128; on a GPU we use batch 512 and lr 0.4: 4x the batch with lr scaled by ~2.7x, between
+the square-root (0.3) and linear (0.6) rules, since the linear rule is too aggressive with one-cycle's short warm-up.
+
+Validation numbers only: this data set has no test split, and nothing here is tuned on one.
+
+    python bench/gpu_check.py --out DIR             # on a GPU (the data through ALLCONV_CIFAR10_JPG)
+    python bench/gpu_check.py --dry-run --out DIR   # the same steps on the CPU at toy size, in well under a minute
+"""
+import argparse, json, math, os, platform, signal, statistics, subprocess, sys, tempfile, time, traceback
+import xml.etree.ElementTree as ET
+from pathlib import Path
+import pandas as pd, torch
+import torch.nn.functional as F
+from fastai.callback.core import Callback, CancelFitException
+from fastai.callback.schedule import ParamScheduler, combined_cos
+from fastai.losses import LabelSmoothingCrossEntropyFlat
+from fastai.torch_core import set_seed
+from allconv_fastai import (cifar_dls, allcnn_learner, get_arch, DenseNet, n_params, paper_table3, find_cifar10_jpg,
+                            saved_activation_bytes, atomic_write)
+
+REPO = Path(__file__).resolve().parents[1]
+TARGETS = (0.90, 0.9275)  # accuracies whose wall-clock minutes we report; 92.75% = the paper's All-CNN-C on C10+
+
+# Full size (GPU) and toy size (--dry-run on a CPU). Boxes are seconds of wall clock per stage.
+FULL = dict(bs=512, lr=0.4, wd=5e-4, smoothing=0.1, widths=(96, 192), epochs=30, table3_epochs=15,
+            boxes=dict(tests=120, allcnn=140, table3=90, densenet=50), densenet_bs=(64, 256), densenet_rounds=5)
+TOY = dict(bs=32, lr=0.1, wd=5e-4, smoothing=0.1, widths=(16, 32), epochs=1, table3_epochs=1,
+           boxes=dict(tests=120, allcnn=60, table3=60, densenet=30), densenet_bs=(8,), densenet_rounds=2)
+TABLE3_C = ('model-c', 'strided-cnn-c', 'convpool-cnn-c', 'all-cnn-c')
+
+class Cut(Exception): "The wall-clock limit's SIGTERM arrived."
+
+def _on_term(signum, frame): raise Cut(f"signal {signum}: the time limit cut the run")
+
+def write_json(path, obj):
+    with atomic_write(path, 'w') as f: json.dump(obj, f, indent=1, default=str)
+
+def write_csv(path, rows):
+    with atomic_write(path, 'w') as f: pd.DataFrame(rows).to_csv(f, index=False)
+
+def sync(dev):
+    if dev.type == 'cuda': torch.cuda.synchronize(dev)
+
+def cpu_name() -> str:
+    try: return next(l.split(':', 1)[1].strip() for l in Path('/proc/cpuinfo').read_text().splitlines() if l.startswith('model name'))
+    except (OSError, StopIteration): return platform.processor() or platform.machine()
+
+def versions(dev) -> dict:
+    "Library versions, the GPU and the CPU."
+    import fastai, fastcore, torchvision, allconv_fastai
+    v = dict(python=platform.python_version(), torch=torch.__version__, torchvision=torchvision.__version__,
+             fastai=fastai.__version__, fastcore=fastcore.__version__, allconv_fastai=allconv_fastai.__version__,
+             cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+             device=str(dev), gpu=None, gpu_memory_gib=None, cpu=cpu_name(), cpu_cores=os.cpu_count(), platform=platform.platform())
+    if dev.type == 'cuda':
+        p = torch.cuda.get_device_properties(dev)
+        v.update(gpu=p.name, gpu_memory_gib=round(p.total_memory/2**30, 1), bf16=torch.cuda.is_bf16_supported())
+    return v
+
+class Clock:
+    "The run's wall-clock budget: how long each stage may take, keeping the later stages' boxes free."
+    def __init__(self, seconds:float, boxes:dict):
+        self.t0,self.total,self.boxes = time.time(),seconds,boxes
+    def left(self) -> float: return self.total - (time.time() - self.t0)
+    def box(self, stage:str) -> float:
+        later = list(self.boxes)[list(self.boxes).index(stage)+1:]
+        return max(0., min(self.boxes[stage], self.left() - sum(0.5*self.boxes[s] for s in later)))
+
+# ---- stage 1: the CUDA tests
+def stage_tests(out:Path, box:float, cfg, dev) -> dict:
+    cmd = [sys.executable, '-m', 'pytest', '-p', 'no:cacheprovider', '-m', 'cuda', 'tests/test_cuda.py', '-rs', '-q',
+           '--durations=15', f'--junitxml={out/"pytest_cuda.xml"}']
+    with open(out/'pytest_cuda.log', 'w') as log:
+        try: rc = subprocess.run(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, timeout=max(box, 1)).returncode
+        except subprocess.TimeoutExpired: rc = 'timeout'
+    res = dict(returncode=rc, command=' '.join(cmd[1:]))
+    xml = out/'pytest_cuda.xml'
+    if xml.exists():
+        cases = ET.parse(xml).getroot().iter('testcase')
+        res['tests'] = {}
+        for c in cases:
+            kids = {k.tag: (k.get('message') or '')[:300] for k in c}
+            state = 'failed' if 'failure' in kids or 'error' in kids else 'skipped' if 'skipped' in kids else 'passed'
+            res['tests'][c.get('name')] = dict(state=state, seconds=float(c.get('time', 0)),
+                                               **({'message': next(iter(kids.values()))} if kids else {}))
+        states = [t['state'] for t in res['tests'].values()]
+        res.update({k: states.count(k) for k in ('passed', 'failed', 'skipped')})
+    write_json(out/'tests.json', res)
+    return res
+
+# ---- data
+def toy_folder(root:Path, n_per:int=24, seed:int=0) -> Path:
+    "A CIFAR-10-like folder of 32x32 JPEGs, 10 classes, each a colour plus noise (learnable in an epoch or two)."
+    from torchvision.io import encode_jpeg
+    g = torch.Generator().manual_seed(seed)
+    for c in range(10):
+        d = root/'train'/f'class{c}'; d.mkdir(parents=True, exist_ok=True)
+        colour = torch.rand(3, 1, 1, generator=g)*200
+        for i in range(n_per):
+            im = (colour + torch.randn(3, 32, 32, generator=g)*40).clamp(0, 255).to(torch.uint8)
+            (d/f'{i:04d}.jpg').write_bytes(bytes(encode_jpeg(im, quality=90).numpy()))
+    return root
+
+def load_data(dry:bool, cfg, dev, tmp:Path):
+    "The 45,000/5,000 seeded split of the CIFAR-10 JPEGs (a toy folder with --dry-run), on `dev`."
+    t0 = time.time()
+    if dry: dls = cifar_dls(str(toy_folder(tmp/'toy-cifar')), bs=cfg['bs'], valid=40, seed=42, device=dev, cache_dir=tmp)
+    else:
+        if find_cifar10_jpg() is None: return None,0.
+        dls = cifar_dls('cifar10-jpg', bs=cfg['bs'], valid=5000, seed=42, device=dev, cache_dir=tmp)
+    return dls,time.time()-t0
+
+class OneCycleInBox(ParamScheduler):
+    "fastai's one-cycle (lr and momentum) over the fit's epochs, or over fewer where they would not fit in `seconds`."
+    def __init__(self, lr_max:float, seconds:float, div:float=25., div_final:float=1e5, pct_start:float=0.25,
+                 moms=(0.95, 0.85, 0.95)):
+        super().__init__({'lr': combined_cos(pct_start, lr_max/div, lr_max, lr_max/div_final), 'mom': combined_cos(pct_start, *moms)})
+        self.seconds = seconds
+    def before_fit(self): super().before_fit(); self.t0,self.n_plan = time.time(),self.n_epoch
+    def before_epoch(self):
+        # re-plan from the measured time per epoch (training + validation); stop where the next one would not fit
+        if self.epoch == 0: return
+        self.n_plan = min(self.n_epoch, max(self.epoch, int(self.seconds // ((time.time() - self.t0)/self.epoch))))
+        if self.epoch >= self.n_plan: raise CancelFitException
+    def before_batch(self):
+        if not self.training: return
+        pct = min((self.epoch + self.iter/self.n_iter)/self.n_plan, 1.)
+        for k,f in self.scheds.items(): self.opt.set_hyper(k, f(pct))
+
+class EpochLog(Callback):
+    "After each epoch: wall-clock minutes since fit began, training img/s and the recorder's values, appended to `path`."
+    order = 95
+    def __init__(self, path, dev): self.path,self.dev,self.rows = Path(path) if path else None,dev,[]
+    def before_fit(self): sync(self.dev); self.t0 = time.time()
+    def before_train(self): sync(self.dev); self.t_train = time.time()
+    def after_train(self): sync(self.dev); self.train_s = time.time() - self.t_train
+    def after_epoch(self):
+        sync(self.dev)
+        vals = dict(zip(self.recorder.metric_names[1:-1], self.recorder.values[-1]))
+        n = len(self.dls.train)*self.dls.train.bs
+        self.rows.append(dict(epoch=self.epoch, minutes=(time.time()-self.t0)/60, train_seconds=self.train_s,
+                              img_s=n/self.train_s, **vals, lr=self.opt.hypers[-1]['lr']))
+        if self.path: write_csv(self.path, self.rows)
+
+def fast_learner(dls, arch, cfg, out):
+    set_seed(42)
+    return allcnn_learner(dls, arch, bn=True, dropout=False, widths=cfg['widths'], lr=cfg['lr'], wd=cfg['wd'],
+                          precision='auto', loss_func=LabelSmoothingCrossEntropyFlat(eps=cfg['smoothing']), path=out)
+
+def plot_minutes(csv:Path, png:Path, title:str, n_valid:int):
+    "Validation accuracy against wall-clock minutes of training, from the per-epoch CSV."
+    import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
+    m = pd.read_csv(csv)
+    fig,ax = plt.subplots(figsize=(6, 4))
+    ax.plot(m.minutes, m.accuracy, marker='o', label=f'validation accuracy ({n_valid:,} held out)')
+    for t,ls in zip(TARGETS, ('--', ':')): ax.axhline(t, ls=ls, color='grey', label=f'{100*t:g}%')
+    ax.set(xlabel='wall-clock minutes of training', ylabel='accuracy', title=title, xlim=(0, None))
+    ax.legend(); fig.tight_layout()
+    with atomic_write(png) as f: fig.savefig(f, format='png', dpi=100)
+    plt.close(fig)
+
+# ---- stage 2: All-CNN-C, the fast recipe
+def stage_allcnn(out:Path, box:float, cfg, dev, dls) -> dict:
+    learn = fast_learner(dls, 'all-cnn-c', cfg, out)
+    csv = out/'allcnn_c_epochs.csv'
+    log = EpochLog(csv, dev)
+    res = dict(data=dls.data_name, net='all-cnn-c', params=n_params(learn.model), bs=cfg['bs'], lr=cfg['lr'], wd=cfg['wd'],
+               label_smoothing=cfg['smoothing'], widths=list(cfg['widths']), max_epochs=cfg['epochs'],
+               precision=[type(c).__name__ for c in learn.cbs if type(c).__name__ in ('MixedPrecision', 'CPUAutocast', 'ChannelsLast')],
+               box_seconds=round(box))
+    write_json(out/'allcnn_c.json', {**res, 'status': 'training'})
+    try:
+        # one-cycle over 30 epochs, or over fewer if 30 would not fit the box (~10 s kept for the evaluation)
+        learn.fit(cfg['epochs'], cbs=[OneCycleInBox(cfg['lr'], max(box - 10, 1)), log])
+    finally:
+        if csv.exists():
+            where = torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'CPU (dry run)'
+            plot_minutes(csv, out/'accuracy_vs_minutes.png', f"All-CNN-C, fast recipe, {'+'.join(res['precision'])}, {where}",
+                         len(dls.valid_ds))
+    m = pd.read_csv(csv)
+    res.update(epochs=len(m), train_minutes=round(float(m.minutes.iloc[-1]), 3), img_s_median=round(float(m.img_s.median())),
+               img_s_after_first=round(float(m.img_s.iloc[1:].median())) if len(m) > 1 else None)
+    for t in TARGETS:
+        hit = m[m.accuracy >= t]
+        res[f'minutes_to_{100*t:g}'] = None if hit.empty else round(float(hit.minutes.iloc[0]), 3)
+        res[f'epoch_to_{100*t:g}'] = None if hit.empty else int(hit.epoch.iloc[0])
+    with learn.no_bar(), learn.no_logging():
+        res['valid_accuracy'] = float(learn.validate()[1])
+        for k,kw in (('valid_accuracy_mirror_tta', {}), ('valid_accuracy_mirror_shift_tta', dict(translate=True))):
+            p,t = learn.mirror_tta(**kw)
+            res[k] = float((p.argmax(1) == t).float().mean())
+    res['status'] = 'done'
+    write_json(out/'allcnn_c.json', res)
+    return res
+
+# ---- stage 3: the C row of Table 3
+def stage_table3(out:Path, box:float, cfg, dev, dls) -> dict:
+    rows,csv = [],out/'table3_c.csv'
+    protocol = (f"our fast recipe for each net (BN, no dropout, flip + 4 px translate, label smoothing {cfg['smoothing']}, "
+                f"one-cycle lr {cfg['lr']} bs {cfg['bs']}), as many epochs (<= {cfg['table3_epochs']}) as fit in "
+                f"{box/len(TABLE3_C):.0f} s; validation error on {dls.data_name}. The paper: 350 epochs, no augmentation, "
+                "dropout, test error.")
+    t0 = time.time()
+    for i,arch in enumerate(TABLE3_C):
+        per = (box - (time.time() - t0))/(len(TABLE3_C) - i)   # what is left, shared by the nets still to run
+        if per < 3: rows.append(dict(net=arch, status='skipped: out of time')); continue
+        learn = fast_learner(dls, arch, cfg, out)
+        log = EpochLog(None, dev)
+        t1 = time.time()
+        learn.fit(cfg['table3_epochs'], cbs=[OneCycleInBox(cfg['lr'], max(per - 3, 1)), log])
+        with learn.no_bar(), learn.no_logging(): acc = float(learn.validate()[1])
+        rows.append(dict(net=arch, params=n_params(learn.model), epochs=len(log.rows), seconds=round(time.time()-t1, 1),
+                         img_s=round(statistics.median(r['img_s'] for r in log.rows)), valid_accuracy=acc,
+                         valid_error=round(100*(1-acc), 2), paper_test_error=paper_table3[arch], status='done'))
+        write_csv(csv, rows)
+        write_json(out/'table3_c.json', dict(protocol=protocol, rows=rows))
+    write_csv(csv, rows)
+    res = dict(protocol=protocol, rows=rows)
+    write_json(out/'table3_c.json', res)
+    return res
+
+# ---- stage 4: DenseNet-BC-100, plain vs checkpointed concatenation
+def _step_fn(model, bs, dev, mode):
+    "One SGD step (momentum 0.9) on a fixed random batch, in `mode` ('fp32' or 'bf16+cl')."
+    cl = mode == 'bf16+cl'
+    model = model.to(dev).train()
+    if cl: model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    xb,yb = torch.randn(bs, 3, 32, 32, device=dev),torch.randint(0, 10, (bs,), device=dev)
+    if cl: xb = xb.contiguous(memory_format=torch.channels_last)
+    def step():
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cl):
+            loss = F.cross_entropy(model(xb).float(), yb)
+        opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+    step.model,step.xb = model,xb
+    return step
+
+def stage_densenet(out:Path, box:float, cfg, dev, dry:bool) -> dict:
+    name = 'DenseNet-BC (L=22, k=8)' if dry else 'DenseNet-BC-100 (k=12)'
+    build = (lambda eff: DenseNet(22, 8, bc=True, efficient=eff)) if dry else (lambda eff: get_arch('densenet-bc100-k12', efficient=eff))
+    modes = ('fp32', 'bf16+cl') if dev.type == 'cpu' or torch.cuda.is_bf16_supported() else ('fp32',)
+    rows,t0 = [],time.time()
+    for bs in cfg['densenet_bs']:
+        for mode in modes:
+            if time.time() - t0 > box*0.75: rows.append(dict(net=name, bs=bs, mode=mode, status='skipped: out of time')); continue
+            steps,row = {},{}
+            for k in ('plain', 'efficient'):
+                set_seed(0)
+                st = _step_fn(build(k == 'efficient'), bs, dev, mode)
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=mode != 'fp32'):
+                    saved = saved_activation_bytes(st.model, st.xb)
+                st(); sync(dev)                                    # warm-up: cudnn, gradients, momentum
+                peak = base = None
+                if dev.type == 'cuda':   # the other net's weights (a few MiB) are on the GPU too: compare the growth as well
+                    torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats(dev); base = torch.cuda.memory_allocated(dev)
+                    st(); sync(dev); peak = torch.cuda.max_memory_allocated(dev)
+                mib = lambda b: None if b is None else round(b/2**20, 1)
+                row[k] = dict(net=name, variant=k, bs=bs, mode=mode, saved_activations_mib=mib(saved), peak_mib=mib(peak),
+                              step_growth_mib=mib(None if peak is None else peak - base))
+                steps[k] = st
+            del st
+            times = {k: [] for k in steps}
+            n = 3 if dev.type == 'cuda' else 1
+            for r in range(cfg['densenet_rounds']):   # interleaved, alternating the order
+                for k in (('plain', 'efficient') if r % 2 == 0 else ('efficient', 'plain')):
+                    sync(dev); t1 = time.perf_counter()
+                    for _ in range(n): steps[k]()
+                    sync(dev); times[k].append((time.perf_counter() - t1)/n)
+            for k in steps:
+                med = statistics.median(times[k])
+                row[k].update(img_s=round(bs/med, 1), seconds_per_step=round(med, 4), status='done',
+                              time_vs_plain=round(med/statistics.median(times['plain']), 3))
+                for m in ('peak', 'step_growth'):
+                    if row[k][f'{m}_mib'] and row['plain'][f'{m}_mib']:
+                        row[k][f'{m}_vs_plain'] = round(row[k][f'{m}_mib']/row['plain'][f'{m}_mib'], 3)
+                row[k]['saved_vs_plain'] = round(row[k]['saved_activations_mib']/row['plain']['saved_activations_mib'], 3)
+                rows.append(row[k])
+            del steps
+            if dev.type == 'cuda': torch.cuda.empty_cache()
+            write_csv(out/'densenet.csv', rows)
+    res = dict(net=name, rows=rows)
+    write_csv(out/'densenet.csv', rows)
+    write_json(out/'densenet.json', res)
+    return res
+
+def brief(stage:str, res:dict) -> dict:
+    "The few numbers of a stage's result that belong in summary.json (its own files hold the rest)."
+    if stage == 'table3': return {r['net']: r.get('valid_error', r['status']) for r in res['rows']}
+    if stage == 'densenet':
+        return {f"{r['mode']} bs {r['bs']} {r['variant']}": {k: r.get(k) for k in ('img_s', 'peak_mib', 'peak_vs_plain', 'time_vs_plain')}
+                for r in res['rows'] if r.get('status') == 'done'}
+    return {k: v for k,v in res.items() if k != 'tests'}
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--out', default=os.environ.get('OUT') or 'bench/results/gpu-check', help='folder for the results')
+    p.add_argument('--dry-run', action='store_true', help='the same steps on the CPU at toy size')
+    p.add_argument('--minutes', type=float, default=7.5, help='wall-clock budget of the whole check')
+    p.add_argument('--stages', default='tests,allcnn,table3,densenet', help='comma-separated stages to run')
+    a = p.parse_args()
+    signal.signal(signal.SIGTERM, _on_term)
+    out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
+    if not a.dry_run and not torch.cuda.is_available():
+        raise SystemExit("No CUDA GPU (torch.cuda.is_available() is False): run with --dry-run for the CPU version.")
+    dev = torch.device('cpu' if a.dry_run else 'cuda')
+    if dev.type == 'cuda': torch.backends.cudnn.benchmark = True   # fixed shapes: let cuDNN pick its fastest kernels
+    cfg = TOY if a.dry_run else FULL
+    clock = Clock(a.minutes*60, cfg['boxes'])
+    write_json(out/'versions.json', {**versions(dev), 'dry_run': a.dry_run, 'started': time.strftime('%Y-%m-%d %H:%M:%S %Z')})
+    stages = [s for s in a.stages.split(',') if s]
+    summary = dict(dry_run=a.dry_run, budget_seconds=a.minutes*60, config={k: v for k,v in cfg.items()}, stages={})
+    def record(stage, **kw):
+        summary['stages'][stage] = {**summary['stages'].get(stage, {}), **kw}
+        summary['seconds'] = round(time.time() - clock.t0, 1)
+        write_json(out/'summary.json', summary)
+    dls = None
+    with tempfile.TemporaryDirectory(prefix='gpu-check-') as tmp:
+        for stage in ('tests', 'allcnn', 'table3', 'densenet'):
+            if stage not in stages: continue
+            box = clock.box(stage)
+            t0 = time.time()
+            record(stage, status='running', box_seconds=round(box))
+            try:
+                if box < 1: raise TimeoutError("no time left in the budget")
+                if stage == 'tests': res = stage_tests(out, box, cfg, dev)
+                elif stage == 'densenet': res = stage_densenet(out, box, cfg, dev, a.dry_run)
+                else:
+                    if dls is None:
+                        dls,secs = load_data(a.dry_run, cfg, dev, Path(tmp))
+                        record('data', status='done' if dls is not None else 'skipped', seconds=round(secs, 1),
+                               name=None if dls is None else dls.data_name)
+                    if dls is None:
+                        record(stage, status='skipped: no CIFAR-10 JPEGs (set ALLCONV_CIFAR10_JPG)'); continue
+                    box = clock.box(stage)   # loading the data took some of it
+                    res = (stage_allcnn if stage == 'allcnn' else stage_table3)(out, box, cfg, dev, dls)
+                status = 'failed' if stage == 'tests' and (res.get('failed') or res['returncode'] not in (0, 5)) else 'done'
+                record(stage, status=status, seconds=round(time.time()-t0, 1), result=brief(stage, res))
+            except Cut as e:
+                record(stage, status=f'cut: {e}', seconds=round(time.time()-t0, 1)); break
+            except Exception as e:
+                record(stage, status=f'error: {type(e).__name__}: {e}', seconds=round(time.time()-t0, 1),
+                       traceback=traceback.format_exc()[-3000:])
+    print(json.dumps({k: {kk: vv for kk,vv in v.items() if kk != 'traceback'} for k,v in summary['stages'].items()}, indent=1, default=str))
+    print(f"Results in {out}")
+
+if __name__ == '__main__': main()
