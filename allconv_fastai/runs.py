@@ -19,8 +19,9 @@ from fastai.learner import Learner
 from .core import AllconvError, atomic_write
 
 # %% auto #0
-__all__ = ['save_checkpoint', 'load_checkpoint', 'check_run_dir', 'Checkpoint', 'History', 'StopOnNaN', 'save_run_plots',
-           'read_json', 'write_json', 'read_metrics', 'check_fresh', 'PlainProgress', 'use_plain_progress']
+__all__ = ['plain_model', 'save_checkpoint', 'load_checkpoint', 'check_run_dir', 'Checkpoint', 'History', 'StopOnNaN',
+           'save_run_plots', 'read_json', 'write_json', 'read_metrics', 'check_fresh', 'PlainProgress',
+           'use_plain_progress']
 
 # %% ../nbs/12_runs.ipynb #41640be6
 def _tensors(o, prefix=''):
@@ -52,9 +53,14 @@ def _plain(o):
     if isinstance(o, (list, tuple)): return type(o)(_plain(v) for v in o)
     return o.item() if isinstance(o, np.generic) else o
 
+def plain_model(model:nn.Module) -> nn.Module:
+    "The net inside a `DistributedDataParallel` and/or `torch.compile` wrapper (or `model` itself)."
+    model = getattr(model, 'module', model)
+    return getattr(model, '_orig_mod', model)
+
 def save_checkpoint(path, model:nn.Module, opt=None, **meta):
     "Atomically save `model`'s weights (and `opt`'s state, and plain `meta` values) to `path`, loadable without unpickling code."
-    model = getattr(model, 'module', model)  # the net inside a DistributedDataParallel wrapper
+    model = plain_model(model)
     state = {'model': {k: v.detach().cpu() for k,v in model.state_dict().items()}, 'meta': meta}
     if opt is not None: state['opt'] = _plain(opt.state_dict())
     state['digest'] = _digest(state)
@@ -76,7 +82,7 @@ def load_checkpoint(path, model:nn.Module=None, opt=None, strict:bool=True) -> d
         raise AllconvError(f"Checkpoint {path} is corrupt: its tensors do not match their digest.",
                            "delete it and resume from an earlier one, or retrain.")
     if model is not None:
-        try: getattr(model, 'module', model).load_state_dict(state['model'], strict=strict)
+        try: plain_model(model).load_state_dict(state['model'], strict=strict)
         except RuntimeError as e:
             raise AllconvError(f"Checkpoint {path} does not fit this model: {str(e).splitlines()[0]}",
                                "build the same architecture and options the checkpoint was trained with.") from None
