@@ -19,7 +19,7 @@ import pandas as pd, torch
 from fastai.callback.core import Callback
 from fastai.losses import LabelSmoothingCrossEntropyFlat
 from fastai.metrics import accuracy
-from allconv_fastai.core import atomic_write, find_cifar10_jpg
+from allconv_fastai.core import atomic_write, find_cifar10_jpg, cpu_model
 from allconv_fastai import cifar_dls
 from allconv_fastai import allcnn_learner, save_run_plots
 
@@ -63,7 +63,7 @@ def main():
     if src is None: raise SystemExit("No CIFAR-10 JPEG images found: set ALLCONV_CIFAR10_JPG to cifar10-jpg-train.tar.gz.")
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
     with atomic_write(out/'config.json', 'w') as f: json.dump(dict(vars(a), data=str(src), torch=torch.__version__,
-                                                                   threads=torch.get_num_threads()), f, indent=2)
+                                                                   threads=torch.get_num_threads(), cpu=cpu_model()), f, indent=2)
     torch.manual_seed(a.seed)
     dls = cifar_dls('cifar10-jpg', bs=a.bs, valid=5000, seed=a.seed, pad=4, flip=True)
     print(dls.data_name, flush=True)

@@ -6,7 +6,7 @@
 Prints the compile time (the first compiled step), the median step times and the compiled/eager time ratio for each
 precision, and the machine it ran on. A ratio below 1 means the compiled step is faster.
 """
-import argparse, importlib.util, statistics, sys, time
+import argparse, importlib.util, statistics, time
 from pathlib import Path
 import torch
 _spec = importlib.util.spec_from_file_location('bench_suite', Path(__file__).resolve().parent/'suite.py')

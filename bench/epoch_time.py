@@ -1,0 +1,50 @@
+"""Minutes per 45,000-image epoch of All-CNN-C training on this CPU: with the library's precision ('auto') and in fp32
+with the instruction set limited to AVX2 (no AVX-512, no AMX), each measured in a fresh process, side by side.
+
+    python bench/epoch_time.py                  # batch 128, 2 threads, 8 timed steps after 2 warm-up steps each
+
+The AVX2 figure comes from this CPU with oneDNN and ATen told to use AVX2 kernels only (ONEDNN_MAX_CPU_ISA=AVX2,
+ATEN_CPU_CAPABILITY=avx2): it stands in for an AVX2-only CPU, whose clock and caches differ, so read it as an estimate.
+"""
+import argparse, json, os, subprocess, sys
+
+CHILD = r'''
+import json, sys, time, torch, torch.nn.functional as F
+from allconv_fastai import all_cnn_c, resolve_precision, cpu_model
+prec, bs, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+p = resolve_precision(prec, 'cpu')
+m = all_cnn_c(bn=True, dropout=False)
+if p != 'fp32': m = m.to(memory_format=torch.channels_last)
+opt = torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9)
+x, y = torch.randn(bs, 3, 32, 32), torch.randint(0, 10, (bs,))
+def step():
+    with torch.autocast('cpu', dtype=torch.bfloat16, enabled=p=='bf16'): loss = F.cross_entropy(m(x).float(), y)
+    opt.zero_grad(); loss.backward(); opt.step()
+for _ in range(2): step()
+t = time.perf_counter()
+for _ in range(steps): step()
+s = (time.perf_counter() - t) / steps
+print(json.dumps(dict(precision=p, img_s=bs/s, epoch_min=45000/(bs/s)/60, cpu=cpu_model(), threads=torch.get_num_threads())))
+'''
+
+def run(prec, bs, steps, threads, avx2=False):
+    env = {**os.environ, 'OMP_NUM_THREADS': str(threads)}
+    if avx2: env.update(ONEDNN_MAX_CPU_ISA='AVX2', ATEN_CPU_CAPABILITY='avx2')
+    r = subprocess.run([sys.executable, '-c', CHILD, prec, str(bs), str(steps)], env=env, capture_output=True, text=True, timeout=1800)
+    if r.returncode: raise SystemExit(r.stderr[-2000:])
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--bs', type=int, default=128)
+    p.add_argument('--steps', type=int, default=8)
+    p.add_argument('--threads', type=int, default=2)
+    a = p.parse_args()
+    print(f"load average at the start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    for label,prec,avx2 in (('this CPU, auto precision', 'auto', False), ('this CPU, fp32', 'fp32', False),
+                            ('AVX2 only, fp32', 'fp32', True)):
+        r = run(prec, a.bs, a.steps, a.threads, avx2)
+        print(f"{label:26} ({r['precision']}, {r['threads']} threads): {r['img_s']:6.1f} img/s, {r['epoch_min']:5.1f} min per "
+              f"45,000-image epoch   [{r['cpu']}]")
+
+if __name__ == '__main__': main()
