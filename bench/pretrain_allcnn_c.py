@@ -36,7 +36,10 @@ class WallClock(Callback):
     order = 95
     def __init__(self, path, start_minutes=0.): self.path,self.m0 = Path(path),start_minutes
     def before_fit(self): self.t0 = time.time()
+    def before_epoch(self): self.trained = False
+    def after_train(self): self.trained = True
     def after_epoch(self):
+        if not self.trained: return   # an epoch skipped on resume: its row is already in the file
         vals = dict(zip(self.recorder.metric_names[1:-1], self.recorder.values[-1]))
         row = pd.DataFrame([dict(epoch=self.epoch, minutes=self.m0+(time.time()-self.t0)/60, **vals)])
         old = pd.read_csv(self.path) if self.path.exists() else None

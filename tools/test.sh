@@ -27,5 +27,6 @@ echo "== nbdev-test (notebooks)"
 # two notebooks at a time, one thread each: on 2 cores, more threads only fight each other
 OMP_NUM_THREADS=1 nbdev-test --n-workers 2 --timing
 echo "== pytest"
-pytest -q -p no:cacheprovider tests
+# two test files at a time, one thread each (each file's tests in order, in one worker)
+OMP_NUM_THREADS=1 pytest -q -p no:cacheprovider -n 2 --dist loadfile tests
 echo "== all checks passed in $(( $(date +%s) - start ))s"

@@ -1,0 +1,92 @@
+"""The shipped All-CNN-C: it scores on the seeded CIFAR-10 validation split, it takes official-format CIFAR-10 with the
+card's statistics, a tampered or malicious weights file is refused without running anything, and a wheel carries it."""
+import io, json, os, pickle, shutil, subprocess, sys, tarfile
+from pathlib import Path
+import numpy as np
+import pytest, torch
+from allconv_fastai import (AllconvError, allcnn_learner, cifar_dls, find_cifar10_jpg, load_weights, model_card,
+                            pretrained_model, pretrained_names, weights_dir)
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.skipif('all-cnn-c' not in pretrained_names(), reason="no weights in allconv_fastai/weights yet")
+C10 = ['airplane','automobile','bird','cat','deer','dog','frog','horse','ship','truck']
+
+def _pk(d): return pickle.dumps({k.encode(): v for k, v in d.items()}, protocol=2)
+
+def cifar10_python(path: Path, n=20, seed=0):
+    "A small archive shaped like cifar-10-python.tar.gz (bytes keys, uint8 (N,3072) rows)."
+    rng = np.random.default_rng(seed)
+    files = {}
+    for name in ['data_batch_%d' % i for i in range(1, 6)] + ['test_batch']:
+        files[name] = _pk({'batch_label': name.encode(), 'labels': [int(v) for v in rng.integers(0, 10, n)],
+                           'data': rng.integers(0, 256, (n, 3072), dtype=np.uint8), 'filenames': [b'f.png'] * n})
+    files['batches.meta'] = _pk({'label_names': [c.encode() for c in C10], 'num_cases_per_batch': n, 'num_vis': 3072})
+    with tarfile.open(path, 'w:gz') as tf:
+        for name, b in files.items():
+            ti = tarfile.TarInfo('cifar-10-batches-py/' + name); ti.size = len(b); tf.addfile(ti, io.BytesIO(b))
+    return path
+
+@pytest.mark.skipif(find_cifar10_jpg() is None, reason="no CIFAR-10 JPEGs: set ALLCONV_CIFAR10_JPG to cifar10-jpg-train.tar.gz")
+def test_scores_on_the_seeded_validation_split(tmp_path, monkeypatch):
+    monkeypatch.setenv('ALLCONV_CACHE', str(tmp_path/'cache'))
+    learn = allcnn_learner(cifar_dls('cifar10-jpg'), 'all-cnn-c', pretrained=True)
+    assert '45,000 train / 5,000 valid (seed 42)' in learn.dls.data_name
+    with learn.no_bar(), learn.no_logging(): acc = float(learn.validate()[1])
+    p,t = learn.mirror_tta()
+    tta = float((p.argmax(1)==t).float().mean())
+    card = model_card('all-cnn-c')
+    print(f"pretrained All-CNN-C on {learn.dls.data_name}: {acc:.4f}, mirror TTA {tta:.4f}")
+    assert acc >= 0.88 and tta >= 0.88
+    assert abs(acc - card['valid_accuracy']) < 2e-3 and abs(tta - card['valid_accuracy_mirror_tta']) < 2e-3
+
+def test_official_python_batches_use_the_cards_statistics(tmp_path, monkeypatch):
+    monkeypatch.setenv('ALLCONV_CACHE', str(tmp_path/'cache'))
+    dls = cifar_dls(cifar10_python(tmp_path/'cifar-10-python.tar.gz'), bs=16, valid=10)
+    learn = allcnn_learner(dls, 'all-cnn-c', pretrained=True)
+    card = model_card('all-cnn-c')
+    norm = [t for t in dls.train.after_batch.fs if type(t).__name__=='Normalize'][0]
+    assert torch.allclose(norm.mean.flatten().cpu(), torch.tensor(card['mean'])) and torch.allclose(norm.std.flatten().cpu(), torch.tensor(card['std']))
+    with learn.no_bar(): p,_ = learn.get_preds()
+    assert p.shape == (10, 10) and torch.allclose(p.sum(1), torch.ones(10), atol=1e-4)
+
+def test_other_data_is_refused_in_one_line(tmp_path):
+    from allconv_fastai import digits_dls
+    with pytest.raises(AllconvError, match="are not the pretrained net's"): allcnn_learner(digits_dls(), 'all-cnn-c', pretrained=True)
+    with pytest.raises(AllconvError, match=r'trained on 32x32 images; these are 16x16'):
+        allcnn_learner(cifar_dls(cifar10_python(tmp_path/'c.tar.gz'), size=16, valid=10, cache_dir=tmp_path), 'all-cnn-c', pretrained=True)
+
+def test_tampered_or_malicious_weights_are_refused(tmp_path):
+    good = (weights_dir()/model_card('all-cnn-c')['file']).read_bytes()
+    for i,bad in enumerate((good[:len(good)//2], bytes([good[0] ^ 1]) + good[1:], b'')):
+        (tmp_path/f'{i}.safetensors').write_bytes(bad)
+        with pytest.raises(AllconvError, match='corrupt or tampered with') as e: load_weights('all-cnn-c', tmp_path/f'{i}.safetensors')
+        assert '\n' not in str(e.value)
+    class Evil:
+        def __reduce__(self): return (os.system, (f'touch {tmp_path}/pwned',))
+    (tmp_path/'evil.safetensors').write_bytes(pickle.dumps({'conv': Evil()}))
+    with pytest.raises(AllconvError, match='corrupt or tampered with'): load_weights('all-cnn-c', tmp_path/'evil.safetensors')
+    assert not (tmp_path/'pwned').exists()
+    assert pretrained_model().state_dict()['0.0.weight'].shape == (96, 3, 3, 3)   # the real file still loads
+
+def test_wheel_carries_the_weights_and_loads_them_offline(tmp_path):
+    r = subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation', '--no-index', '-w', str(tmp_path/'dist'),
+                        str(ROOT)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    whl = next((tmp_path/'dist').glob('allconv_fastai-*.whl'))
+    import zipfile
+    names = zipfile.ZipFile(whl).namelist()
+    assert 'allconv_fastai/weights/all-cnn-c.safetensors' in names and 'allconv_fastai/weights/all-cnn-c.json' in names
+    subprocess.run([sys.executable, '-m', 'venv', '--without-pip', str(tmp_path/'v')], check=True, timeout=300)
+    vpy = tmp_path/'v'/'bin'/'python'
+    site = subprocess.run([str(vpy), '-c', 'import site; print(site.getsitepackages()[0])'], capture_output=True, text=True).stdout.strip()
+    with zipfile.ZipFile(whl) as z: z.extractall(site)               # what `pip install --no-deps` does for a pure wheel
+    deps = [p for p in sys.path if p.endswith('site-packages')]      # torch, fastai, ... as a plain path: no editable finder
+    Path(site, '_deps.pth').write_text('\n'.join(deps) + '\n')
+    code = ("import allconv_fastai, sys; from allconv_fastai import pretrained_model, model_card; "
+            "m = pretrained_model(); print(allconv_fastai.__file__); print(model_card()['sha256'])")
+    env = {k: v for k,v in os.environ.items() if k not in ('PYTHONPATH',)}
+    env.update(http_proxy='http://127.0.0.1:9', https_proxy='http://127.0.0.1:9', no_proxy='')   # no network
+    r = subprocess.run([str(vpy), '-c', code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    file,sha = r.stdout.split()[-2:]
+    assert file.startswith(site) and sha == model_card('all-cnn-c')['sha256']
