@@ -6,7 +6,7 @@ Docs: https://allconv-fastai.github.io/allconv_fastai/cli.html.md"""
 
 # %% ../nbs/17_cli.ipynb #a3b14b35
 from __future__ import annotations
-import argparse, inspect, sys
+import argparse, dataclasses, inspect, sys
 from pathlib import Path
 from fastcore.docments import docments
 from fastai.torch_core import num_distrib, rank_distrib
@@ -60,7 +60,8 @@ def _main(func, cls=None, skip=(), defaults=None, positional=()):
                   "command) to continue from the last finished epoch.", file=sys.stderr)
             return 130
         finally: teardown_distrib()  # join the process group's threads before exit (else C++ may abort the process)
-    main.__name__,main.__doc__ = f"{func.__name__}_main",f"Command-line entry point of `{func.__name__}`."
+    main.__name__ = main.__qualname__ = f"{func.__name__.replace('allconv_', '')}_main"
+    main.__doc__ = f"Command-line entry point of `{func.__name__}`."
     return main
 
 # %% ../nbs/17_cli.ipynb #3a8a3c19
@@ -85,6 +86,23 @@ def _report(m:dict, run_dir):
     say(f"Run directory: {run_dir}")
 
 # %% ../nbs/17_cli.ipynb #6a778e1e
+def _check_resume(run_dir:Path, out, settings:dict):
+    "Refuse `--resume` with settings that differ from the run's own (its config.json gives every setting)."
+    if out and Path(out).resolve() != run_dir.resolve():
+        raise AllconvError(f"--resume {run_dir} continues that run in its own folder, not in --out {out}.", f"drop --out, or drop --resume to start a new run in {out}.")
+    defaults = {f.name: f.default for f in dataclasses.fields(RunConfig)}
+    given = {k: v for k,v in settings.items() if k in defaults and v != defaults[k]}
+    if not given: return
+    cfg = read_config(run_dir)
+    try: new = RunConfig(**{**cfg.to_dict(), **given})
+    except AllconvError as e: new = None
+    diff = [k for k in given if new is None or getattr(new, k) != getattr(cfg, k)]
+    if diff:
+        opt = lambda k: f"--{k.replace('_', '-')}"
+        raise AllconvError(f"--resume {run_dir} takes every setting from its config.json; "
+                           + ', '.join(f"{opt(k)} {given[k]} conflicts with the run's {getattr(cfg, k)!r}" for k in diff) + '.',
+                           f"drop {' '.join(map(opt, diff))} to continue the run as it was, or start a new run with these settings in a new --out directory.")
+
 def allconv_train(
     out:str=None,              # Run directory (default: a new runs/ARCH-DATA)
     resume:str=None,           # Continue the unfinished run in this directory (its config.json gives every setting)
@@ -93,6 +111,7 @@ def allconv_train(
     "Train a net into a run directory (default: All-CNN-C on the bundled digits, the fast recipe); the real job: allconv-train --data cifar10-jpg --schedule one-cycle --epochs 30 --bs 128 --lr 0.15 --wd 5e-4"
     if resume:
         run_dir = Path(resume)
+        _check_resume(run_dir, out, settings)
         m = train_run(run_dir, resume=True)
     else:
         cfg = RunConfig(**settings)
@@ -115,6 +134,9 @@ def allconv_eval(
     if split not in ('valid', 'test'): raise AllconvError(f"Unknown split {split!r}.", "use --split valid or --split test.")
     if checkpoint not in ('best', 'last'): raise AllconvError(f"Unknown checkpoint {checkpoint!r}.", "use --checkpoint best or last.")
     cfg = read_config(run_dir)
+    if not any((Path(run_dir)/n).exists() for n in ('last.pth', 'best.pth', 'history.csv')):
+        raise AllconvError(f"No trained run at {run_dir}: it holds only the config.json of a start that trained nothing.",
+                           f"train it with allconv-train --resume {run_dir}, or pass the folder of a trained run.")
     dls = run_dls(cfg)
     learn = run_learner(cfg, dls)
     load_checkpoint(Path(run_dir)/f'{checkpoint}.pth', learn.model)

@@ -6,7 +6,7 @@ Docs: https://allconv-fastai.github.io/allconv_fastai/config.html.md"""
 
 # %% ../nbs/13_config.ipynb #7d6e53e7
 from __future__ import annotations
-import json, os
+import functools, json, os
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 import torch
@@ -21,8 +21,8 @@ from .callback.schedule import paper_milestones
 from .learner import allcnn_learner, densenet_learner
 
 # %% auto #0
-__all__ = ['data_names', 'schedules', 'RunConfig', 'run_dls', 'run_learner', 'run_env', 'config_from_dict', 'save_config',
-           'read_config']
+__all__ = ['data_names', 'schedules', 'min_size', 'check_size', 'RunConfig', 'run_dls', 'run_learner', 'run_env',
+           'config_from_dict', 'save_config', 'read_config']
 
 # %% ../nbs/13_config.ipynb #9e91d205
 data_names = ('digits', 'cifar10', 'cifar100', 'cifar100-coarse', 'cifar10-jpg')  # built-in datasets (or a path)
@@ -36,11 +36,29 @@ def _ints(v, what):
                                           f"pass e.g. --{what} 16,32.") from None
 
 def _valid(v):
-    "The validation split as `cifar_dls` takes it: a count, a fraction, or 'test'."
-    if v is None or isinstance(v, (int, float)) and not isinstance(v, bool) or v == 'test': return v
+    "The validation split as `cifar_dls` takes it: a count, a fraction, 'test' or 'folder'."
+    if v is None or isinstance(v, (int, float)) and not isinstance(v, bool) or v in ('test', 'folder'): return v
     try: return int(v) if str(v).isdigit() else float(v)
-    except ValueError: raise AllconvError(f"`valid` must be a count, a fraction or 'test', got {v!r}.",
-                                          "pass e.g. --valid 5000, --valid 0.1 or --valid test.") from None
+    except (TypeError, ValueError): raise AllconvError(f"`valid` must be a count, a fraction, 'test' or 'folder', got {v!r}.",
+                                                       "pass e.g. --valid 5000, --valid 0.1, --valid test or --valid folder.") from None
+
+@functools.lru_cache(None)
+def min_size(arch:str, widths:tuple|None=None) -> int:
+    "The smallest image side the net `arch` (with All-CNN `widths`) accepts, found by a dry forward pass on zeros."
+    kw = {'widths': tuple(widths)} if widths else {}
+    m = arch_info(arch)(n_out=2, **kw).eval()
+    with torch.no_grad():
+        for s in range(1, 65):
+            try: m(torch.zeros(1, 3, s, s)); return s
+            except RuntimeError: continue
+    return 65
+
+def check_size(arch:str, size:int, widths=None, what:str='`size`'):
+    "Refuse images of side `size` that are smaller than the net `arch` accepts, naming the smallest it does."
+    if size is None or size >= 32: return   # every net takes CIFAR's 32x32
+    lo = min_size(arch, tuple(widths) if widths else None)
+    if size < lo: raise AllconvError(f"{what} {size} is too small for {arch}: it accepts images of at least {lo}x{lo}.",
+                                     f"pass --size {lo} or more (e.g. --size 32).")
 
 def _check_data(data):
     if data in data_names: return data
@@ -73,7 +91,7 @@ class RunConfig:
     precision:str='auto'         # auto, fp32, bf16 or fp16 (auto: bf16/fp16 where the hardware computes it natively)
     compile:bool=False           # Compile the net with torch.compile
     seed:int=42                  # Seed of the validation split and of the initial weights
-    valid:str=None               # Validation split: a count, a fraction, or 'test' (default: 0.2 digits, 5000 CIFAR)
+    valid:str=None               # Validation split: a count, a fraction, 'test', or 'folder' (a valid/ folder); default 0.2 digits, else the data's valid/ folder, or 5000 (20% under 25,000 images); the run records what it resolved to
     n_train:int=None             # Train on this many (seeded, stratified) training images only (CIFAR and folders)
     size:int=None                # Resize the images to SIZE x SIZE (default: 32 for the digits, as stored otherwise)
     augment:bool=True            # Random translations (and flips, except for the digits) of the training images
@@ -122,11 +140,13 @@ class RunConfig:
             raise AllconvError(f"`bn`, `residual` and `widths` are All-CNN options; {self.arch} is a DenseNet.", "drop them.")
         if fam=='allcnn': self.bn = ifnone(self.bn, r.bn)
         self.dropout = ifnone(self.dropout, r.dropout)
-        self.valid = ifnone(_valid(self.valid), 0.2 if digits else 5000)
+        self.valid = ifnone(_valid(self.valid), 0.2 if digits else None)   # None: the data decides (`default_valid`)
+        if digits and self.valid == 'folder': raise AllconvError("The digits have no valid/ folder.", "pass e.g. --valid 0.2.")
         if digits: self.size = ifnone(self.size, 32)
         self.pad = ifnone(self.pad, (2 if digits else 4) if self.augment else 0)
         self.flip = ifnone(self.flip, self.augment and not digits)
         if self.pad < 0 or self.cutout < 0: raise AllconvError("`pad` and `cutout` must be >= 0.", "pass e.g. --pad 4 --cutout 0.")
+        check_size(self.arch, self.size, self.widths)   # before any data is read
 
     @property
     def family(self) -> str: return arch_info(self.arch).family
@@ -141,7 +161,10 @@ def run_dls(cfg:RunConfig, device=None):
         torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
     kw = dict(bs=cfg.bs, valid=cfg.valid, seed=cfg.seed, pad=cfg.pad, flip=cfg.flip, cutout=cfg.cutout, zca=cfg.zca, device=device)
     if cfg.data=='digits': return digits_dls(size=cfg.size, **kw)
-    return cifar_dls(cfg.data, n_train=cfg.n_train, size=cfg.size, **kw)
+    dls = cifar_dls(cfg.data, n_train=cfg.n_train, size=cfg.size, **kw)
+    h,w = dls.train_ds.x.shape[-2:]
+    check_size(cfg.arch, min(h, w), cfg.widths, what=f"The images of {cfg.data} are {h}x{w}:")
+    return dls
 
 def run_learner(cfg:RunConfig, dls, **kw) -> Learner:
     "The fastai `Learner` the settings `cfg` ask for, on `dls`, seeded; `kw` go to the learner factory."
@@ -163,8 +186,29 @@ def run_env(learn:Learner) -> dict:
     dev = getattr(learn.dls, 'device', None) or next(learn.model.parameters()).device
     return dict(precision=resolve_precision(getattr(learn, 'precision', 'auto'), dev), **machine_info(dev), git_commit=git_commit())
 
+_JSON_TYPES = {'valid': "a count, a fraction, 'test' or 'folder'", 'milestones': 'a list of whole numbers', 'widths': 'a list of whole numbers'}
+
+def _json_ok(k, v) -> bool:
+    "Is `v` a JSON value of the type field `k` of `RunConfig` holds?"
+    if v is None: return True
+    anno = {f.name: str(f.type) for f in fields(RunConfig)}[k]
+    isnum = isinstance(v, (int, float)) and not isinstance(v, bool)
+    if k == 'valid': return isnum or isinstance(v, str)
+    if k in ('milestones', 'widths'): return isinstance(v, str) or isinstance(v, list) and all(isinstance(o, int) and not isinstance(o, bool) for o in v)
+    if anno == 'bool': return isinstance(v, bool)
+    if anno == 'int': return isinstance(v, int) and not isinstance(v, bool)
+    if anno == 'float': return isnum
+    return isinstance(v, str)
+
+def _expected(k) -> str:
+    "What field `k` of `RunConfig` holds, in words."
+    anno = {f.name: str(f.type) for f in fields(RunConfig)}[k]
+    return _JSON_TYPES.get(k) or {'bool': 'true or false', 'int': 'a whole number', 'float': 'a number'}.get(anno, 'a string')
+
 def config_from_dict(d:dict, where='config.json') -> RunConfig:
     "A `RunConfig` from the JSON of a `config.json` (this version's or an earlier one's)."
+    if not isinstance(d, dict): raise AllconvError(f"{where} holds a JSON {type(d).__name__}, not the settings of a run.",
+                                                   "restore the file, or start a new run in a new folder.")
     missing = [k for k in _REQUIRED if k not in d]
     if missing: raise AllconvError(f"{where} lacks the setting{'s'[:len(missing)>1]} {', '.join(map(repr, missing))}.",
                                    "restore the file, or start a new run in a new folder.")
@@ -173,6 +217,9 @@ def config_from_dict(d:dict, where='config.json') -> RunConfig:
     if 'recipe' not in d:  # written before recipes: one-cycle runs had no label smoothing
         kw.setdefault('label_smoothing', 0.)
         kw['recipe'] = 'paper' if d.get('schedule')=='paper' else 'fast'
+    for k,v in kw.items():
+        if not _json_ok(k, v): raise AllconvError(f"{where}: the setting `{k}` holds {v!r} ({type(v).__name__}), not {_expected(k)}.",
+                                                  "restore the file, or start a new run in a new folder.")
     try: return RunConfig(**kw)
     except AllconvError as e: raise AllconvError(f"{where}: {e.problem}", "restore the file, or start a new run in a new folder.") from None
 

@@ -43,7 +43,12 @@ def evaluate(learn:Learner, tta:bool=True, split:str='valid') -> dict:
     dl = learn.dls.valid if split=='valid' else learn.dls.test
     if dl is None: raise AllconvError(f"{learn.dls.data_name} has no {split} split.", "use --split valid.")
     with learn.no_bar(), learn.no_logging():
-        loss,acc = learn.validate(dl=dl)[:2]
+        if num_distrib() > 1:
+            # fastai's DistributedDL pads the last shard, and `validate` averages over the padded images; `get_preds`
+            # gathers the shards and drops the padding, so each image counts once, as in one process
+            p,t,l = learn.get_preds(dl=dl, with_loss=True)
+            loss,acc = l.float().mean(),(p.argmax(1)==t).float().mean()
+        else: loss,acc = learn.validate(dl=dl)[:2]
         res = {f'{split}_loss': float(loss), f'{split}_accuracy': float(acc)}
         if tta:
             kind,(p,t) = _tta(learn, dl)
@@ -75,6 +80,8 @@ def train_run(run_dir,              # Directory for the run's files (must be new
         cfg = cfg if cfg is not None else RunConfig(**kw)
         if is_rank0(): check_fresh(run_dir)
     dls = dls if dls is not None else run_dls(cfg)
+    if cfg.valid is None and getattr(dls, 'valid_setting', None) is not None:   # what the data chose: recorded, so eval rebuilds it
+        cfg = dataclasses.replace(cfg, valid=dls.valid_setting)
     learn = run_learner(cfg, dls)
     if not resume and is_rank0(): save_config(run_dir/'config.json', cfg, learn)
     use_plain_progress(learn)
@@ -101,7 +108,9 @@ def train_run(run_dir,              # Directory for the run's files (must be new
 paper_lrs = (0.25, 0.1, 0.05, 0.01)  # the All-CNN paper's lr candidates
 _DATA = ('data', 'bs', 'valid', 'seed', 'n_train', 'size', 'pad', 'flip', 'cutout', 'zca')  # the settings that make the data
 
-def _key(cfg:dict) -> dict: return {k: v for k,v in cfg.items() if k not in ('tta', 'env')}
+def _key(cfg:dict, other:dict=None) -> dict:
+    "The settings that must match for a run to be reused (`valid` left to the data matches what the data chose)."
+    return {k: v for k,v in cfg.items() if k not in ('tta', 'env') and not (k=='valid' and other is not None and other.get(k) is None)}
 
 def run_grid(out, runs:dict) -> pd.DataFrame:
     "Train each `{name: RunConfig}` of `runs` as `out/name`, skipping finished ones; a row of results per run."
@@ -113,7 +122,7 @@ def run_grid(out, runs:dict) -> pd.DataFrame:
         rd,cd = out/name,cfg.to_dict()
         if name in recs or (rd/'config.json').exists():
             old = recs[name]['config'] if name in recs else read_config(rd).to_dict()
-            if _key(old) != _key(cd):
+            if _key(old, cd) != _key(cd):
                 raise AllconvError(f"{rd} was run with other settings than this grid's.",
                                    "use a new output folder for a grid with different settings.")
         if name in recs: say(f"[{i+1}/{len(runs)}] {name}: done before, skipped."); continue

@@ -250,7 +250,14 @@ def read_metrics(run_dir) -> dict|None:
 def check_fresh(run_dir):
     "Refuse to train into a directory that already holds something."
     d = Path(run_dir)
+    for p in (d, *d.parents):
+        if p.exists() and not p.is_dir():
+            raise AllconvError(f"The run directory {d} cannot be made: {p} is a file, not a folder.",
+                               "choose a new --out directory (an empty or missing one).")
     if not d.exists() or not any(d.iterdir()): return
+    if [p.name for p in d.iterdir()] == ['config.json']:   # a start that failed before its first epoch: nothing to keep
+        print(f"Replacing {d}: it holds only the config.json of a start that trained nothing.", flush=True)
+        (d/'config.json').unlink(); return
     what = 'a finished run' if (d/'metrics.json').exists() else 'an unfinished run' if (d/'config.json').exists() else 'files'
     raise AllconvError(f"{d} already holds {what}.",
                        f"pass --resume {d} to continue it, or choose a new --out directory." if 'run' in what else

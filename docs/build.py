@@ -35,12 +35,12 @@ def _src(x): return ''.join(x) if isinstance(x, list) else (x or '')
 
 def notebooks(nbs:Path=NBS):
     "The site's notebooks in reading order: index, tutorials/NN_*, then NN_* (API), then any others."
-    def num(p): m = re.match(r'(\d+)_', p.name); return (int(m.group(1)) if m else 10**6, p.name)
+    def num(p): m = re.match(r'(\d+)([a-z]?)_', p.name); return (int(m.group(1)) if m else 10**6, m.group(2) if m else '', p.name)
     def ok(p): return not any(part.startswith(('.', '_')) or part in SKIP_DIRS for part in p.relative_to(nbs).parts)
     allnbs = sorted(p for p in nbs.rglob('*.ipynb') if ok(p))
     index = [p for p in allnbs if p.relative_to(nbs).as_posix()=='index.ipynb']
-    tuts = sorted([p for p in allnbs if p.parent==nbs/'tutorials' and re.match(r'\d+_', p.name)], key=num)
-    api = sorted([p for p in allnbs if p.parent==nbs and re.match(r'\d+_', p.name)], key=num)
+    tuts = sorted([p for p in allnbs if p.parent==nbs/'tutorials' and re.match(r'\d+[a-z]?_', p.name)], key=num)
+    api = sorted([p for p in allnbs if p.parent==nbs and re.match(r'\d+[a-z]?_', p.name)], key=num)
     rest = [p for p in allnbs if p not in index+tuts+api]
     return index, tuts, api, rest
 

@@ -171,14 +171,22 @@ def test_cifar100_python_pickles_fine_coarse(tmp_path, cache):
     dls = cifar_dls('cifar100-coarse', path=tmp_path, bs=2, valid=2)
     assert dls.c == 20 and len(dls.test.dataset) == 6
 
-def test_cache_next_to_data_when_writable(tmp_path, monkeypatch):
+def test_cache_beside_data_only_when_asked(tmp_path, monkeypatch):
+    # issue 16: by default the cache goes to the per-user cache folder, never beside the data, even when writable
     monkeypatch.delenv('ALLCONV_CACHE', raising=False)
-    make_untar_cifar10(tmp_path/'cifar10')
-    load_images(tmp_path/'cifar10')
-    assert cache_path(tmp_path/'cifar10') == tmp_path/'cifar10.allconv-fine.safetensors'
-    assert cache_path(tmp_path/'cifar10').exists()
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path/'user-cache'))
+    make_untar_cifar10(tmp_path/'data'/'cifar10')
+    load_images(tmp_path/'data'/'cifar10')
+    assert sorted(p.name for p in (tmp_path/'data').iterdir()) == ['cifar10']
+    assert cache_path(tmp_path/'data'/'cifar10').parent == tmp_path/'user-cache'/'allconv_fastai'
+    assert cache_path(tmp_path/'data'/'cifar10').exists()
+    # asked for (ALLCONV_CACHE pointing at the data's folder): there it goes
+    monkeypatch.setenv('ALLCONV_CACHE', str(tmp_path/'data'))
+    load_images(tmp_path/'data'/'cifar10')
+    assert cache_path(tmp_path/'data'/'cifar10').parent == tmp_path/'data'
+    assert cache_path(tmp_path/'data'/'cifar10').exists()
     from safetensors import safe_open   # plain tensors + json metadata, no pickle
-    with safe_open(str(cache_path(tmp_path/'cifar10')), 'pt') as f: assert set(f.keys()) == {'x', 'y', 'x_test', 'y_test'}
+    with safe_open(str(cache_path(tmp_path/'data'/'cifar10')), 'pt') as f: assert set(f.keys()) == {'x', 'y', 'x_test', 'y_test'}
 
 def test_changed_source_rebuilds_cache(tmp_path, cache):
     make_untar_cifar10(tmp_path/'c')

@@ -1,5 +1,5 @@
 "Data-parallel training over gloo on the CPU: 2 processes on one node, and 2 single-process nodes on loopback; different shards, same weights, rank 0 writes."
-import json, os, shutil, socket, subprocess, sys
+import json, os, re, socket, subprocess, sys
 from pathlib import Path
 import pandas as pd
 
@@ -52,6 +52,15 @@ def test_two_cpu_processes(tmp_path):
     e = subprocess.run([str(Path(sys.executable).parent/'allconv-eval'), 'runs/ddp'], cwd=tmp_path,
                        env={**os.environ, 'OMP_NUM_THREADS': '1'}, capture_output=True, text=True, timeout=600)
     assert e.returncode == 0, e.stderr
+    # issue 16: the validation accuracy under two processes counts each of the 359 images once (fastai's DistributedDL
+    # pads the last shard to 360): it equals the one-process accuracy of the same weights (last.pth) on the same split
+    e = subprocess.run([str(Path(sys.executable).parent/'allconv-eval'), 'runs/ddp', '--checkpoint', 'last'], cwd=tmp_path,
+                       env={**os.environ, 'OMP_NUM_THREADS': '1'}, capture_output=True, text=True, timeout=600)
+    assert e.returncode == 0, e.stderr
+    assert '1,438 train / 359 valid' in e.stdout and '1,438 train / 359 valid' in m['data_name']
+    one = float(re.search(r'valid accuracy ([0-9.]+)', e.stdout).group(1))
+    assert abs(m['valid_accuracy'] - one) < 6e-5, (m['valid_accuracy'], one)
+    assert abs(m['valid_accuracy']*359 - round(m['valid_accuracy']*359)) < 1e-3, m['valid_accuracy']   # k/359, not k/360
 
 def free_port() -> int:
     "A TCP port on the loopback interface that nothing listens on now."

@@ -19,7 +19,7 @@ from .sources import load_images, find_source, split_idxs
 from .augment import BatchFlip, BatchTranslate, BatchCutout, ZCA, gcn, zca_fit, resize_images
 
 # %% auto #0
-__all__ = ['TensorImages', 'TensorDL', 'TensorDataLoaders', 'tensor_dls', 'cifar_dls', 'digits_dls']
+__all__ = ['TensorImages', 'TensorDL', 'TensorDataLoaders', 'tensor_dls', 'default_valid', 'cifar_dls', 'digits_dls']
 
 # %% ../../nbs/07_data.loaders.ipynb #ab5f8ce1
 class TensorImages:
@@ -199,9 +199,14 @@ def tensor_dls(x, y, vocab, x_valid, y_valid, x_test=None, y_test=None,
     return TensorDataLoaders(*dls, path=path, device=device, data_name=data_name, stats=(mean, std), from_cache=from_cache)
 
 # %% ../../nbs/07_data.loaders.ipynb #2459297c
+def default_valid(n:int, n_classes:int=1) -> int:
+    "How many of `n` training images to hold out when `valid` is not given: 5,000 (as the papers) from 25,000 images up, else 20%."
+    nv = min(5000, round(0.2*n))
+    return max(1, min(max(nv, n_classes), n - n_classes))
+
 def cifar_dls(source='cifar10', # 'cifar10', 'cifar100', 'cifar100-coarse', 'cifar10-jpg', or a folder/archive path
               bs:int=256, # training batch size
-              valid=5000, # held-out training images: a count, a fraction, or 'test' to validate on the test split
+              valid=None, # held-out training images: a count, a fraction, 'test' (the test split), 'folder' (a valid/ folder); None: see `default_valid`
               seed:int=42, # seed of the validation split and of the `n_train` subset
               pad:int=4, # largest random translation in pixels (the paper used up to 5)
               flip:bool=True, # random left-right flips
@@ -212,7 +217,7 @@ def cifar_dls(source='cifar10', # 'cifar10', 'cifar100', 'cifar100-coarse', 'cif
               device=None, # defaults to fastai's `default_device()`
               size:int|None=None, # resize every image to `size`x`size` (None: keep)
               n_train:int|None=None, # keep only this many (seeded, stratified) training images; the validation split is unchanged
-              cache_dir=None, # where to keep the decode cache (default: next to the data, see `cache_path`)
+              cache_dir=None, # where to keep the decode cache (default: the per-user cache folder, see `cache_path`)
              ) -> TensorDataLoaders:
     "CIFAR (or any folder/archive of class folders) as in-memory `TensorDataLoaders` with an honest validation split."
     check_positive(bs=bs)
@@ -225,19 +230,30 @@ def cifar_dls(source='cifar10', # 'cifar10', 'cifar100', 'cifar100-coarse', 'cif
     if size is not None:
         x = resize_images(x, size)
         if xt is not None: xt = resize_images(xt, size)
+    xf,yf = s.x_valid,s.y_valid
+    if xf is not None and size is not None: xf = resize_images(xf, size)
+    chosen = valid is None
+    if valid is None: valid = 'folder' if xf is not None else default_valid(len(y), len(s.vocab))
     if valid == 'test':
         if xt is None: raise AllconvError(f"{title} at {p} has no test split.", "pass valid=5000 (a held-out part of the training images).")
         tr,xv,yv,xt,yt,vname = torch.arange(len(x)),xt,yt,None,None,'test (as validation)'
+    elif valid == 'folder':
+        if xf is None: raise AllconvError(f"{p} has no valid/ (or val/) folder beside train/.",
+                                          "pass a count or fraction of the training images to hold out, e.g. valid=0.2, or leave valid unset.")
+        tr,xv,yv,vname = torch.arange(len(x)),xf,yf,'valid (the valid/ folder)'
     else:
         tr,va = split_idxs(y, valid, seed)
-        xv,yv,vname = x[va],y[va],f"valid (seed {seed})"
+        auto = f", {len(va)/len(y):.0%} of {len(y):,}" if chosen and len(y) < 25_000 else ''   # say what was chosen
+        xv,yv,vname = x[va],y[va],f"valid (seed {seed}{auto})"
     if n_train is not None:
         if not (isinstance(n_train, int) and 0 < n_train <= len(tr)):
             raise AllconvError(f"`n_train` must be in 1..{len(tr)}, got {n_train!r}.", f"pass n_train <= {len(tr)} or None.")
         if n_train < len(tr): tr = tr[split_idxs(y[tr], n_train, seed)[1]]
     name = f"{title}, {len(tr):,} train / {len(yv):,} {vname}" + (f" / {len(yt):,} test" if yt is not None else '')
-    return tensor_dls(x[tr], y[tr], s.vocab, xv, yv, xt, yt, bs=bs, pad=pad, flip=flip, cutout=cutout, zca=zca,
-                      zca_eps=zca_eps, device=device, data_name=name, from_cache=s.from_cache)
+    dls = tensor_dls(x[tr], y[tr], s.vocab, xv, yv, xt, yt, bs=bs, pad=pad, flip=flip, cutout=cutout, zca=zca,
+                     zca_eps=zca_eps, device=device, data_name=name, from_cache=s.from_cache)
+    dls.valid_setting = valid   # what `valid` resolved to: record it to rebuild the same split
+    return dls
 
 # %% ../../nbs/07_data.loaders.ipynb #28ecd1d0
 def digits_dls(size:int=32, # side of the upscaled images

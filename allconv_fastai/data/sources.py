@@ -14,8 +14,8 @@ import torch
 from ..core import AllconvError, atomic_write, find_cifar10_jpg
 
 # %% auto #0
-__all__ = ['CACHE_ENV', 'IMAGE_EXTS', 'CIFAR10_PY', 'CIFAR100_PY', 'ImageSet', 'decode_image_bytes', 'cache_path', 'load_images',
-           'find_source', 'split_idxs']
+__all__ = ['CACHE_ENV', 'IMAGE_EXTS', 'CIFAR10_PY', 'CIFAR100_PY', 'ImageSet', 'decode_image_bytes', 'default_cache_dir',
+           'cache_path', 'load_images', 'find_source', 'split_idxs']
 
 # %% ../../nbs/05_data.sources.ipynb #0f065d85
 CACHE_ENV = 'ALLCONV_CACHE'
@@ -23,13 +23,15 @@ IMAGE_EXTS = ('.png','.jpg','.jpeg','.bmp','.gif','.webp','.tif','.tiff','.ppm',
 
 @dataclass
 class ImageSet:
-    "One decoded source: uint8 images (N,3,H,W), int64 labels, class names, and the official test split if any."
+    "One decoded source: uint8 images (N,3,H,W), int64 labels, class names, the official test split and a `valid/` folder's split if any."
     x: torch.Tensor
     y: torch.Tensor
     vocab: list
     x_test: torch.Tensor|None = None
     y_test: torch.Tensor|None = None
     from_cache: bool = False  # True when read from the cache, with no decoding
+    x_valid: torch.Tensor|None = None  # the images of a `valid/` (or `val/`) folder beside `train/`
+    y_valid: torch.Tensor|None = None
 
 # %% ../../nbs/05_data.sources.ipynb #64567c10
 def decode_image_bytes(b:bytes, name:str='image'):
@@ -55,11 +57,32 @@ def _stem(p:Path) -> str:
         if n.endswith(s): return n[:-len(s)]
     return n
 
+def _walk(src:Path, say:bool=False):
+    "Like `os.walk(src, followlinks=True)` (sorted): symbolic links are followed, a link loop is refused, a dangling link skipped (with a line when `say`)."
+    def visit(d:Path, seen:tuple):
+        try: entries = sorted(os.scandir(d), key=lambda e: e.name)
+        except OSError as e: raise AllconvError(f"Cannot read the folder {d} ({type(e).__name__}).", "fix its permissions or pass another folder.") from None
+        dirs,files = [],[]
+        for e in entries:
+            p = Path(e.path)
+            if e.is_symlink() and not p.exists():
+                if say: print(f"Skipping {p}: a symbolic link to {os.readlink(p)}, which does not exist.")
+                continue
+            if e.is_dir():
+                real = os.path.realpath(p)
+                if real in seen: raise AllconvError(f"{p} is a symbolic link loop: it leads back to {real}, a folder above it.",
+                                                    f"remove the link {p} or point it outside {src}.")
+                dirs.append(e.name)
+            else: files.append(e.name)
+        yield str(d),dirs,files
+        for n in dirs: yield from visit(d/n, seen + (os.path.realpath(d/n),))
+    yield from visit(Path(src), (os.path.realpath(src),))
+
 def _signature(p:Path) -> str:
-    "Size and modification time of a file, or count, total size and latest time of the files under a folder."
+    "Size and modification time of a file, or count, total size and latest time of the files under a folder (links followed)."
     if p.is_file(): st = p.stat(); return f"file:{st.st_size}:{st.st_mtime_ns}"
     n = size = t = 0
-    for root,_,files in os.walk(p):
+    for root,_,files in _walk(p, say=True):
         for f in files:
             if f.endswith('.safetensors'): continue
             st = os.stat(os.path.join(root, f)); n += 1; size += st.st_size; t = max(t, st.st_mtime_ns)
@@ -69,13 +92,16 @@ def _writable(d:Path) -> bool:
     "Is folder `d` meant to be written to? Its permission bits are honoured even for root, who could write anyway."
     return os.access(d, os.W_OK) and bool(d.stat().st_mode & 0o222)
 
+def default_cache_dir() -> Path:
+    "The per-user cache folder: `$XDG_CACHE_HOME/allconv_fastai`, else `~/.cache/allconv_fastai`."
+    return Path(os.environ.get('XDG_CACHE_HOME') or '~/.cache').expanduser()/'allconv_fastai'
+
 def cache_path(src, key:str='fine', cache_dir=None) -> Path:
-    "Where the decode cache of `src` lives: `cache_dir`, else `$ALLCONV_CACHE`, else next to `src` if writable, else ~/.cache."
+    "Where the decode cache of `src` lives: `cache_dir`, else `$ALLCONV_CACHE`, else the per-user `default_cache_dir()`; never beside the data unless one of those points there."
     src = Path(src).resolve()
     cache_dir = cache_dir or os.environ.get(CACHE_ENV)
     tag = hashlib.sha1(str(src).encode()).hexdigest()[:10]
-    if cache_dir is None and _writable(src.parent): return src.parent/f"{_stem(src)}.allconv-{key}.safetensors"
-    base = Path(cache_dir) if cache_dir else Path('~/.cache/allconv_fastai').expanduser()
+    base = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     return base/f"{_stem(src)}-{tag}.allconv-{key}.safetensors"
 
 # %% ../../nbs/05_data.sources.ipynb #ca3e6001
@@ -90,7 +116,8 @@ def _save_cache(path:Path, s:ImageSet, sig:str):
     from safetensors.torch import save
     t = dict(x=s.x.contiguous(), y=s.y.contiguous())
     if s.x_test is not None: t.update(x_test=s.x_test.contiguous(), y_test=s.y_test.contiguous())
-    meta = dict(vocab=json.dumps(list(s.vocab)), signature=sig, version='1', crc=str(_crc(t)))
+    if s.x_valid is not None: t.update(x_valid=s.x_valid.contiguous(), y_valid=s.y_valid.contiguous())
+    meta = dict(vocab=json.dumps(list(s.vocab)), signature=sig, version='2', crc=str(_crc(t)))
     with atomic_write(path) as f: f.write(save(t, metadata=meta))
 
 def _load_cache(path:Path, sig:str) -> ImageSet|None:
@@ -100,19 +127,19 @@ def _load_cache(path:Path, sig:str) -> ImageSet|None:
     try:
         with safe_open(str(path), framework='pt') as f:
             meta = f.metadata() or {}
-            if meta.get('signature') != sig or meta.get('version') != '1': return None
+            if meta.get('signature') != sig or meta.get('version') != '2': return None
             t = {k: f.get_tensor(k) for k in f.keys()}
         if meta.get('crc') != str(_crc(t)): return None
-        return ImageSet(t['x'], t['y'], json.loads(meta['vocab']), t.get('x_test'), t.get('y_test'), from_cache=True)
+        return ImageSet(t['x'], t['y'], json.loads(meta['vocab']), t.get('x_test'), t.get('y_test'), from_cache=True,
+                        x_valid=t.get('x_valid'), y_valid=t.get('y_valid'))
     except Exception: return None   # unreadable cache: decode again and overwrite it
 
 # %% ../../nbs/05_data.sources.ipynb #2f80b1e4
 def _image_entries(src:Path):
     "Yield (relative path parts, bytes-reader) for every image file in folder or archive `src`."
     if src.is_dir():
-        for root,dirs,files in os.walk(src):
-            dirs.sort()
-            for f in sorted(files):
+        for root,dirs,files in _walk(src):
+            for f in files:
                 if f.lower().endswith(IMAGE_EXTS):
                     p = Path(root)/f
                     yield p.relative_to(src).parts, p.read_bytes
@@ -122,27 +149,43 @@ def _image_entries(src:Path):
             if m.isfile() and m.name.lower().endswith(IMAGE_EXTS):
                 yield Path(m.name).parts, tf.extractfile(m).read
 
+_SPLITS = {'train': 'train', 'test': 'test', 'valid': 'valid', 'val': 'valid'}  # split folder names (fastai's GrandparentSplitter layout)
+
+def _describe(src:Path) -> str:
+    "What a folder or archive holds, in a few words, for an error message."
+    if src.is_dir():
+        files,dirs = [],[]
+        for root,ds,fs in _walk(src): files += [os.path.join(root, f) for f in fs]; dirs += ds
+        ex = ', '.join(Path(f).name for f in files[:3])
+        return f"{len(files)} other files{' (e.g. ' + ex + ')' if ex else ''} in {len(dirs)} folders"
+    return 'an archive with no image files'
+
 def _read_image_folders(src:Path, label:str='fine'):
     "Decode every image under `src` (folder or archive) into an `ImageSet` (not cached)."
-    groups,names = {'train':[], 'test':[]},set()
+    groups,names,found = {'train':[], 'valid':[], 'test':[]},set(),0
     for parts,read in _image_entries(src):
-        split_i = next((i for i,p in enumerate(parts[:-2]) if p in ('train','test')), None)
+        found += 1
+        split_i = next((i for i,p in enumerate(parts[:-2]) if p in _SPLITS), None)
         base = 0 if split_i is None else split_i+1      # index of the first class-level folder
         if len(parts)-1-base < (2 if label=='coarse' else 1):
             raise AllconvError(f"{src}: {'/'.join(parts)} is not inside a class folder{' and superclass folder' if label=='coarse' else ''}.",
                                "arrange images as train/<class>/<image> (train/<superclass>/<class>/<image> for coarse labels).")
         cls = parts[-2] if label=='fine' else parts[base]
-        groups['train' if split_i is None else parts[split_i]].append((cls, decode_image_bytes(read(), '/'.join(parts))))
+        groups['train' if split_i is None else _SPLITS[parts[split_i]]].append((cls, decode_image_bytes(read(), '/'.join(parts))))
         names.add(cls)
     if src.is_dir():
-        empty = [str(d.relative_to(src)) for d in src.rglob('*') if d.is_dir() and not any(d.iterdir())]
+        empty = [str(Path(root).relative_to(src)) for root,dirs,files in _walk(src) if not dirs and not files and Path(root) != src]
         if empty: raise AllconvError(f"{src} is incomplete: empty folders {empty[:5]}.", "re-extract or re-download the dataset.")
     if not groups['train']:
-        raise AllconvError(f"No training images found in {src}.",
-                           "point at a folder (or .tar.gz) of class folders, e.g. train/<class>/*.png as untar_data(URLs.CIFAR) gives.")
+        what = (f"{found} images, all in {', '.join(k+'/' for k,g in groups.items() if g)} but none in train/" if found else
+                f"no image files ({_describe(src)})")
+        raise AllconvError(f"No training images found in {src}: it holds {what}.",
+                           "point at a folder (or .tar.gz) of class folders, e.g. train/<class>/*.png as untar_data(URLs.CIFAR) "
+                           f"gives; image files end in {', '.join(IMAGE_EXTS)}.")
     vocab = sorted({c for c,_ in groups['train']})
     missing = sorted(names - set(vocab))
-    if missing: raise AllconvError(f"{src} is incomplete: test classes {missing} have no training images.", "re-extract or re-download the dataset.")
+    if missing: raise AllconvError(f"{src} is incomplete: {'test/valid' if groups['valid'] else 'test'} classes {missing} have no training images.",
+                                   "add their training images to train/, or remove those classes; or re-extract the dataset.")
     shapes = {tuple(im.shape) for g in groups.values() for _,im in g}
     if len(shapes) > 1:
         first = groups['train'][0][1].shape
@@ -153,8 +196,8 @@ def _read_image_folders(src:Path, label:str='fine'):
         raise AllconvError(f"{src} is incomplete: classes {sorted(set(listed)-set(vocab))} of labels.txt have no training images.",
                            "re-extract or re-download the dataset.")
     def stack(g): return (torch.stack([im for _,im in g]), torch.tensor([vocab.index(c) for c,_ in g])) if g else (None,None)
-    x,y = stack(groups['train']); xt,yt = stack(groups['test'])
-    return ImageSet(x, y, vocab, xt, yt)
+    x,y = stack(groups['train']); xt,yt = stack(groups['test']); xv,yv = stack(groups['valid'])
+    return ImageSet(x, y, vocab, xt, yt, x_valid=xv, y_valid=yv)
 
 # %% ../../nbs/05_data.sources.ipynb #fac86358
 class _SafeUnpickler(pickle.Unpickler):
@@ -235,6 +278,18 @@ def _is_pickle_source(src:Path) -> bool:
     return any((src/n).exists() for n in ('cifar-10-python.tar.gz','cifar-100-python.tar.gz','cifar-10-batches-py','cifar-100-python',
                                             'data_batch_1','meta'))
 
+_MAGIC = (b'\x1f\x8b', b'BZh', b'\xfd7zXZ\x00')   # gzip, bzip2, xz
+
+def _check_archive(src:Path):
+    "Refuse a file that is neither a (compressed) tar archive nor a CIFAR python archive, saying what it is."
+    with open(src, 'rb') as f: head = f.read(512)
+    if head.startswith(_MAGIC) or head[257:262] == b'ustar' or src.name.endswith(('.tar', '.tar.gz', '.tgz')): return
+    if src.name.lower().endswith(IMAGE_EXTS):
+        raise AllconvError(f"{src} is a single image file, not a dataset.",
+                           f"pass the folder that holds the class folders (e.g. {src.parent.parent}), or a .tar.gz of it.")
+    raise AllconvError(f"{src} is a file but not an archive (not tar, tar.gz, tar.bz2 or tar.xz).",
+                       "pass a folder of class folders (train/<class>/<image>) or a .tar.gz of one.")
+
 def load_images(src, label:str='fine', cache_dir=None) -> ImageSet:
     "Decoded images of `src` (folder or archive of class folders, or CIFAR python batches), cached after the first call."
     src = Path(src).expanduser()
@@ -243,6 +298,7 @@ def load_images(src, label:str='fine', cache_dir=None) -> ImageSet:
     if src.is_dir():   # a folder holding the official archive: read the archive
         for n in ('cifar-100-python.tar.gz' if label=='coarse' else 'cifar-10-python.tar.gz', 'cifar-100-python.tar.gz'):
             if (src/n).is_file() and not any(src.glob('*batch*')) and not (src/'train').is_dir(): return load_images(src/n, label, cache_dir)
+    if src.is_file(): _check_archive(src)
     sig,cp = _signature(src),cache_path(src, label, cache_dir)
     s = _load_cache(cp, sig)
     if s is not None: return s
@@ -275,7 +331,8 @@ def find_source(source, path=None):
         if path and Path(path).exists() and (Path(path).is_file() or _is_pickle_source(Path(path)) or (Path(path)/'train').is_dir()):
             return Path(path),title,label
         raise AllconvError(f"No {title} data in {base} (looked for {', '.join(cands)}).",
-                           f"put {cands[1]} (from https://www.cs.toronto.edu/~kriz/cifar.html) or fastai's untar_data folder '{cands[0]}' there, or pass path=.")
+                           f"put {cands[1]} (from https://www.cs.toronto.edu/~kriz/cifar.html) or fastai's untar_data folder '{cands[0]}' "
+                           f"there, or pass the archive's or folder's own path as the data (--data PATH on the command line).")
     p = Path(source).expanduser()
     if not p.exists():
         raise AllconvError(f"Unknown dataset {source!r}: not one of {', '.join(_NAMED)} and no such path.",

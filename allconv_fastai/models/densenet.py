@@ -145,12 +145,16 @@ def _check_densenet(depth, growth, bc, n_out, c_in, p, compression, n_blocks):
         raise AllconvError(f"`compression` must be in (0, 1], got {compression!r}.", "pass e.g. compression=0.5 or None.")
 
 # %% ../../nbs/02_models.densenet.ipynb #bb6e6fae
-def densenet40_k12(**kw):     "DenseNet (L=40, k=12)";     return DenseNet( 40, 12, **kw)
-def densenet100_k12(**kw):    "DenseNet (L=100, k=12)";    return DenseNet(100, 12, **kw)
-def densenet100_k24(**kw):    "DenseNet (L=100, k=24)";    return DenseNet(100, 24, **kw)
-def densenet_bc100_k12(**kw): "DenseNet-BC (L=100, k=12)"; return DenseNet(100, 12, bc=True, **kw)
-def densenet_bc250_k24(**kw): "DenseNet-BC (L=250, k=24)"; return DenseNet(250, 24, bc=True, **kw)
-def densenet_bc190_k40(**kw): "DenseNet-BC (L=190, k=40)"; return DenseNet(190, 40, bc=True, **kw)
+def _named(depth, growth, bc, kw):
+    "`DenseNet(depth, growth, bc)` with any of the three overridden by `kw` (e.g. `growth=4` for a narrow variant)."
+    return DenseNet(**{'depth': depth, 'growth': growth, 'bc': bc, **kw})
+
+def densenet40_k12(**kw):     "DenseNet (L=40, k=12)";     return _named( 40, 12, False, kw)
+def densenet100_k12(**kw):    "DenseNet (L=100, k=12)";    return _named(100, 12, False, kw)
+def densenet100_k24(**kw):    "DenseNet (L=100, k=24)";    return _named(100, 24, False, kw)
+def densenet_bc100_k12(**kw): "DenseNet-BC (L=100, k=12)"; return _named(100, 12, True, kw)
+def densenet_bc250_k24(**kw): "DenseNet-BC (L=250, k=24)"; return _named(250, 24, True, kw)
+def densenet_bc190_k40(**kw): "DenseNet-BC (L=190, k=40)"; return _named(190, 40, True, kw)
 
 # %% ../../nbs/02_models.densenet.ipynb #e431ad0a
 densenet_archs = {f.__name__.replace('_','-'): f for f in (
