@@ -84,7 +84,7 @@ class RunConfig:
     bn:bool=None                 # All-CNN: batch norm after each conv (default: the recipe's: on fast, off paper)
     dropout:bool=None            # The paper's dropout (default: the recipe's: off fast, on paper)
     residual:bool=False          # All-CNN: identity shortcuts around same-shape convs
-    widths:str=None              # All-CNN: the two stage widths, e.g. 16,32 (paper: 96,192)
+    widths:str=None              # All-CNN: the two stage widths, e.g. 16,32 (default: 64,128 for the digits, else the paper's 96,192)
     lsuv:bool=False              # LSUV-initialise the net on one training batch
     tta:bool=True                # Also report test-time-augmentation accuracy at the end
 
@@ -124,10 +124,11 @@ class RunConfig:
         self.dropout = ifnone(self.dropout, r.dropout)
         self.valid = ifnone(_valid(self.valid), 0.2 if digits else 5000)
         self.note = ''  # what a default chose and why, printed at the start of a run (not a setting: not in config.json)
-        if digits and self.size is None:
-            self.size = 16
-            self.note = ("digits at 16x16 (the default for the digits): their 8x8 originals hold no more detail, and a quarter of "
-                         "the pixels of 32x32 makes the first run about 4x quicker; --size 32 for the paper's input size")
+        chose = []  # the digits' defaults: the first command (`allconv-train`) must be quick on a 2-core CPU in fp32
+        if digits and self.size is None: self.size = 16; chose.append("16x16 images (their 8x8 originals hold no more detail)")
+        if digits and fam=='allcnn' and self.widths is None: self.widths = (64, 128); chose.append("widths 64,128 (paper: 96,192)")
+        if chose: self.note = (f"digits defaults: {' and '.join(chose)}, about 8x less CPU time than 32x32 images at the paper's "
+                               "widths; pass --size 32 --widths 96,192 for those")
         self.pad = ifnone(self.pad, (2 if digits else 4) if self.augment else 0)
         self.flip = ifnone(self.flip, self.augment and not digits)
         if self.pad < 0 or self.cutout < 0: raise AllconvError("`pad` and `cutout` must be >= 0.", "pass e.g. --pad 4 --cutout 0.")
