@@ -79,10 +79,11 @@ def test_classification_interpretation(trained):
     assert Image.open(d/'top_losses.png').size[0] > 100
     interp.plot_confusion_matrix(); plt.close('all')
 
-def test_allconv_predict_table_errors_and_json(trained):
+def test_allconv_predict_table_errors_and_json(trained, capsys):
+    from allconv_fastai.cli import predict_main, commands
     d,learn,_ = trained
-    p,j = cli(['run', 'a.png', 'b.jpg', 'missing.png'], d),cli(['run', 'a.png', 'b.jpg', '--json', '--top-k', '2'], d)  # side by side
-    p,j = done(p),done(j)
+    assert commands['predict'] is predict_main
+    p = done(cli(['run', 'a.png', 'b.jpg', 'missing.png'], d))            # from a shell
     assert p.returncode != 0
     rows = p.stdout.strip().splitlines()
     assert len(rows) == 1 + 2 and rows[0].split()[:2] == ['image', 'top-1'], p.stdout
@@ -90,10 +91,15 @@ def test_allconv_predict_table_errors_and_json(trained):
     assert rows[1].split()[1] == learn.predict(d/'a.png')[0]         # the top class is what `predict` says
     errs = p.stderr.strip().splitlines()
     assert len(errs) == 1 and errs[0].startswith('error: ') and 'missing.png' in errs[0], p.stderr
-    assert j.returncode == 0, j.stderr
-    r = json.loads(j.stdout)
-    assert [o['image'] for o in r] == ['a.png', 'b.jpg'] and all(len(o['top']) == 2 for o in r)
+    # --json through the same entry point, in this process (a second interpreter would only repeat the imports)
+    capsys.readouterr()                                               # drop what `learn.predict` printed
+    rc = predict_main([str(d/'run'), str(d/'a.png'), str(d/'b.jpg'), '--json', '--top-k', '2'])
+    out = capsys.readouterr().out
+    assert rc == 0
+    r = json.loads(out)
+    assert [Path(o['image']).name for o in r] == ['a.png', 'b.jpg'] and all(len(o['top']) == 2 for o in r)
     assert r[0]['top'][0]['probability'] >= r[0]['top'][1]['probability']
+    assert r[0]['top'][0]['class'] == rows[1].split()[1]
 
 def test_export_is_small_and_loads_in_a_fresh_process(trained):
     d,learn,_ = trained
