@@ -1,4 +1,4 @@
-"""`allconv-train`, `allconv-eval` and `allconv-table3`: train, evaluate and reproduce Table 3 from a shell, on one process or several; every run setting is an option, generated from `RunConfig`.
+"""`allconv-train`, `allconv-eval`, `allconv-table3` and `allconv-predict`: train, evaluate, reproduce Table 3 and classify image files from a shell, on one process or several; every run setting is an option, generated from `RunConfig`.
 
 Docs: https://allconv-fastai.github.io/allconv_fastai/cli.html.md"""
 
@@ -19,7 +19,8 @@ from .distributed import data_parallel, say
 from .experiments import train_run, evaluate, table3, paper_lrs, paper_table3
 
 # %% auto #0
-__all__ = ['train_main', 'eval_main', 'table3_main', 'commands', 'allconv_train', 'allconv_eval', 'allconv_table3', 'main']
+__all__ = ['train_main', 'eval_main', 'table3_main', 'predict_main', 'commands', 'allconv_train', 'allconv_eval',
+           'allconv_table3', 'allconv_predict', 'main']
 
 # %% ../nbs/17_cli.ipynb #2894fdd8
 def _onoff(k, default) -> str:
@@ -32,6 +33,7 @@ def _options(p:argparse.ArgumentParser, obj, skip=(), defaults=None, positional=
         default,anno = (defaults or {}).get(k, v.default),v.anno
         hlp = (v.docment or '').replace('%', '%%')
         if k=='arch': hlp += '. Known: ' + ', '.join(arch_names())
+        if anno is list: p.add_argument(k, nargs='+', metavar=k[:-1].upper() if k.endswith('s') else k.upper(), help=hlp); continue
         if k in positional or default is inspect.Parameter.empty: p.add_argument(k, help=hlp); continue
         flags = [f"--{k.replace('_', '-')}"] + ([f"--{k}"] if '_' in k else [])
         if anno is bool:
@@ -50,8 +52,8 @@ def _main(func, cls=None, skip=(), defaults=None, positional=()):
         if cls is not None: _options(p, cls, skip=skip, defaults=defaults)
         args = vars(p.parse_args(argv))
         try:
-            func(**args)
-            return 0
+            r = func(**args)
+            return r if isinstance(r, int) and not isinstance(r, bool) else 0  # a command may return its exit status
         except AllconvError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
@@ -170,8 +172,78 @@ def allconv_table3(
 
 table3_main = _main(allconv_table3, RunConfig, skip=('arch', 'lr'), defaults=_t3_defaults)
 
+# %% ../nbs/17_cli.ipynb #f9d18600
+_image_exts = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
+
+def _image_files(images) -> list:
+    "Each path of `images`, with a folder replaced by the image files under it (sorted)."
+    out = []
+    for o in images:
+        p = Path(o)
+        if p.is_dir(): out += sorted(f for f in p.rglob('*') if f.is_file() and f.suffix.lower() in _image_exts)
+        else: out.append(p)
+    return out
+
+def _classifier(source:str, arch:str='all-cnn-c'):
+    "The net (on the CPU, in eval mode) and `DataLoaders` whose `test_dl` turns images into its inputs, for a run directory or 'pretrained'."
+    import dataclasses, torch
+    from allconv_fastai.data.loaders import tensor_dls
+    if source == 'pretrained':
+        from allconv_fastai.pretrained import model_card, pretrained_model, use_stats, pretrained_names
+        if not pretrained_names():
+            raise AllconvError("No trained weights ship with this installation of allconv_fastai.",
+                               "pass a run directory trained with allconv-train instead of `pretrained`.")
+        card,model = model_card(arch),pretrained_model(arch)
+        s = card['image_size']
+        x,y = torch.zeros(1,3,s,s, dtype=torch.uint8),torch.zeros(1, dtype=torch.long)
+        dls = tensor_dls(x, y, card['vocab'], x, y, bs=1, pad=0, flip=False, device='cpu')
+        use_stats(dls, card['mean'], card['std'])
+    else:
+        cfg = dataclasses.replace(read_config(source), precision='fp32')
+        if not (Path(source)/'best.pth').exists():
+            raise AllconvError(f"{source} has no best.pth (the run has not finished an epoch).", "train it first, or resume it.")
+        dls = run_dls(cfg, device='cpu')
+        model = run_learner(cfg, dls).model
+        load_checkpoint(Path(source)/'best.pth', model)
+    return model.eval(),dls
+
+def allconv_predict(
+    source:str,                # A run directory written by allconv-train, or `pretrained` (the weights shipped with the package)
+    images:list,               # Image files, or folders of image files
+    top_k:int=3,               # Show this many classes per image
+    json:bool=False,           # Print JSON instead of a table
+    arch:str='all-cnn-c',      # With `pretrained`: the shipped net to use
+) -> int:
+    "Classify image files with a trained run or the shipped weights: the top-k classes and their probabilities for each"
+    import json as _json, torch
+    from allconv_fastai.data.loaders import _to_chw
+    check_positive(top_k=top_k)
+    model,dls = _classifier(str(source), arch)
+    files,rows,errors = _image_files(images),[],[]
+    for f in files:
+        try: x = _to_chw(f)
+        except AllconvError as e: errors.append((f, str(e))); continue
+        with torch.no_grad():
+            xb, = dls.test_dl([x]).one_batch()
+            p = model(xb).float().softmax(-1)[0]
+        v,i = p.topk(min(top_k, len(p)))
+        rows.append((f, [(str(dls.vocab[int(j)]), float(q)) for q,j in zip(v,i)]))
+    for f,e in errors: print(f"error: {e}", file=sys.stderr)
+    if json:
+        print(_json.dumps([{'image': str(f), 'top': [{'class': c, 'probability': round(q, 6)} for c,q in top]} for f,top in rows]
+                          + [{'image': str(f), 'error': e} for f,e in errors], indent=1))
+    elif rows:
+        table = [['image'] + [f"top-{k+1}" for k in range(len(rows[0][1]))]]
+        table += [[str(f)] + [f"{c} ({q:.1%})" for c,q in top] for f,top in rows]
+        ws = [max(len(r[k]) for r in table) for k in range(len(table[0]))]
+        for r in table: print('  '.join(s.ljust(w) for s,w in zip(r, ws)).rstrip())
+    if not files: print("error: no image files given. Fix: pass image files or folders that hold some.", file=sys.stderr)
+    return 1 if errors or not files else 0
+
+predict_main = _main(allconv_predict, positional=('source',))
+
 # %% ../nbs/17_cli.ipynb #e8d91dd0
-commands = dict(train=train_main, eval=eval_main, table3=table3_main)  # `python -m allconv_fastai.cli CMD`
+commands = dict(train=train_main, eval=eval_main, table3=table3_main, predict=predict_main)  # `python -m allconv_fastai.cli CMD`
 
 def main(argv=None) -> int:
     "Run `python -m allconv_fastai.cli CMD [options]`."

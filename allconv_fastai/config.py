@@ -93,7 +93,7 @@ class RunConfig:
     seed:int=42                  # Seed of the validation split and of the initial weights
     valid:str=None               # Validation split: a count, a fraction, 'test', or 'folder' (a valid/ folder); default 0.2 digits, else the data's valid/ folder, or 5000 (20% under 25,000 images); the run records what it resolved to
     n_train:int=None             # Train on this many (seeded, stratified) training images only (CIFAR and folders)
-    size:int=None                # Resize the images to SIZE x SIZE (default: 32 for the digits, as stored otherwise)
+    size:int=None                # Resize the images to SIZE x SIZE (default: 16 for the digits, whose 8x8 originals hold no more detail; as stored otherwise)
     augment:bool=True            # Random translations (and flips, except for the digits) of the training images
     pad:int=None                 # Largest random translation in pixels (default: 4, 2 for the digits; 0 with --no-augment)
     flip:bool=None               # Random left-right flips (default: on, off for the digits and with --no-augment)
@@ -102,7 +102,7 @@ class RunConfig:
     bn:bool=None                 # All-CNN: batch norm after each conv (default: the recipe's: on fast, off paper)
     dropout:bool=None            # The paper's dropout (default: the recipe's: off fast, on paper)
     residual:bool=False          # All-CNN: identity shortcuts around same-shape convs
-    widths:str=None              # All-CNN: the two stage widths, e.g. 16,32 (paper: 96,192)
+    widths:str=None              # All-CNN: the two stage widths, e.g. 16,32 (default: 64,128 for the digits, else the paper's 96,192)
     lsuv:bool=False              # LSUV-initialise the net on one training batch
     tta:bool=True                # Also report test-time-augmentation accuracy at the end
 
@@ -142,7 +142,12 @@ class RunConfig:
         self.dropout = ifnone(self.dropout, r.dropout)
         self.valid = ifnone(_valid(self.valid), 0.2 if digits else None)   # None: the data decides (`default_valid`)
         if digits and self.valid == 'folder': raise AllconvError("The digits have no valid/ folder.", "pass e.g. --valid 0.2.")
-        if digits: self.size = ifnone(self.size, 32)
+        self.note = ''  # what a default chose and why, printed at the start of a run (not a setting: not in config.json)
+        chose = []  # the digits' defaults: the first command (`allconv-train`) must be quick on a 2-core CPU in fp32
+        if digits and self.size is None: self.size = 16; chose.append("16x16 images (their 8x8 originals hold no more detail)")
+        if digits and fam=='allcnn' and self.widths is None: self.widths = (64, 128); chose.append("widths 64,128 (paper: 96,192)")
+        if chose: self.note = (f"digits defaults: {' and '.join(chose)}, about 8x less CPU time than 32x32 images at the paper's "
+                               "widths; pass --size 32 --widths 96,192 for those")
         self.pad = ifnone(self.pad, (2 if digits else 4) if self.augment else 0)
         self.flip = ifnone(self.flip, self.augment and not digits)
         if self.pad < 0 or self.cutout < 0: raise AllconvError("`pad` and `cutout` must be >= 0.", "pass e.g. --pad 4 --cutout 0.")

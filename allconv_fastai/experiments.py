@@ -89,6 +89,7 @@ def train_run(run_dir,              # Directory for the run's files (must be new
     if resume: say(f"Resuming {run_dir} at epoch {start} of {cfg.epochs}.")
     rcbs = learn.run_cbs(run_dir, resume=resume and start > 0)
     if not is_rank0(): rcbs = [c for c in rcbs if type(c).__name__=='StopOnNaN']
+    if cfg.note and is_rank0(): say(cfg.note)   # what a default chose and why
     say(f"{cfg.arch} on {dls.data_name}: {cfg.recipe} recipe, {cfg.schedule} schedule, {cfg.epochs} epoch(s), lr {cfg.lr:g}, "
         f"{max(1, num_distrib())} process(es) -> {run_dir}")
     with data_parallel(learn):

@@ -22,6 +22,7 @@ from .models.registry import get_arch, arch_family, get_recipe
 from .models.init import lsuv_init
 from .callback.precision import precision_cbs, TrimHostMemory
 import allconv_fastai.callback.schedule, allconv_fastai.callback.tta  # `fit_paper`, `fit_step`, `mirror_tta` on every Learner
+import fastai.vision.learner  # registers `plot_top_losses` and `show_results` for `TensorImage` batches (`ClassificationInterpretation`)
 
 # %% auto #0
 __all__ = ['paper_sgd', 'allcnn_learner', 'densenet_learner']

@@ -262,10 +262,10 @@ def test_wrong_image_size(tmp_path, cache):
     assert cifar_dls(tmp_path/'small', bs=2, valid=2).train_ds.x.shape[-1] == 28   # any size is fine for a plain folder
     assert _no_stray_files(cache) != []   # (only the good folder was cached)
 
-def test_predict_rejects_wrong_size(tmp_path):
+def test_predict_resizes_other_sizes_and_rejects_bad_values(tmp_path):
     x = torch.randint(0, 256, (20, 3, 8, 8), dtype=torch.uint8); y = torch.arange(20) % 2
     dls = tensor_dls(x, y, ['a', 'b'], x[:4], y[:4], bs=4)
-    with pytest.raises(AllconvError, match=r'does not match the data'): dls.test_dl([torch.zeros(3, 9, 9, dtype=torch.uint8)])
+    assert dls.test_dl([torch.zeros(3, 9, 9, dtype=torch.uint8)]).one_batch()[0].shape == (1, 3, 8, 8)   # resized to the data's size
     with pytest.raises(AllconvError, match=r'values in 0..1'): dls.test_dl([torch.full((3, 8, 8), 3.)])
     assert len(dls.test_dl([x[0], x[1].float()/255]).dataset) == 2
 

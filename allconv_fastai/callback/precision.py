@@ -62,6 +62,45 @@ def precision_cbs(precision:str='auto', device=None) -> list:
         raise AllconvError("fp16 mixed precision needs a CUDA device.", "use precision='bf16' or 'fp32' on a CPU.")
     return [ChannelsLast(), CPUAutocast(torch.bfloat16)]
 
+# %% ../../nbs/08_callback.precision.ipynb #900ee9f2
+import warnings
+from fastcore.basics import patch
+from fastai.learner import Learner
+import fastai.callback.fp16  # fastai's `to_fp16`/`to_bf16`/`to_fp32` first, so that these replace them
+
+_fastai_to_fp16,_fastai_to_bf16,_fastai_to_fp32 = Learner.to_fp16,Learner.to_bf16,Learner.to_fp32
+_warned = set()
+
+def _data_device(learn) -> torch.device:
+    "The device `learn`'s data is on (else its model's, else fastai's default)."
+    dev = getattr(learn.dls, 'device', None)
+    if dev is None: dev = next((p.device for p in learn.model.parameters()), None) or default_device()
+    return torch.device(dev)
+
+@patch
+def to_bf16(self:Learner):
+    "bf16 mixed precision for the device the data is on: fastai's `MixedPrecision` on CUDA, `ChannelsLast` + `CPUAutocast` on a CPU."
+    if _data_device(self).type != 'cpu': return _fastai_to_bf16(self)
+    if not cpu_has_bf16() and 'bf16' not in _warned:
+        _warned.add('bf16')
+        warnings.warn("This CPU has no native bf16 (AVX512-BF16 or AMX): bf16 autocast will be slower than fp32. "
+                      "Fix: learn.to_fp32() (or precision='fp32').", stacklevel=2)
+    self.remove_cbs([cb for cb in self.cbs if isinstance(cb, (MixedPrecision, CPUAutocast, ChannelsLast))])
+    return self.add_cbs([ChannelsLast(), CPUAutocast(torch.bfloat16)])
+
+@patch
+def to_fp16(self:Learner, **kwargs):
+    "fp16 mixed precision (fastai's `MixedPrecision`, `kwargs` to its `GradScaler`): CUDA only, a one-line error on a CPU."
+    if _data_device(self).type == 'cpu':
+        raise AllconvError("fp16 mixed precision needs a CUDA device; this learner's data is on the CPU.",
+                           "use learn.to_bf16() (precision='bf16') or fp32 on a CPU.")
+    return _fastai_to_fp16(self, **kwargs)
+
+@patch
+def to_fp32(self:Learner):
+    "fp32: remove fastai's `MixedPrecision` and `CPUAutocast`."
+    return _fastai_to_fp32(self).remove_cbs([cb for cb in self.cbs if isinstance(cb, CPUAutocast)])
+
 # %% ../../nbs/08_callback.precision.ipynb #9d3294f0
 @functools.cache
 def malloc_trim():

@@ -7,7 +7,9 @@ Docs: https://allconv-fastai.github.io/allconv_fastai/data.loaders.html.md"""
 # %% ../../nbs/07_data.loaders.ipynb #5f221a7f
 from __future__ import annotations
 from contextlib import contextmanager
+from pathlib import Path
 import torch
+import torch.nn.functional as F
 from fastcore.basics import store_attr
 from fastcore.foundation import L
 from fastai.torch_core import TensorImage, TensorCategory, default_device
@@ -22,6 +24,13 @@ from .augment import BatchFlip, BatchTranslate, BatchCutout, ZCA, gcn, zca_fit, 
 __all__ = ['TensorImages', 'TensorDL', 'TensorDataLoaders', 'tensor_dls', 'default_valid', 'cifar_dls', 'digits_dls']
 
 # %% ../../nbs/07_data.loaders.ipynb #ab5f8ce1
+class _ILoc:
+    "`TensorImages.iloc[idxs]`: the samples at `idxs` (labels kept) as a new `TensorImages`, as `Interpretation` asks."
+    def __init__(self, ds): self.ds = ds
+    def __getitem__(self, idxs):
+        ds,idx = self.ds,torch.as_tensor(idxs).long().flatten().to(self.ds.x.device)
+        return type(ds)(ds.x[idx], None if ds.y is None else ds.y[idx], ds.vocab, split_idx=1)
+
 class TensorImages:
     "One split held as tensors: uint8 images (N,3,H,W), int64 labels (or None), class names, and a `split_idx`."
     n_inp = 1
@@ -35,13 +44,19 @@ class TensorImages:
         idx = idx.to(self.x.device)
         x = TensorImage(self.x[idx])
         return (x,) if self.y is None else (x, TensorCategory(self.y[idx]))
+    @property
+    def items(self): return self  # fastai's `dl.items`: `Interpretation` indexes it with `.iloc`
+    @property
+    def iloc(self): return _ILoc(self)
     @contextmanager
     def set_split_idx(self, i):
         "Temporarily act as split `i` (0 turns augmentation on)."
         old,self.split_idx = self.split_idx,i
         try: yield self
         finally: self.split_idx = old
-    def new_empty(self): return type(self)(self.x[:0], None if self.y is None else self.y[:0], self.vocab, self.split_idx)
+    def new_empty(self):
+        "No images, same image size, labels and class names: what `learn.export` keeps (`clone`: not the images' storage)."
+        return type(self)(self.x[:0].clone(), None if self.y is None else self.y[:0].clone(), self.vocab, self.split_idx)
     def to(self, device):
         "Move the tensors to `device`."
         self.x = self.x.to(device)
@@ -53,22 +68,55 @@ class TensorImages:
         return (x, *[Category(self.vocab[int(t)]) if self.vocab is not None and t.ndim==0 else t for t in ys])
 
 # %% ../../nbs/07_data.loaders.ipynb #12e1a004
+def _read_image(p) -> torch.Tensor:
+    "The image file `p` as a uint8 (3,H,W) tensor (grey and RGBA converted to RGB)."
+    from PIL import Image, UnidentifiedImageError
+    p = Path(p)
+    if not p.is_file(): raise AllconvError(f"No image file at {p}.", "check the path.")
+    try:
+        with Image.open(p) as im: return _to_chw(im)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise AllconvError(f"{p} is not a readable image ({type(e).__name__}).", "pass a PNG, JPEG or other image file PIL opens.") from None
+
+def _to_chw(o) -> torch.Tensor:
+    "One image as a (3,H,W) tensor: from a path, a PIL image, a numpy array (H,W,C or H,W) or a tensor (C,H,W or H,W)."
+    if isinstance(o, (str, Path)): return _read_image(o)
+    if type(o).__module__.startswith('PIL.'):
+        import numpy as np
+        o = o.convert('RGB')
+        return torch.from_numpy(np.array(o)).permute(2,0,1).contiguous()
+    hwc = not isinstance(o, torch.Tensor)  # numpy arrays come channels last (as PIL, imageio and OpenCV give them)
+    try: o = torch.as_tensor(o)
+    except (TypeError, RuntimeError, ValueError):
+        raise AllconvError(f"Cannot read a {type(o).__name__} as an image.",
+                           "pass a file path, a PIL image, a numpy array (H,W,3) or a tensor (3,H,W).") from None
+    if o.ndim==2: o = o[None]
+    elif o.ndim==3 and hwc and o.shape[-1] in (1,3,4) and o.shape[0] not in (1,3,4): o = o.permute(2,0,1)
+    elif o.ndim==3 and o.shape[0] not in (1,3,4) and o.shape[-1] in (1,3,4): o = o.permute(2,0,1)
+    if o.ndim!=3 or o.shape[0] not in (1,3,4):
+        raise AllconvError(f"An image must be (3,H,W), (H,W,3) or (H,W), got shape {tuple(o.shape)}.", "pass one RGB or grey image.")
+    if o.shape[0]==4: o = o[:3]                      # RGBA: drop alpha, as PIL's convert('RGB') does
+    if o.shape[0]==1: o = o.expand(3, *o.shape[1:])  # grey: the same value in R, G and B
+    return o
+
 def _as_images(items, like:TensorImages) -> TensorImages:
-    "Turn a list of (3,H,W) images (uint8, or float in 0..1) or an (N,3,H,W) tensor into unlabelled `TensorImages`."
-    xs = [torch.as_tensor(o) for o in (items if isinstance(items, (list,tuple)) else [items])]
-    if len(xs)==1 and xs[0].ndim==4: xs = list(xs[0])
-    out = []
-    for o in xs:
-        if o.ndim==2: o = o[None]
-        if o.shape[0]==1: o = o.expand(3, *o.shape[1:])
-        if o.shape[0]!=3 or tuple(o.shape[1:]) != tuple(like.x.shape[2:]):
-            raise AllconvError(f"Image of shape {tuple(o.shape)} does not match the data's {tuple(like.x.shape[1:])}.",
-                               f"resize it to {tuple(like.x.shape[1:])} (channels first) first.")
+    "Unlabelled `TensorImages` of the data's image size from a list of images (paths, PIL, numpy, tensors) or an (N,3,H,W) tensor."
+    items = list(items) if isinstance(items, (list,tuple,L)) else [items]
+    if len(items)==1 and isinstance(items[0], torch.Tensor) and items[0].ndim==4: items = list(items[0])
+    hw,out = tuple(like.x.shape[2:]),[]
+    for o in items:
+        o = _to_chw(o)
         if o.is_floating_point():
             if o.min() < 0 or o.max() > 1:
                 raise AllconvError("A float image must have values in 0..1.", "pass uint8 (0..255) or divide by 255.")
             o = (o*255).round()
-        out.append(o.to(torch.uint8))
+        elif o.dtype!=torch.uint8:
+            if o.min() < 0 or o.max() > 255: raise AllconvError(f"An integer image must have values in 0..255, got {o.dtype}.", "pass uint8 images.")
+        o = o.to(torch.uint8)
+        if tuple(o.shape[1:]) != hw:  # another size: resized as the data was (bilinear, antialiased)
+            o = F.interpolate(o[None].float(), size=hw, mode='bilinear', antialias=True, align_corners=False).round_().clamp_(0,255).byte()[0]
+        out.append(o.contiguous())
+    if not out: raise AllconvError("No images given.", "pass at least one image.")
     return TensorImages(torch.stack(out).to(like.x.device), None, like.vocab, split_idx=1)
 
 class TensorDL(TfmdDL):
