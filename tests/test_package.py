@@ -12,3 +12,10 @@ def test_import_does_no_heavy_work():
     out = subprocess.run([sys.executable, "-W", "ignore", "-c", "import allconv_fastai"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout == ""
+
+def test_test_helpers_are_not_top_level():
+    "Test helpers live in `allconv_fastai.test_utils`, as fastai's do, not in the package's public API."
+    import allconv_fastai
+    for name in ('ShortEpochs', 'InterruptAfter', 'RecordShard', 'png_tree'):
+        assert name not in allconv_fastai.__all__ and not hasattr(allconv_fastai, name), name
+    from allconv_fastai.test_utils import ShortEpochs, InterruptAfter, RecordShard  # noqa: F401
