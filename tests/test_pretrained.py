@@ -53,7 +53,7 @@ def test_other_data_is_refused_in_one_line(tmp_path):
     from allconv_fastai import digits_dls
     with pytest.raises(AllconvError, match="are not the pretrained net's"): allcnn_learner(digits_dls(), 'all-cnn-c', pretrained=True)
     with pytest.raises(AllconvError, match=r'trained on 32x32 images; these are 16x16'):
-        allcnn_learner(cifar_dls(cifar10_python(tmp_path/'c.tar.gz'), size=16, valid=10, cache_dir=tmp_path), 'all-cnn-c', pretrained=True)
+        allcnn_learner(cifar_dls(cifar10_python(tmp_path/'cifar-10-python.tar.gz'), size=16, valid=10, cache_dir=tmp_path), 'all-cnn-c', pretrained=True)
 
 def test_tampered_or_malicious_weights_are_refused(tmp_path):
     good = (weights_dir()/model_card('all-cnn-c')['file']).read_bytes()
