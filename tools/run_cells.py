@@ -13,6 +13,8 @@ nb = read_nb(src)
 code = [c for c in nb.cells if c.cell_type=='code']
 todo = [code[0]] + [c for c in code[1:] if any(m in c.source for m in markers)]
 os.chdir(src.parent)
+import fastprogress.fastprogress as _fp
+_fp.NO_BAR = True  # progress bars are transient: keep them out of the stored outputs
 sh = CaptureShell(path=src.parent, mpl_format='png')
 t = time.time()
 for c in todo:
