@@ -130,7 +130,7 @@ def run_grid(out, runs:dict) -> pd.DataFrame:
         say(f"[{i+1}/{len(runs)}] {name}")
         if dls is None or dkey != [cd[k] for k in _DATA]: dls,dkey = run_dls(cfg),[cd[k] for k in _DATA]
         m = train_run(rd, cfg, resume=(rd/'config.json').exists(), dls=dls)
-        recs[name] = dict(name=name, config=cd, **{k: m.get(k) for k in ('valid_loss', 'valid_accuracy', 'valid_tta_accuracy',
+        recs[name] = dict(name=name, config=cd, **{k: m.get(k) for k in ('data_name', 'valid_loss', 'valid_accuracy', 'valid_tta_accuracy',
                           'test_loss', 'test_accuracy', 'diverged', 'diverged_why', 'epochs_trained', 'seconds')})
         if is_rank0():
             write_json(rp, recs)
@@ -220,11 +220,11 @@ def table3(out,                       # Folder for the runs (`out/all-cnn-c-lr0.
     settings = {'recipe': 'paper', 'augment': False, 'data': 'cifar10', **settings}
     bad = [a for a in archs if arch_family(a)!='allcnn']
     if bad: raise AllconvError(f"Table 3 is about the All-CNN nets, not {', '.join(bad)}.", "pass All-CNN names only.")
-    runs = {f"{RunConfig(arch=a, **{**settings, 'lr': lr}).arch}-{_lr_name(lr)}": RunConfig(arch=a, **{**settings, 'lr': lr})
-            for a in archs for lr in lrs}
+    cfgs = [RunConfig(arch=a, **{**settings, 'lr': lr}) for a in archs for lr in lrs]
+    runs = {f"{c.arch}-{_lr_name(c.lr)}": c for c in cfgs}
     df = run_grid(out, runs)
     t = table3_frame(df)
-    data_name = run_dls(next(iter(runs.values()))).data_name if is_rank0() else ''
+    data_name = df.data_name.dropna().iloc[0] if 'data_name' in df and df.data_name.notna().any() else ''  # as the runs recorded it
     md = table3_markdown(t, data_name)
     if is_rank0():
         out = Path(out)

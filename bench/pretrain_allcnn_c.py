@@ -14,22 +14,12 @@ per epoch, summed across resumes), last.pth/best.pth, metrics.json and curves.pn
 epoch's weights (`last.pth`: the end of the one-cycle schedule, chosen before training, not by peeking at validation)
 to the package as `allconv_fastai/weights/all-cnn-c.safetensors` with its model card `all-cnn-c.json`.
 """
-import argparse, json, platform, time
+import argparse, json, time
 from pathlib import Path
 import pandas as pd, torch
 from fastai.callback.core import Callback
 from fastai.losses import LabelSmoothingCrossEntropyFlat
-
-def cpu_model() -> str:
-    "The CPU's model name and its vector extensions (from /proc/cpuinfo)."
-    name,flags = platform.processor() or platform.machine(),set()
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'): name = line.split(':', 1)[1].strip()
-            if line.startswith('flags'): flags = set(line.split(':', 1)[1].split())
-    except OSError: pass
-    ext = [n for f,n in (('avx2','AVX2'), ('avx512f','AVX-512'), ('avx512_bf16','AVX512-BF16'), ('amx_tile','AMX')) if f in flags]
-    return f"{name} ({', '.join(ext) or 'no AVX2'})"
+from allconv_fastai.core import cpu_model
 
 class WallClock(Callback):
     "Append each epoch's wall-clock minutes (cumulative across resumes) and metrics to `minutes.csv`."

@@ -43,7 +43,7 @@ def test_python_grid_with_zca_and_bs_evaluates_the_same(tmp_path):
 
 @pytest.mark.slow
 def test_fastai_idiom_reaches_95_percent():
-    "The issue's one-liner: the Python default is the fast recipe (about 30 s on a 2-core AMX CPU in bf16)."
+    "The issue's one-liner: the Python default is the fast recipe."
     from fastai.metrics import accuracy
     from fastai.torch_core import set_seed
     from allconv_fastai import allcnn_learner, digits_dls
