@@ -18,15 +18,16 @@ from .models.registry import arch_info, get_recipe
 from .data.loaders import digits_dls, cifar_dls
 from .callback.precision import precisions, resolve_precision
 from .callback.schedule import paper_milestones
-from .learner import allcnn_learner, densenet_learner
+from .learner import allcnn_learner, densenet_learner, paper_sgd
 
 # %% auto #0
-__all__ = ['data_names', 'schedules', 'min_size', 'check_size', 'RunConfig', 'run_dls', 'run_learner', 'run_env',
+__all__ = ['data_names', 'schedules', 'optimizers', 'min_size', 'check_size', 'RunConfig', 'run_dls', 'run_learner', 'run_env',
            'config_from_dict', 'save_config', 'read_config']
 
 # %% ../nbs/13_config.ipynb #9e91d205
 data_names = ('digits', 'cifar10', 'cifar100', 'cifar100-coarse', 'cifar10-jpg')  # built-in datasets (or a path)
 schedules = ('one-cycle', 'paper', 'step')
+optimizers = ('sgd', 'nesterov', 'adam')
 
 def _ints(v, what):
     "A tuple of ints from '16,32', [16, 32] or None."
@@ -88,6 +89,7 @@ class RunConfig:
     milestones:str=None          # With --schedule step: epochs where the lr is multiplied by gamma, e.g. 150,225
     gamma:float=0.1              # With --schedule step or paper: the lr factor at each milestone
     label_smoothing:float=None   # Label smoothing of the loss (default: the recipe's, 0.1 fast / 0 paper)
+    opt:str=None                 # Optimizer: sgd (momentum 0.9), nesterov (SGD, Nesterov momentum 0.9) or adam (fastai's Adam, decoupled wd); default: the recipe's (sgd All-CNN, nesterov DenseNet)
     precision:str='auto'         # auto, fp32, bf16 or fp16 (auto: bf16/fp16 where the hardware computes it natively)
     compile:bool=False           # Compile the net with torch.compile
     seed:int=42                  # Seed of the validation split and of the initial weights
@@ -124,6 +126,8 @@ class RunConfig:
         self.lr,self.wd = ifnone(self.lr, r.lr),ifnone(self.wd, r.wd)
         self.bs = ifnone(self.bs, 64 if self.data=='digits' or fam=='densenet' else 256)
         self.label_smoothing = ifnone(self.label_smoothing, r.label_smoothing)
+        self.opt = ifnone(self.opt, 'nesterov' if r.nesterov else 'sgd')
+        if self.opt not in optimizers: raise AllconvError(f"Unknown optimizer {self.opt!r}.", f"use one of {', '.join(optimizers)}.")
         check_positive(lr=self.lr, bs=self.bs, gamma=self.gamma, size=self.size, n_train=self.n_train)
         if not self.wd >= 0: raise AllconvError(f"`wd` must be >= 0, got {self.wd!r}.", "pass a weight decay >= 0, e.g. --wd 1e-3.")
         if not 0 <= self.label_smoothing < 1:
@@ -175,6 +179,9 @@ def run_learner(cfg:RunConfig, dls, **kw) -> Learner:
     "The fastai `Learner` the settings `cfg` ask for, on `dls`, seeded; `kw` go to the learner factory."
     set_seed(cfg.seed)
     common = dict(recipe=cfg.recipe, lr=cfg.lr, wd=cfg.wd, precision=cfg.precision, lsuv=cfg.lsuv, compile=cfg.compile, **kw)
+    if cfg.opt != ('nesterov' if get_recipe(cfg.family, cfg.recipe).nesterov else 'sgd'):
+        from fastai.optimizer import Adam
+        common['opt_func'] = Adam if cfg.opt=='adam' else paper_sgd(nesterov=cfg.opt=='nesterov')
     if cfg.label_smoothing != get_recipe(cfg.family, cfg.recipe).label_smoothing:
         from fastai.losses import LabelSmoothingCrossEntropyFlat, CrossEntropyLossFlat
         common['loss_func'] = LabelSmoothingCrossEntropyFlat(eps=cfg.label_smoothing) if cfg.label_smoothing else CrossEntropyLossFlat()

@@ -32,13 +32,19 @@ def check_positive(**kwargs):
             raise AllconvError(f"`{k}` must be a positive number, got {v!r}.", f"pass `{k}` > 0.")
 
 # %% ../nbs/00_core.ipynb #792423f6
+def _umask() -> int:
+    "This process's umask (read by setting it and putting it back)."
+    m = os.umask(0o022); os.umask(m)
+    return m
+
 @contextmanager
 def atomic_write(path, mode:str='wb'):
-    "Open a temporary file next to `path`; on success fsync it and rename it over `path`, on failure remove it."
+    "Open a temporary file next to `path`; on success fsync it and rename it over `path` (with the user's umask), on failure remove it."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd,tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600 files; a run's files are as readable as any the user writes
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush(); os.fsync(f.fileno())

@@ -6,7 +6,7 @@ Docs: https://allconv-fastai.github.io/allconv_fastai/experiments.html.md"""
 
 # %% ../nbs/15_experiments.ipynb #3a909f3c
 from __future__ import annotations
-import dataclasses, json, math, time
+import contextlib, dataclasses, datetime, json, math, shutil, signal, time
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from fastai.torch_core import num_distrib
@@ -14,22 +14,23 @@ from fastai.learner import Learner
 from .core import AllconvError, atomic_write
 from .models.registry import archs, arch_family
 from .data.augment import BatchFlip
-from .runs import read_json, write_json, read_metrics, check_fresh, save_run_plots, use_plain_progress
-from .config import RunConfig, run_dls, run_learner, save_config, read_config
+from .runs import (read_json, write_json, read_metrics, read_history, write_history, check_parents, check_fresh,
+                                 save_run_plots, use_plain_progress, RunLock, RunStopped)
+from .config import RunConfig, run_dls, run_learner, save_config, read_config, run_env
 from .distributed import data_parallel, is_rank0, say
 
 # %% auto #0
-__all__ = ['paper_lrs', 'paper_table3', 'evaluate', 'train_run', 'run_grid', 'lr_sweep', 'table3_frame', 'table3_markdown',
-           'table3_plot', 'table3']
+__all__ = ['paper_lrs', 'paper_table3', 'evaluate', 'record_start', 'train_run', 'run_grid', 'lr_sweep', 'table3_frame',
+           'table3_markdown', 'table3_plot', 'table3']
 
 # %% ../nbs/15_experiments.ipynb #2e2e9ee2
-def _diverged(learn):
-    "Why the last fit diverged, or '' if it did not (from the recorder, whose losses all ranks share)."
-    d = getattr(learn, 'diverged', None)
+def _diverged(learn, rows:list, fitted:bool) -> str:
+    "Why the run diverged, or '' if it did not: `StopOnNaN`'s record, else the per-epoch training losses in `rows`."
+    d = getattr(learn, 'diverged', None) if fitted else None
     if d: return f"loss became NaN/inf at epoch {d['epoch']}, batch {d['batch']} (lr {d['lr']:.3g})"
-    losses = [float(v[0]) for v in learn.recorder.values if len(v) and not isinstance(v[0], str)]  # per trained epoch
+    losses = [float(r['train_loss']) for r in rows if r.get('train_loss') is not None]
     if losses and not all(map(math.isfinite, losses)): return "training loss is not finite"
-    if len(losses) < 2: losses = [float(o) for o in learn.recorder.losses]  # one epoch: first vs last batch
+    if len(losses) < 2 and fitted: losses = [float(o) for o in learn.recorder.losses]  # one epoch: first vs last batch
     if len(losses) >= 2 and losses[-1] > losses[0]: return f"training loss rose from {losses[0]:.3g} to {losses[-1]:.3g}"
     return ''
 
@@ -61,6 +62,24 @@ def _fit(learn, cfg:RunConfig, cbs, start):
     elif cfg.schedule=='paper': learn.fit_paper(cfg.epochs, cfg.lr, cbs=cbs, start_epoch=start)
     else: learn.fit_step(cfg.epochs, cfg.lr, cfg.milestones, cfg.gamma, cbs=cbs, start_epoch=start)
 
+def record_start(run_dir, learn:Learner, start_epoch:int):
+    "Add this start's machine to `config.json`'s `starts` (the first start's is also its `env`): a resumed run lists each."
+    p = Path(run_dir)/'config.json'
+    d = read_json(p)
+    env = dict(run_env(learn), start_epoch=start_epoch, time=datetime.datetime.now().astimezone().isoformat(timespec='seconds'))
+    write_json(p, {**d, 'starts': d.get('starts', []) + [env]})
+
+@contextlib.contextmanager
+def _claim(run_dir:Path):
+    "Hold the run folder's lock (rank 0); a folder this start made and left empty is removed if the start fails."
+    if not is_rank0(): yield; return
+    made = not run_dir.exists()
+    try:
+        with RunLock(run_dir): yield
+    except BaseException:
+        if made and run_dir.is_dir() and [p.name for p in run_dir.iterdir()] in ([], ['.lock']): shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
 def train_run(run_dir,              # Directory for the run's files (must be new or empty unless `resume`)
               cfg:RunConfig=None,   # The settings; default: `RunConfig(**kw)`
               resume:bool=False,    # Continue the unfinished run in `run_dir` with its own settings
@@ -68,39 +87,55 @@ def train_run(run_dir,              # Directory for the run's files (must be new
               cbs=None,             # Extra callbacks for the fit
               **kw,                 # Settings for `RunConfig` when `cfg` is None
              ) -> dict:
-    "Train one net from its settings into `run_dir`; return (and save) its final metrics."
+    "Train one net from its settings into `run_dir` (one process at a time); return (and save) its final metrics."
     t0,run_dir = time.time(),Path(run_dir)
-    if resume:
-        cfg = read_config(run_dir)
-        done = read_metrics(run_dir)
-        if done is not None:
-            say(f"{run_dir} is already finished ({done['epochs']} epochs): nothing to resume.")
-            return done
+    if resume: cfg = read_config(run_dir)
     else:
         cfg = cfg if cfg is not None else RunConfig(**kw)
-        if is_rank0(): check_fresh(run_dir)
-    dls = dls if dls is not None else run_dls(cfg)
+        check_parents(run_dir)
+    dls = dls if dls is not None else run_dls(cfg)   # before the folder is made: missing data leaves nothing behind
+    with _claim(run_dir):
+        if resume:
+            done = read_metrics(run_dir)
+            if done is not None:
+                say(f"{run_dir} is already finished ({done['epochs']} epochs): nothing to resume.")
+                return done
+        elif is_rank0(): check_fresh(run_dir)
+        return _train(run_dir, cfg, resume, dls, cbs, t0)
+
+def _train(run_dir, cfg, resume, dls, cbs, t0):
     if cfg.valid is None and getattr(dls, 'valid_setting', None) is not None:   # what the data chose: recorded, so eval rebuilds it
         cfg = dataclasses.replace(cfg, valid=dls.valid_setting)
     learn = run_learner(cfg, dls)
     if not resume and is_rank0(): save_config(run_dir/'config.json', cfg, learn)
     use_plain_progress(learn)
-    start = learn.resume(run_dir) if resume and (run_dir/'last.pth').exists() else 0
+    start = learn.resume(run_dir, cfg.epochs) if resume and (run_dir/'last.pth').exists() else 0
+    if is_rank0(): record_start(run_dir, learn, start)
     if resume: say(f"Resuming {run_dir} at epoch {start} of {cfg.epochs}.")
     rcbs = learn.run_cbs(run_dir, resume=resume and start > 0)
-    if not is_rank0(): rcbs = [c for c in rcbs if type(c).__name__=='StopOnNaN']
+    if not is_rank0(): rcbs = [c for c in rcbs if type(c).__name__ in ('StopOnNaN', 'GracefulStop')]
     if cfg.note and is_rank0(): say(cfg.note)   # what a default chose and why
     say(f"{cfg.arch} on {dls.data_name}: {cfg.recipe} recipe, {cfg.schedule} schedule, {cfg.epochs} epoch(s), lr {cfg.lr:g}, "
         f"{max(1, num_distrib())} process(es) -> {run_dir}")
+    fitted = start < cfg.epochs
     with data_parallel(learn):
-        if start < cfg.epochs: _fit(learn, cfg, rcbs+list(cbs or []), start)
-        why = _diverged(learn)
-        if is_rank0() and (run_dir/'history.csv').exists(): save_run_plots(run_dir, learn)  # before evaluation resets the lrs
+        if fitted: _fit(learn, cfg, rcbs+list(cbs or []), start)
+        hist = next(c for c in rcbs if type(c).__name__=='History') if is_rank0() else None
+        rows = (hist.rows if fitted else getattr(learn, 'resumed_history', None) or read_history(run_dir)) if hist else []
+        sig = getattr(learn, 'stopped_by', None) if fitted else None
+        if sig is not None:
+            last = f"epochs 0-{rows[-1]['epoch']}" if rows else "no finished epoch"
+            raise RunStopped(f"{run_dir} stopped by {sig.name} after its current step; its checkpoint holds {last} of {cfg.epochs}.",
+                             f"allconv-train --resume {run_dir} continues it.", signum=sig)
+        if is_rank0() and not fitted and rows: write_history(run_dir, rows)   # rebuilt from the checkpoint's record
+        why = _diverged(learn, rows, fitted)
+        if is_rank0() and (run_dir/'history.csv').exists(): save_run_plots(run_dir, learn if fitted else None)  # before evaluation resets the lrs
         res = evaluate(learn, cfg.tta and not why)
         if dls.test is not None: res.update(evaluate(learn, False, 'test'))
-    hist = pd.read_csv(run_dir/'history.csv') if (run_dir/'history.csv').exists() else None
-    res.update(arch=cfg.arch, data_name=dls.data_name, lr=cfg.lr, epochs=cfg.epochs,
-               epochs_trained=0 if hist is None else len(hist), diverged=bool(why), diverged_why=why,
+    res.update(arch=cfg.arch, data_name=dls.data_name, lr=cfg.lr, epochs=cfg.epochs, epochs_trained=len(rows),
+               weights=f"last.pth (epoch {rows[-1]['epoch']})" if rows else None,
+               train_minutes=round(sum(float(r.get('minutes') or 0) for r in rows), 2),
+               diverged=bool(why), diverged_why=why,
                seconds=round(time.time()-t0, 1), resumed_from=start if resume else None, processes=max(1, num_distrib()))
     if is_rank0(): write_json(run_dir/'metrics.json', res)
     return res

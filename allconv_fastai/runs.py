@@ -6,7 +6,7 @@ Docs: https://allconv-fastai.github.io/allconv_fastai/runs.html.md"""
 
 # %% ../nbs/12_runs.ipynb #78f683de
 from __future__ import annotations
-import hashlib, io, json, math, os, shutil, tempfile, warnings
+import fcntl, hashlib, io, json, math, os, shutil, signal, tempfile, threading, time, warnings
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from torch import nn
@@ -19,9 +19,9 @@ from fastai.learner import Learner
 from .core import AllconvError, atomic_write
 
 # %% auto #0
-__all__ = ['plain_model', 'save_checkpoint', 'load_checkpoint', 'check_run_dir', 'Checkpoint', 'History', 'StopOnNaN',
-           'save_run_plots', 'read_json', 'write_json', 'read_metrics', 'check_fresh', 'PlainProgress',
-           'use_plain_progress']
+__all__ = ['plain_model', 'save_checkpoint', 'load_checkpoint', 'check_run_dir', 'read_json', 'write_json', 'read_metrics',
+           'read_history', 'write_history', 'check_parents', 'check_fresh', 'RunLock', 'Checkpoint', 'History',
+           'StopOnNaN', 'RunStopped', 'GracefulStop', 'save_run_plots', 'PlainProgress', 'use_plain_progress']
 
 # %% ../nbs/12_runs.ipynb #41640be6
 def _tensors(o, prefix=''):
@@ -121,10 +121,108 @@ def check_run_dir(run_dir, need:int=0) -> Path:
                            f"{need/2**20:.2f} MiB.", "free disk space or choose a run directory on a larger disk.")
     return run_dir
 
+# %% ../nbs/12_runs.ipynb #16271989
+def read_json(p) -> dict:
+    "The JSON object in file `p`, or an `AllconvError` naming the file when it is damaged."
+    try: d = json.loads(Path(p).read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise AllconvError(f"{p} is not readable JSON ({type(e).__name__}).", "restore it, or start a new run in a new folder.") from None
+    if not isinstance(d, dict): raise AllconvError(f"{p} does not hold a JSON object.", "restore it, or start a new run in a new folder.")
+    return d
+
+def write_json(path, obj):
+    "Write `obj` as JSON to `path` atomically."
+    with atomic_write(path, 'w') as f: json.dump(obj, f, indent=1, default=str)
+
+_METRICS = ('arch', 'epochs', 'valid_loss', 'valid_accuracy')  # what every finished run's metrics.json holds
+
+def read_metrics(run_dir, strict:bool=False) -> dict|None:
+    "The final metrics of a finished run, or None while it is unfinished (or, unless `strict`, when metrics.json is damaged or partial)."
+    p = Path(run_dir)/'metrics.json'
+    if not p.exists(): return None
+    try:
+        d = read_json(p)
+        miss = [k for k in _METRICS if k not in d]
+        if miss: raise AllconvError(f"{p} lacks {', '.join(miss)}.", "resume the run to evaluate it again.")
+        return d
+    except AllconvError as e:
+        if strict: raise
+        print(f"{p} is damaged or partial ({e.problem}); the run will be evaluated again.", flush=True)
+        return None
+
+def read_history(run_dir, fname='history.csv') -> list:
+    "The rows of `run_dir/history.csv` ([] when there is none), or an `AllconvError` when it is damaged."
+    p = Path(run_dir)/fname
+    if not p.exists(): return []
+    try: h = pd.read_csv(p)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e: h,why = None,type(e).__name__
+    else: why = '' if 'epoch' in h and pd.api.types.is_integer_dtype(h.epoch) else 'no whole-number epoch column'
+    if why: raise AllconvError(f"{p} is damaged ({why}) and the run's checkpoint holds no copy of it.",
+                               "restore history.csv, or start the run again in a new folder.")
+    return h.to_dict('records')
+
+def write_history(run_dir, rows:list, fname='history.csv'):
+    "Write the per-epoch `rows` to `run_dir/history.csv` atomically."
+    _write_file(Path(run_dir)/fname, pd.DataFrame(rows).to_csv(index=False), 'history')
+
+def check_parents(run_dir):
+    "Refuse a run directory that cannot be made because it, or a folder above it, is a file."
+    d = Path(run_dir)
+    for p in (d, *d.parents):
+        if p.exists() and not p.is_dir():
+            raise AllconvError(f"The run directory {d} cannot be made: {p} is a file, not a folder.",
+                               "choose a new --out directory (an empty or missing one).")
+
+def check_fresh(run_dir):
+    "Refuse to train into a directory that already holds something."
+    d = Path(run_dir)
+    check_parents(d)
+    names = [p.name for p in d.iterdir() if p.name != '.lock'] if d.is_dir() else []
+    if not names: return
+    if names == ['config.json']:   # a start that failed before its first epoch (the lock says it is not running): nothing to keep
+        print(f"Replacing {d}: it holds only the config.json of a start that trained nothing.", flush=True)
+        (d/'config.json').unlink(); return
+    what = 'a finished run' if (d/'metrics.json').exists() else 'an unfinished run' if (d/'config.json').exists() else 'files'
+    raise AllconvError(f"{d} already holds {what}.",
+                       f"pass --resume {d} to continue it, or choose a new --out directory." if 'run' in what else
+                       "choose a new --out directory (an empty or missing one).")
+
+# %% ../nbs/12_runs.ipynb #0e4a7654
+class RunLock:
+    "Hold `folder/.lock` (an exclusive `flock`, which the OS releases when the process dies) while one process uses `folder`."
+    def __init__(self, folder, what:str='run folder'): self.folder,self.what,self.fd = Path(folder),what,None
+    @property
+    def path(self) -> Path: return self.folder/'.lock'
+    def __enter__(self):
+        check_parents(self.folder)
+        while self.fd is None:
+            try:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.path, os.O_RDWR|os.O_CREAT, 0o666)
+            except OSError as e:
+                raise AllconvError(f"Cannot use the {self.what} {self.folder} ({e.strerror or e}).",
+                                   "pass a folder you can write to.") from None
+            try: fcntl.flock(fd, fcntl.LOCK_EX|fcntl.LOCK_NB)
+            except BlockingIOError:
+                pid = os.read(fd, 32).decode(errors='replace').strip() or '?'
+                os.close(fd)
+                raise AllconvError(f"The {self.what} {self.folder} is in use by process {pid}: one process at a time works in it.",
+                                   f"wait for that process to finish, or stop it (kill {pid}) and then resume.") from None
+            try: same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError: same = False
+            if not same: os.close(fd); continue   # its holder removed the file as we opened it: lock the new one
+            os.ftruncate(fd, 0); os.write(fd, f"{os.getpid()}\n".encode())
+            self.fd = fd
+        return self
+    def __exit__(self, *exc):
+        if self.fd is None: return
+        try: self.path.unlink(missing_ok=True)   # removed while still held, so no one can lock the old file after us
+        finally: fcntl.flock(self.fd, fcntl.LOCK_UN); os.close(self.fd); self.fd = None
+
 # %% ../nbs/12_runs.ipynb #ed3bd848
 class Checkpoint(Callback):
-    "Save `last.pth` every epoch and `best.pth` when `monitor` improves, atomically, in `run_dir`."
-    order = 65  # after the Recorder has the epoch's values
+    "Save `last.pth` every epoch (with the run's history so far) and `best.pth` when `monitor` improves, atomically, in `run_dir`."
+    order = 65  # after the Recorder has the epoch's values, and after `History` has its row
     def __init__(self, run_dir, monitor='valid_loss', comp=None):
         self.run_dir,self.monitor = Path(run_dir),monitor
         self.comp = ifnone(comp, np.less if 'loss' in monitor else np.greater)
@@ -144,26 +242,36 @@ class Checkpoint(Callback):
         if val is not None and not math.isnan(val) and (self.best is None or self.comp(val, self.best)):
             self.best = val
             save_checkpoint(self.run_dir/'best.pth', self.model, epoch=self.epoch, monitor=self.monitor, value=val)
+        hist = [c for c in self.learn.cbs if isinstance(c, History)]
         save_checkpoint(self.run_dir/'last.pth', self.model, self.opt, epoch=self.epoch, n_epoch=self.n_epoch,
                         best=self.best, monitor=self.monitor, rng=torch.get_rng_state(),
-                        rng_cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [])
+                        rng_cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+                        # the record that rebuilds a lost or damaged history.csv on resume
+                        history=_plain(hist[0].rows) if hist else None)
 
 # %% ../nbs/12_runs.ipynb #d999dc71
 class History(Callback):
-    "Write `history.csv` in `run_dir` after every trained epoch (appending to an earlier run's when `append`)."
+    "Write `history.csv` in `run_dir` after every trained epoch, with the epoch's minutes; resumed (`append`), it continues the checkpoint's record."
     order = 64  # before `Checkpoint`: a kill between the two leaves a row to redo, never a checkpointed epoch without one
     def __init__(self, run_dir, fname='history.csv', append=False): self.path,self.append = Path(run_dir)/fname,append
     def before_fit(self):
         self.rows = []
-        if self.append and self.path.exists():
-            self.rows = pd.read_csv(self.path).to_dict('records')
-    def before_epoch(self): self.trained = False
+        if self.append:   # the resumed checkpoint's rows (digest-checked) rather than a file a crash may have cut short
+            rows = getattr(self.learn, 'resumed_history', None)
+            self.rows = list(rows) if rows is not None else read_history(self.path.parent)
+    def before_epoch(self): self.trained,self.t0 = False,time.perf_counter()
     def after_train(self): self.trained = True
     def after_epoch(self):
         if not self.trained: return
-        row = dict(epoch=self.epoch, **_last_values(self.learn), lr=self.opt.hypers[-1]['lr'])
-        self.rows = [r for r in self.rows if r['epoch'] != self.epoch] + [row]
-        _write_file(self.path, pd.DataFrame(self.rows).to_csv(index=False), 'history')
+        row = dict(epoch=self.epoch, **_last_values(self.learn), lr=self.opt.hypers[-1]['lr'],
+                   minutes=round((time.perf_counter()-self.t0)/60, 4))
+        self.rows = [r for r in self.rows if r['epoch'] < self.epoch] + [_plain({k: _num(v) for k,v in row.items()})]
+        write_history(self.path.parent, self.rows, self.path.name)
+
+def _num(v):
+    "A recorder value as a plain Python number."
+    if isinstance(v, torch.Tensor): v = v.item()
+    return v.item() if isinstance(v, np.generic) else v
 
 # %% ../nbs/12_runs.ipynb #06c2319e
 class StopOnNaN(Callback):
@@ -184,25 +292,63 @@ class StopOnNaN(Callback):
                       f"warm-up (one-cycle) or batch norm. The last good checkpoint, if any, is unchanged.")
         raise CancelFitException
 
+# %% ../nbs/12_runs.ipynb #1d5e4aa0
+class RunStopped(AllconvError):
+    "A run stopped by a signal (SIGTERM, SIGHUP) after finishing its current step; `signum` is the signal's number."
+    def __init__(self, problem, fix='', signum=signal.SIGTERM):
+        super().__init__(problem, fix); self.signum = int(signum)
+
+class GracefulStop(Callback):
+    "On SIGTERM or SIGHUP, finish the current step and stop the fit, keeping the last epoch's checkpoint; sets `learn.stopped_by`."
+    order = 0
+    signals = (signal.SIGTERM, signal.SIGHUP)
+    def before_fit(self):
+        self.learn.stopped_by,self.old = None,{}
+        if threading.current_thread() is not threading.main_thread(): return   # handlers can only be set there
+        for s in self.signals: self.old[s] = signal.signal(s, self._handler)
+    def _handler(self, signum, frame): self.learn.stopped_by = signal.Signals(signum)
+    def after_batch(self):
+        if self.learn.stopped_by is not None: raise CancelFitException
+    def after_fit(self):
+        for s,h in self.old.items(): signal.signal(s, h)
+        self.old = {}
+
 # %% ../nbs/12_runs.ipynb #4e26d9af
 @patch
 def run_cbs(self:Learner, run_dir, monitor:str=None, resume:bool=False) -> list:
-    "`Checkpoint`, `History` and `StopOnNaN` callbacks writing to `run_dir`."
+    "`Checkpoint`, `History`, `StopOnNaN` and `GracefulStop` callbacks writing to `run_dir`."
     monitor = ifnone(monitor, 'accuracy' if 'accuracy' in [m.name for m in self.metrics] else 'valid_loss')
-    return [Checkpoint(run_dir, monitor), History(run_dir, append=resume), StopOnNaN()]
+    return [Checkpoint(run_dir, monitor), History(run_dir, append=resume), StopOnNaN(), GracefulStop()]
+
+def _check_meta(meta, path, n_epoch:int=None):
+    "Refuse a checkpoint whose record of the run is not a finished epoch of an `n_epoch`-epoch run."
+    fix = "delete the run folder's last.pth and start the run again, or restore the file."
+    if not isinstance(meta, dict): raise AllconvError(f"Checkpoint {path} has no record of its run.", fix)
+    e,n = meta.get('epoch'),meta.get('n_epoch', n_epoch)
+    isint = lambda v: isinstance(v, int) and not isinstance(v, bool)
+    if not isint(e) or e < 0: raise AllconvError(f"Checkpoint {path} records epoch {e!r}, not a finished epoch.", fix)
+    if n_epoch is not None and (not isint(n) or n != n_epoch or e >= n_epoch):
+        raise AllconvError(f"Checkpoint {path} records epoch {e} of {n!r}, not an epoch of this {n_epoch}-epoch run.", fix)
+    h = meta.get('history')
+    if h is not None and not (isinstance(h, list) and all(isinstance(r, dict) and isint(r.get('epoch')) for r in h)):
+        raise AllconvError(f"Checkpoint {path}'s history record is damaged.", fix)
 
 @patch
-def resume(self:Learner, run_dir) -> int:
-    "Load `run_dir/last.pth` into this learner (model, optimizer, random state); return the epoch to start from."
+def resume(self:Learner, run_dir, n_epoch:int=None) -> int:
+    "Load `run_dir/last.pth` into this learner (model, optimizer, random state, history); return the epoch to start from."
     if self.opt is None: self.create_opt()
-    state = load_checkpoint(Path(run_dir)/'last.pth', self.model, self.opt)
+    path = Path(run_dir)/'last.pth'
+    state = load_checkpoint(path, self.model, self.opt)
     meta = state['meta']
+    _check_meta(meta, path, n_epoch)
     if 'rng' in meta: torch.set_rng_state(meta['rng'])
     # CUDA shuffles (`TensorDL` draws its order on the data's device) continue too, on the same number of GPUs
     if meta.get('rng_cuda') and torch.cuda.is_available() and len(meta['rng_cuda'])==torch.cuda.device_count():
         torch.cuda.set_rng_state_all(meta['rng_cuda'])
     self.resumed_best = meta.get('best')
-    return int(meta['epoch']) + 1
+    h = meta.get('history')   # None in checkpoints written before it was recorded: history.csv is read instead
+    self.resumed_history = None if h is None else [r for r in h if r['epoch'] <= meta['epoch']]
+    return meta['epoch'] + 1
 
 # %% ../nbs/12_runs.ipynb #0f115ff2
 def save_run_plots(run_dir, learn:Learner=None) -> list:
@@ -210,7 +356,7 @@ def save_run_plots(run_dir, learn:Learner=None) -> list:
     import matplotlib; import matplotlib.pyplot as plt
     run_dir = Path(run_dir)
     h = pd.read_csv(run_dir/'history.csv')
-    mets = [c for c in h.columns if c not in ('epoch', 'train_loss', 'valid_loss', 'lr', 'time')]
+    mets = [c for c in h.columns if c not in ('epoch', 'train_loss', 'valid_loss', 'lr', 'time', 'minutes')]
     fig,axs = plt.subplots(1, 1+len(mets[:1]), figsize=(5*(1+len(mets[:1])), 3.5))
     axs = np.atleast_1d(axs)
     for c in ('train_loss', 'valid_loss'): axs[0].plot(h.epoch, h[c], marker='o', label=c)
@@ -228,40 +374,6 @@ def save_run_plots(run_dir, learn:Learner=None) -> list:
         with atomic_write(out[1]) as f: fig.savefig(f, format='png', dpi=100)
         plt.close(fig)
     return out
-
-# %% ../nbs/12_runs.ipynb #16271989
-def read_json(p) -> dict:
-    "The JSON object in file `p`, or an `AllconvError` naming the file when it is damaged."
-    try: d = json.loads(Path(p).read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise AllconvError(f"{p} is not readable JSON ({type(e).__name__}).", "restore it, or start a new run in a new folder.") from None
-    if not isinstance(d, dict): raise AllconvError(f"{p} does not hold a JSON object.", "restore it, or start a new run in a new folder.")
-    return d
-
-def write_json(path, obj):
-    "Write `obj` as JSON to `path` atomically."
-    with atomic_write(path, 'w') as f: json.dump(obj, f, indent=1, default=str)
-
-def read_metrics(run_dir) -> dict|None:
-    "The final metrics of a finished run, or None while it is unfinished."
-    p = Path(run_dir)/'metrics.json'
-    return read_json(p) if p.exists() else None
-
-def check_fresh(run_dir):
-    "Refuse to train into a directory that already holds something."
-    d = Path(run_dir)
-    for p in (d, *d.parents):
-        if p.exists() and not p.is_dir():
-            raise AllconvError(f"The run directory {d} cannot be made: {p} is a file, not a folder.",
-                               "choose a new --out directory (an empty or missing one).")
-    if not d.exists() or not any(d.iterdir()): return
-    if [p.name for p in d.iterdir()] == ['config.json']:   # a start that failed before its first epoch: nothing to keep
-        print(f"Replacing {d}: it holds only the config.json of a start that trained nothing.", flush=True)
-        (d/'config.json').unlink(); return
-    what = 'a finished run' if (d/'metrics.json').exists() else 'an unfinished run' if (d/'config.json').exists() else 'files'
-    raise AllconvError(f"{d} already holds {what}.",
-                       f"pass --resume {d} to continue it, or choose a new --out directory." if 'run' in what else
-                       "choose a new --out directory (an empty or missing one).")
 
 # %% ../nbs/12_runs.ipynb #90e5e176
 class PlainProgress(Callback):

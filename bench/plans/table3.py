@@ -1,0 +1,57 @@
+"""The Table 3 campaign: the All-CNN paper's twelve nets on the CIFAR-10 JPEGs (45,000 train / 5,000 validation,
+seed 42), at an equal budget of 10 epochs each, every lr chosen on validation by a short sweep; then the C row in
+the paper's own setting, and ablations of All-CNN-C that change one thing at a time.
+
+Run it (resumable, safe to kill; each finished run is filed in bench/results/table3/<run>/):
+
+    allconv-campaign table3 --commit        # or: python -m allconv_fastai.campaign table3
+    allconv-campaign table3 --status        # what is filed, what is left, hours left on this machine
+
+Budget: 10 epochs a net, the largest the project's machines can finish for all twelve (about 2.5 hours of training
+on the 2-core AMX Xeon, 4.5 on the AVX512-BF16 EPYC, more than a day on the AVX2-only EPYC).
+"""
+from allconv_fastai.campaign import Plan, best_lr
+from allconv_fastai.config import RunConfig
+from allconv_fastai.experiments import paper_lrs, paper_table3
+
+plan = Plan('table3', __doc__)
+EPOCHS = 10
+DATA = dict(data='cifar10-jpg', valid=5000, seed=42, bs=128)
+# the fast recipe, as the shipped All-CNN-C was trained: batch norm, no dropout, flip + 4-px translate, one-cycle,
+# label smoothing 0.1, SGD momentum 0.9, weight decay 5e-4, bf16 autocast where the CPU computes it natively
+FAST = dict(DATA, recipe='fast', wd=5e-4, label_smoothing=0.1)
+# the paper's setting: dropout, no batch norm, no augmentation, its step schedule (x0.1 at 200/250/300 of 350 epochs,
+# scaled to the budget), SGD momentum 0.9, weight decay 1e-3, no label smoothing
+PAPER = dict(DATA, recipe='paper', augment=False, tta=False)
+SWEEP = dict(epochs=2, n_train=10_000, tta=False)   # the lr sweep: 2 epochs on a seeded, stratified 10,000 of the 45,000
+NETS = tuple(paper_table3)                          # model-a ... all-cnn-c
+
+def sweep(prefix, lrs=paper_lrs, **settings):
+    for lr in lrs: plan.add(f"{prefix}-lr{lr:g}", keep_weights=False, **{**settings, **SWEEP, 'lr': lr})
+
+def chosen(prefix, **settings):
+    "Settings whose lr is the one the sweep `prefix` chose on validation."
+    return lambda done: RunConfig(**{**settings, 'lr': best_lr(done, prefix + '-lr')})
+
+# 1. Table 3, fast recipe: the sweep, then each net for the budget at its chosen lr
+for a in NETS: sweep(f"sweep/{a}", arch=a, **FAST)
+for a in NETS: plan.add(f"table3/{a}", chosen(f"sweep/{a}", arch=a, epochs=EPOCHS, **FAST))
+
+# 2. The C row in the paper's own setting, its lrs swept the same way
+C_ROW = ('model-c', 'strided-cnn-c', 'convpool-cnn-c', 'all-cnn-c')
+for a in C_ROW: sweep(f"sweep-paper/{a}", arch=a, **PAPER)
+for a in C_ROW: plan.add(f"paper-setting/{a}", chosen(f"sweep-paper/{a}", arch=a, epochs=EPOCHS, **PAPER))
+
+# 3. Ablations of All-CNN-C, one change each from table3/all-cnn-c (the baseline: batch norm, no dropout, SGD,
+#    one-cycle, per-channel normalisation, default init, no shortcuts). Changes that move the usable lr range
+#    (normalisation layers, the optimizer) get their own sweep; the others keep the baseline's lr.
+C = dict(FAST, arch='all-cnn-c', epochs=EPOCHS)
+sweep("sweep-ablation/dropout", **{**C, 'bn': False, 'dropout': True})
+sweep("sweep-ablation/neither", **{**C, 'bn': False, 'dropout': False})
+sweep("sweep-ablation/adam", lrs=(0.01, 0.003, 0.001, 0.0003), **{**C, 'opt': 'adam', 'wd': 0.01})
+plan.add("ablation/dropout", chosen("sweep-ablation/dropout", **{**C, 'bn': False, 'dropout': True}))
+plan.add("ablation/neither", chosen("sweep-ablation/neither", **{**C, 'bn': False, 'dropout': False}))
+plan.add("ablation/adam", chosen("sweep-ablation/adam", **{**C, 'opt': 'adam', 'wd': 0.01}))   # fastai's Adam: decoupled wd, its default 0.01
+for name,change in (('bn-and-dropout', dict(dropout=True)), ('lsuv', dict(lsuv=True)), ('zca', dict(zca=True)),
+                    ('step-schedule', dict(schedule='step')), ('nesterov', dict(opt='nesterov')), ('residual', dict(residual=True))):
+    plan.add(f"ablation/{name}", chosen("sweep/all-cnn-c", **{**C, **change}))
