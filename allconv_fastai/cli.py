@@ -13,21 +13,21 @@ from fastai.torch_core import num_distrib, rank_distrib
 from fastai.distributed import teardown_distrib
 from .core import AllconvError, check_positive
 from .models.registry import arch_names
-from .config import RunConfig, run_dls, run_learner, read_config
-from .runs import load_checkpoint
+from .config import RunConfig, run_dls, run_learner, read_config, read_split, record_dls
+from .runs import load_checkpoint, RunStopped
 from .distributed import data_parallel, say
 from .experiments import train_run, evaluate, table3, paper_lrs, paper_table3
 
 # %% auto #0
-__all__ = ['train_main', 'eval_main', 'table3_main', 'predict_main', 'commands', 'allconv_train', 'allconv_eval',
-           'allconv_table3', 'allconv_predict', 'main']
+__all__ = ['train_main', 'eval_main', 'table3_main', 'predict_main', 'commands', 'allconv_train', 'load_run_weights',
+           'allconv_eval', 'allconv_table3', 'allconv_predict', 'main']
 
 # %% ../nbs/17_cli.ipynb #2894fdd8
 def _onoff(k, default) -> str:
     return {True: f"on unless --no-{k}", False: f"off unless --{k}"}.get(default, "default: see above")
 
-def _options(p:argparse.ArgumentParser, obj, skip=(), defaults=None, positional=()):
-    "Add to `p` an option for each parameter (or dataclass field) of `obj`, from its annotation, default and docment."
+def _options(p:argparse.ArgumentParser, obj, skip=(), defaults=None, positional=(), typed_only:bool=False):
+    "Add to `p` an option for each parameter (or dataclass field) of `obj`, from its annotation, default and docment; `typed_only`: only options typed reach the function."
     for k,v in docments(obj, full=True, returns=False, eval_str=True).items():
         if k in skip or k=='return' or v.get('kind') in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL): continue
         default,anno = (defaults or {}).get(k, v.default),v.anno
@@ -36,24 +36,28 @@ def _options(p:argparse.ArgumentParser, obj, skip=(), defaults=None, positional=
         if anno is list: p.add_argument(k, nargs='+', metavar=k[:-1].upper() if k.endswith('s') else k.upper(), help=hlp); continue
         if k in positional or default is inspect.Parameter.empty: p.add_argument(k, help=hlp); continue
         flags = [f"--{k.replace('_', '-')}"] + ([f"--{k}"] if '_' in k else [])
+        given = argparse.SUPPRESS if typed_only else default   # SUPPRESS: an option left out is absent, not its default
         if anno is bool:
-            p.add_argument(*flags, dest=k, action=argparse.BooleanOptionalAction, default=default,
+            p.add_argument(*flags, dest=k, action=argparse.BooleanOptionalAction, default=given,
                            help=hlp + (f" ({_onoff(k, default)})" if default is not None else ''))
         else:
-            p.add_argument(*flags, dest=k, type=anno if anno in (int, float) else str, default=default,
+            p.add_argument(*flags, dest=k, type=anno if anno in (int, float) else str, default=given,
                            metavar=getattr(anno, '__name__', 'str').upper(), help=hlp + (f" (default: {default})" if default is not None else ''))
     return p
 
-def _main(func, cls=None, skip=(), defaults=None, positional=()):
+def _main(func, cls=None, skip=(), defaults=None, positional=(), typed_only:bool=False):
     "The command-line entry point of `func`: options from `func`'s parameters and `cls`'s fields; errors as one line."
     def main(argv=None, prog=None):
         p = argparse.ArgumentParser(prog=prog, description=func.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
         _options(p, func, positional=positional)
-        if cls is not None: _options(p, cls, skip=skip, defaults=defaults)
+        if cls is not None: _options(p, cls, skip=skip, defaults=defaults, typed_only=typed_only)
         args = vars(p.parse_args(argv))
         try:
             r = func(**args)
             return r if isinstance(r, int) and not isinstance(r, bool) else 0  # a command may return its exit status
+        except RunStopped as e:   # SIGTERM/SIGHUP: the step finished, the last epoch's checkpoint is kept
+            print(f"stopped: {e}", file=sys.stderr)
+            return 128 + e.signum
         except AllconvError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
@@ -92,8 +96,8 @@ def _check_resume(run_dir:Path, out, settings:dict):
     "Refuse `--resume` with settings that differ from the run's own (its config.json gives every setting)."
     if out and Path(out).resolve() != run_dir.resolve():
         raise AllconvError(f"--resume {run_dir} continues that run in its own folder, not in --out {out}.", f"drop --out, or drop --resume to start a new run in {out}.")
-    defaults = {f.name: f.default for f in dataclasses.fields(RunConfig)}
-    given = {k: v for k,v in settings.items() if k in defaults and v != defaults[k]}
+    fields = {f.name for f in dataclasses.fields(RunConfig)}
+    given = {k: v for k,v in settings.items() if k in fields}   # the options typed (the command passes no others)
     if not given: return
     cfg = read_config(run_dir)
     try: new = RunConfig(**{**cfg.to_dict(), **given})
@@ -122,32 +126,73 @@ def allconv_train(
     _report(m, run_dir)
     return m
 
-train_main = _main(allconv_train, RunConfig)
+train_main = _main(allconv_train, RunConfig, typed_only=True)
 
 # %% ../nbs/17_cli.ipynb #daac9b1a
+_weight_files = {'best': 'best.pth', 'last': 'last.pth', 'final': 'weights.safetensors'}
+
+def _weights(run_dir:Path, checkpoint:str|None) -> Path:
+    "The weights file of `run_dir` to evaluate: `checkpoint`'s, or the first of best.pth, weights.safetensors (a filed run's), last.pth."
+    if checkpoint is not None and checkpoint not in _weight_files:
+        raise AllconvError(f"Unknown checkpoint {checkpoint!r}.", "use --checkpoint best, last or final.")
+    names = [_weight_files[checkpoint]] if checkpoint else list(_weight_files.values())
+    for n in names:
+        if (run_dir/n).exists(): return run_dir/n
+    if checkpoint or (run_dir/'config.json').exists() and not (run_dir/'history.csv').exists():
+        raise AllconvError(f"No trained run at {run_dir}: it holds no {' or '.join(names)}." +
+                           ('' if checkpoint else " It holds only the config.json of a start that trained nothing."),
+                           f"train it with allconv-train --resume {run_dir}, or pass the folder of a trained run.")
+    raise AllconvError(f"{run_dir} holds no weights ({', '.join(names)}).", "pass the folder of a trained run.")
+
+def load_run_weights(model, path:Path):
+    "Load a run's weights file into `model`: a checkpoint (`.pth`) or a filed run's safetensors (bf16, cast to the model's dtype)."
+    if path.suffix != '.safetensors': return load_checkpoint(path, model)
+    from safetensors.torch import load_file
+    sd = {k: v.float() if v.is_floating_point() else v for k,v in load_file(path).items()}
+    try: model.load_state_dict(sd)
+    except RuntimeError as e:
+        raise AllconvError(f"{path} does not fit this model: {str(e).splitlines()[0]}", "evaluate it with its own run folder's config.json.") from None
+
 def allconv_eval(
-    run_dir:str,               # A run directory written by allconv-train
+    run_dir:str,               # A run directory written by allconv-train (or a run filed by a campaign)
     tta:bool=False,            # Also report test-time-augmentation accuracy
     split:str='valid',         # valid or test
-    checkpoint:str='best',     # best or last
+    checkpoint:str=None,       # best, last or final (a filed run's weights.safetensors); default: the first that exists, in that order
     maps:int=0,                # Save guided-backprop maps of this many validation images in RUN_DIR/maps
+    data:str=None,             # Evaluate on this split of other data (a folder or archive with SPLIT/<class>/ folders); needs no training images
+    json:bool=False,           # Print the results as one JSON object (and nothing else) on stdout
 ):
-    "Evaluate a trained run: accuracy on its validation (or test) split, optionally with TTA and guided-backprop maps"
+    "Evaluate a trained run: accuracy on its validation (or test) split, or on a split of other data (--data), optionally with TTA and guided-backprop maps"
     if split not in ('valid', 'test'): raise AllconvError(f"Unknown split {split!r}.", "use --split valid or --split test.")
-    if checkpoint not in ('best', 'last'): raise AllconvError(f"Unknown checkpoint {checkpoint!r}.", "use --checkpoint best or last.")
+    if not isinstance(maps, int) or maps < 0: raise AllconvError(f"--maps must be a whole number >= 0, got {maps!r}.", "pass e.g. --maps 8.")
+    if json:
+        import contextlib, io, json as _json
+        with contextlib.redirect_stdout(io.StringIO()): res = allconv_eval(run_dir, tta, split, checkpoint, maps, data)
+        print(_json.dumps(res, indent=1))
+        return res
+    run_dir = Path(run_dir)
     cfg = read_config(run_dir)
-    if not any((Path(run_dir)/n).exists() for n in ('last.pth', 'best.pth', 'history.csv')):
-        raise AllconvError(f"No trained run at {run_dir}: it holds only the config.json of a start that trained nothing.",
-                           f"train it with allconv-train --resume {run_dir}, or pass the folder of a trained run.")
-    dls = run_dls(cfg)
+    wpath = _weights(run_dir, checkpoint)
+    if data is not None:   # only that split is read; the run's data.json prepares it as the run prepared its own
+        x,y,vocab = read_split(data, split)
+        dls = record_dls(run_dir, x, y, vocab)
+        name = f"{split} split of {data} ({len(x):,} images)"
+    else: dls = run_dls(cfg); name = dls.data_name
     learn = run_learner(cfg, dls)
-    load_checkpoint(Path(run_dir)/f'{checkpoint}.pth', learn.model)
-    with data_parallel(learn): res = evaluate(learn, tta, split)
-    _report(dict(arch=cfg.arch, data_name=dls.data_name, epochs=cfg.epochs, **res), f"{run_dir} ({checkpoint}.pth)")
+    load_run_weights(learn.model, wpath)
+    with data_parallel(learn):
+        if data is None: res = evaluate(learn, tta, split)
+        else:
+            res = {k.replace('valid', split): v for k,v in evaluate(learn, False, 'valid').items()}
+            if tta and cfg.flip:
+                p,t = learn.mirror_tta(dl=dls.valid)
+                res.update({f'{split}_tta_accuracy': float((p.argmax(1)==t).float().mean()), 'tta': 'mirror'})
+    res['weights'] = wpath.name
+    _report(dict(arch=cfg.arch, data_name=name, epochs=cfg.epochs, **res), f"{run_dir} ({wpath.name})")
     if maps and rank_distrib()==0:
         from allconv_fastai.interpret import save_guided_maps
-        paths = save_guided_maps(learn, None, Path(run_dir)/'maps', n=maps)
-        say(f"{len(paths)} guided-backprop maps in {Path(run_dir)/'maps'}")
+        paths = save_guided_maps(learn, None, run_dir/'maps', n=maps)
+        say(f"{len(paths)} guided-backprop maps in {run_dir/'maps'}")
     return res
 
 eval_main = _main(allconv_eval, positional=('run_dir',))

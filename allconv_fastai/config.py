@@ -21,13 +21,15 @@ from .callback.schedule import paper_milestones
 from .learner import allcnn_learner, densenet_learner, paper_sgd
 
 # %% auto #0
-__all__ = ['data_names', 'schedules', 'optimizers', 'min_size', 'check_size', 'RunConfig', 'run_dls', 'run_learner', 'run_env',
-           'config_from_dict', 'save_config', 'read_config']
+__all__ = ['data_names', 'schedules', 'optimizers', 'max_image_size', 'min_size', 'check_size', 'RunConfig', 'run_dls',
+           'run_learner', 'run_env', 'config_from_dict', 'save_config', 'read_config', 'save_data_record', 'record_dls',
+           'read_split']
 
 # %% ../nbs/13_config.ipynb #9e91d205
 data_names = ('digits', 'cifar10', 'cifar100', 'cifar100-coarse', 'cifar10-jpg')  # built-in datasets (or a path)
 schedules = ('one-cycle', 'paper', 'step')
 optimizers = ('sgd', 'nesterov', 'adam')
+max_image_size = 512   # the largest image side a run may ask for: 50,000 RGB images of 512x512 are 39 GB
 
 def _ints(v, what):
     "A tuple of ints from '16,32', [16, 32] or None."
@@ -140,6 +142,8 @@ class RunConfig:
         if self.n_train is not None and digits:
             raise AllconvError("`n_train` applies to CIFAR and folder data, not to the digits.", "drop --n-train.")
         self.widths = _ints(self.widths, 'widths')
+        if self.widths is not None and (len(self.widths) != 2 or min(self.widths) < 1):
+            raise AllconvError(f"`widths` must be two whole numbers >= 1, got {self.widths!r}.", "pass e.g. --widths 96,192.")
         if fam=='densenet' and (self.bn or self.residual or self.widths):
             raise AllconvError(f"`bn`, `residual` and `widths` are All-CNN options; {self.arch} is a DenseNet.", "drop them.")
         if fam=='allcnn': self.bn = ifnone(self.bn, r.bn)
@@ -155,6 +159,14 @@ class RunConfig:
         self.pad = ifnone(self.pad, (2 if digits else 4) if self.augment else 0)
         self.flip = ifnone(self.flip, self.augment and not digits)
         if self.pad < 0 or self.cutout < 0: raise AllconvError("`pad` and `cutout` must be >= 0.", "pass e.g. --pad 4 --cutout 0.")
+        if self.size is not None and self.size > max_image_size:
+            raise AllconvError(f"`size` {self.size} is beyond what these nets and a CPU's memory take (at most {max_image_size}).",
+                               f"pass --size {max_image_size} or less (CIFAR's images are 32).")
+        side = self.size or (8 if digits else 32)
+        if self.cutout > side: raise AllconvError(f"`cutout` {self.cutout} is larger than the {side}x{side} images.", f"pass --cutout {side//2} or less.")
+        if isinstance(self.valid, float) and not 0 < self.valid < 1 or isinstance(self.valid, int) and self.valid < 1:
+            raise AllconvError(f"`valid` {self.valid!r} leaves no validation or no training images.",
+                               "pass a fraction between 0 and 1 (e.g. --valid 0.2) or a count >= 1 (e.g. --valid 5000).")
         check_size(self.arch, self.size, self.widths)   # before any data is read
 
     @property
@@ -169,10 +181,15 @@ def run_dls(cfg:RunConfig, device=None):
     if num_distrib() > 1 and torch.cuda.is_available():  # one GPU per process: fastai's default device is the current one
         torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
     kw = dict(bs=cfg.bs, valid=cfg.valid, seed=cfg.seed, pad=cfg.pad, flip=cfg.flip, cutout=cfg.cutout, zca=cfg.zca, device=device)
-    if cfg.data=='digits': return digits_dls(size=cfg.size, **kw)
-    dls = cifar_dls(cfg.data, n_train=cfg.n_train, size=cfg.size, **kw)
+    if cfg.data=='digits': dls = digits_dls(size=cfg.size, **kw)
+    else: dls = cifar_dls(cfg.data, n_train=cfg.n_train, size=cfg.size, **kw)
     h,w = dls.train_ds.x.shape[-2:]
     check_size(cfg.arch, min(h, w), cfg.widths, what=f"The images of {cfg.data} are {h}x{w}:")
+    if cfg.cutout > min(h, w): raise AllconvError(f"`cutout` {cfg.cutout} is larger than the {h}x{w} images.", f"pass --cutout {min(h, w)//2} or less.")
+    y = getattr(dls.train_ds, 'y', None)
+    left = len(dls.vocab) - (len(y.unique()) if y is not None and len(y) else 0)
+    if left: raise AllconvError(f"The validation split (valid={cfg.valid!r}) leaves {left} of {len(dls.vocab)} classes with no training image.",
+                                "pass a smaller --valid, e.g. 0.2.")
     return dls
 
 def run_learner(cfg:RunConfig, dls, **kw) -> Learner:
@@ -246,3 +263,74 @@ def read_config(run_dir) -> RunConfig:
     p = Path(run_dir)/'config.json'
     if not p.exists(): raise AllconvError(f"No run at {run_dir} (no config.json).", "check the path, or train a run there first.")
     return config_from_dict(read_json(p), p)
+
+# %% ../nbs/13_config.ipynb #a33a7e19
+def save_data_record(run_dir, dls):
+    "Write `data.json` (class names, image size, normalisation, data name) and, for ZCA data, `zca.safetensors` into `run_dir`."
+    from fastai.data.transforms import Normalize
+    from safetensors.torch import save
+    from allconv_fastai.runs import write_json
+    from allconv_fastai.core import atomic_write
+    fs = dls.train.after_batch.fs
+    nrm = next(t for t in fs if isinstance(t, Normalize))
+    zca = next((t for t in fs if type(t).__name__=='ZCA'), None)
+    rec = dict(vocab=[str(v) for v in dls.vocab], size=list(dls.train_ds.x.shape[-2:]), mean=nrm.mean.flatten().tolist(),
+               std=nrm.std.flatten().tolist(), zca=zca is not None, data_name=getattr(dls, 'data_name', ''))
+    if zca is not None:
+        with atomic_write(Path(run_dir)/'zca.safetensors') as f:
+            f.write(save({'mean': zca.mean.detach().cpu().float().contiguous(), 'W': zca.W.detach().cpu().float().contiguous()}))
+    write_json(Path(run_dir)/'data.json', rec)
+    return rec
+
+def record_dls(run_dir, x, y=None, vocab=None, device=None, bs:int=256):
+    "DataLoaders whose validation split is the uint8 images `x` (labels `y` named by `vocab`), prepared as the run in `run_dir` prepared its own."
+    from fastai.data.transforms import Normalize
+    from safetensors.torch import load_file
+    from allconv_fastai.runs import read_json
+    from allconv_fastai.data.loaders import tensor_dls
+    from allconv_fastai.data.augment import resize_images
+    run_dir = Path(run_dir)
+    if not (run_dir/'data.json').exists():
+        raise AllconvError(f"{run_dir} has no data.json (it was trained before runs kept their data's statistics).",
+                           "evaluate it on its own data (without --data), or retrain it.")
+    rec = read_json(run_dir/'data.json')
+    if vocab is not None:
+        unknown = sorted(set(map(str, vocab)) - set(rec['vocab']))
+        if unknown: raise AllconvError(f"The classes {unknown[:5]} are not among the {len(rec['vocab'])} this run was trained on.",
+                                       f"pass data whose class folders are named as the run's classes ({', '.join(rec['vocab'][:10])}).")
+        y = torch.tensor([rec['vocab'].index(str(vocab[int(i)])) for i in y])
+    if y is None: y = torch.zeros(len(x), dtype=torch.long)
+    h,w = rec['size']
+    if tuple(x.shape[-2:]) != (h, w): x = resize_images(x, h) if h == w else x
+    dls = tensor_dls(x, y, rec['vocab'], x, y, bs=bs, pad=0, flip=False, zca=rec['zca'], device=device, data_name=f"{len(x):,} images")
+    for dl in dls.loaders:
+        for t in dl.after_batch.fs:
+            if isinstance(t, Normalize):
+                t.mean,t.std = (torch.tensor(v, device=t.mean.device).view(1,-1,1,1) for v in (rec['mean'], rec['std']))
+            if type(t).__name__=='ZCA':
+                z = load_file(run_dir/'zca.safetensors')
+                t.mean,t.W = z['mean'].float().to(t.W.device),z['W'].float().to(t.W.device)
+    dls.stats = (torch.tensor(rec['mean']), torch.tensor(rec['std']))
+    return dls
+
+# %% ../nbs/13_config.ipynb #1de6e47d
+def read_split(source, split:str='test'):
+    "The images of one split of `source` (a folder or archive with `<split>/<class>/` folders, or the CIFAR python batches) as (uint8 x, y, class names); no other split is read."
+    from allconv_fastai.data.sources import find_source, load_images, _is_pickle_source, _image_entries, decode_image_bytes, _SPLITS
+    p,_,label = find_source(source)
+    if _is_pickle_source(p):
+        s = load_images(p, label)
+        x,y = (s.x_test,s.y_test) if split=='test' else (getattr(s, 'x_valid', None),getattr(s, 'y_valid', None))
+        if x is None: raise AllconvError(f"{p} has no {split} split.", "use --split test.")
+        return x,y,list(s.vocab)
+    names = {k for k,v in _SPLITS.items() if v==split}
+    items = []
+    for parts,read in _image_entries(p):
+        i = next((i for i,q in enumerate(parts[:-2]) if q in _SPLITS), None)
+        if i is not None and parts[i] in names: items.append((parts[-2], decode_image_bytes(read(), '/'.join(parts))))
+    if not items: raise AllconvError(f"{p} has no {split}/ folder of class folders with images.",
+                                     f"pass data laid out as {split}/<class>/<image> (only that split is read).")
+    shapes = {tuple(im.shape) for _,im in items}
+    if len(shapes) > 1: raise AllconvError(f"{p}/{split}: images differ in size ({sorted(shapes)[:4]}).", "resize them to one size.")
+    vocab = sorted({c for c,_ in items})
+    return torch.stack([im for _,im in items]),torch.tensor([vocab.index(c) for c,_ in items]),vocab

@@ -25,11 +25,12 @@ class AllconvError(ValueError):
 
 # %% ../nbs/00_core.ipynb #ec0812f5
 def check_positive(**kwargs):
-    "Raise `AllconvError` for any keyword argument that is not a positive number."
+    "Raise `AllconvError` for any keyword argument that is not a positive, finite number."
     for k,v in kwargs.items():
         if v is None: continue
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
             raise AllconvError(f"`{k}` must be a positive number, got {v!r}.", f"pass `{k}` > 0.")
+        if v == float('inf'): raise AllconvError(f"`{k}` must be a finite number, got {v!r}.", f"pass a finite `{k}` > 0.")
 
 # %% ../nbs/00_core.ipynb #792423f6
 def _umask() -> int:

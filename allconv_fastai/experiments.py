@@ -16,7 +16,7 @@ from .models.registry import archs, arch_family
 from .data.augment import BatchFlip
 from .runs import (read_json, write_json, read_metrics, read_history, write_history, check_parents, check_fresh,
                                  save_run_plots, use_plain_progress, RunLock, RunStopped)
-from .config import RunConfig, run_dls, run_learner, save_config, read_config, run_env
+from .config import RunConfig, run_dls, run_learner, save_config, read_config, run_env, save_data_record
 from .distributed import data_parallel, is_rank0, say
 
 # %% auto #0
@@ -107,7 +107,7 @@ def _train(run_dir, cfg, resume, dls, cbs, t0):
     if cfg.valid is None and getattr(dls, 'valid_setting', None) is not None:   # what the data chose: recorded, so eval rebuilds it
         cfg = dataclasses.replace(cfg, valid=dls.valid_setting)
     learn = run_learner(cfg, dls)
-    if not resume and is_rank0(): save_config(run_dir/'config.json', cfg, learn)
+    if not resume and is_rank0(): save_config(run_dir/'config.json', cfg, learn); save_data_record(run_dir, dls)
     use_plain_progress(learn)
     start = learn.resume(run_dir, cfg.epochs) if resume and (run_dir/'last.pth').exists() else 0
     if is_rank0(): record_start(run_dir, learn, start)

@@ -50,6 +50,7 @@ def _recipe_learner(family, dls, arch, recipe='fast', n_out=None, loss_func=None
     if family=='allcnn': model_kw = {'bn': r.bn, 'dropout': r.dropout, **model_kw}
     elif r.dropout and 'p' not in model_kw: model_kw['p'] = 0.2
     if pretrained:
+        if lsuv: raise AllconvError("LSUV would re-initialise the shipped weights.", "drop lsuv=True (--lsuv) with pretrained weights.")
         from allconv_fastai.pretrained import pretrained_model
         model = pretrained_model(arch, dls=dls, n_out=n_out, **model_kw)
     else: model = get_arch(arch, n_out=n_out, **model_kw)

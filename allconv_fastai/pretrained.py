@@ -93,6 +93,11 @@ def pretrained_model(arch='all-cnn-c', dls=None, n_out=None, **model_kw) -> nn.M
         if k in model_kw and model_kw[k] != v:
             raise AllconvError(f"The pretrained {card['arch']} was trained with {k}={v}, not {model_kw[k]}.",
                                f"drop {k}= (or use the fast recipe: recipe='fast').")
+    changes = {k: v for k,v in model_kw.items() if k not in card['model_kw'] and v not in (None, False)
+               and not (k=='widths' and tuple(v)==(96, 192))}   # options that would build another net than the shipped one
+    if changes:
+        raise AllconvError(f"The pretrained {card['arch']} is the paper's net; {', '.join(f'{k}={v!r}' for k,v in changes.items())} "
+                           "would change it.", f"drop {', '.join(changes)}, or train a new net (pretrained=False).")
     if dls is not None: check_data(dls, card); use_stats(dls, card['mean'], card['std'])
     m = arch_info(arch)(n_out=len(card['vocab']), **card['model_kw'])
     try: m.load_state_dict(load_weights(arch))

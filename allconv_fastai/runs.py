@@ -169,6 +169,9 @@ def check_parents(run_dir):
     "Refuse a run directory that cannot be made because it, or a folder above it, is a file."
     d = Path(run_dir)
     for p in (d, *d.parents):
+        if p.is_symlink() and not p.exists():
+            raise AllconvError(f"The run directory {d} cannot be made: {p} is a symbolic link to nothing (dangling, or a loop).",
+                               "remove the link, or choose another --out directory.")
         if p.exists() and not p.is_dir():
             raise AllconvError(f"The run directory {d} cannot be made: {p} is a file, not a folder.",
                                "choose a new --out directory (an empty or missing one).")

@@ -44,7 +44,7 @@ def test_two_cpu_processes(tmp_path):
     m = json.loads((d/'metrics.json').read_text())
     assert m['processes'] == 2 and 0 < m['valid_accuracy'] <= 1
     assert list(pd.read_csv(d/'history.csv').epoch) == [0, 1]
-    assert sorted(o.name for o in d.iterdir()) == ['best.pth', 'config.json', 'curves.png', 'history.csv', 'last.pth',
+    assert sorted(o.name for o in d.iterdir()) == ['best.pth', 'config.json', 'curves.png', 'data.json', 'history.csv', 'last.pth',
                                                    'lr.png', 'metrics.json']       # no stray temporary files
     assert p.stdout.count('Run directory:') == 1                                    # only rank 0 prints
     assert sorted(o.name for o in tmp_path.iterdir()) == ['debug', 'runs']          # rank 1 wrote no other run dir
@@ -96,7 +96,7 @@ def test_two_nodes_on_loopback(tmp_path):
     m = json.loads((d/'metrics.json').read_text())
     assert m['processes'] == 2 and 0 < m['valid_accuracy'] <= 1
     assert list(pd.read_csv(d/'history.csv').epoch) == [0]
-    assert sorted(o.name for o in d.iterdir()) == ['best.pth', 'config.json', 'curves.png', 'history.csv', 'last.pth',
+    assert sorted(o.name for o in d.iterdir()) == ['best.pth', 'config.json', 'curves.png', 'data.json', 'history.csv', 'last.pth',
                                                    'lr.png', 'metrics.json']       # written once: no stray temporary files
     assert sum(out.count('Run directory:') for out,_ in outs) == 1                 # only rank 0 reports
     assert sorted(o.name for o in tmp_path.iterdir()) == ['debug', 'runs']          # the other rank wrote no other run dir

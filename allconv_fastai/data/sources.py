@@ -350,6 +350,8 @@ def split_idxs(y, valid=5000, seed:int=42):
                                   "pass e.g. valid=5000, valid=0.1 or valid='test'.")
     y = np.asarray(torch.as_tensor(y).cpu())
     nv = valid if isinstance(valid, int) else max(1, round(valid*n))
+    if nv >= n: raise AllconvError(f"`valid` {valid!r} takes all {n} images for validation, leaving none to train on.",
+                                   "pass a smaller fraction or count, e.g. valid=0.2.")
     strat = y if np.bincount(y).min(initial=n) >= 2 and len(np.unique(y)) <= min(nv, n-nv) else None
     tr,va = train_test_split(np.arange(n), test_size=nv, random_state=seed, stratify=strat)
     return torch.from_numpy(np.sort(tr)),torch.from_numpy(np.sort(va))

@@ -6,6 +6,7 @@ Run it (resumable, safe to kill; each finished run is filed in bench/results/tab
 
     allconv-campaign table3 --commit        # or: python -m allconv_fastai.campaign table3
     allconv-campaign table3 --status        # what is filed, what is left, hours left on this machine
+    allconv-campaign table3 --report        # regenerate README.md, the CSVs and the bar charts in bench/results/table3
 
 Budget: 10 epochs a net, the largest the project's machines can finish for all twelve (about 2.5 hours of training
 on the 2-core AMX Xeon, 4.5 on the AVX512-BF16 EPYC, more than a day on the AVX2-only EPYC).
@@ -13,8 +14,9 @@ on the 2-core AMX Xeon, 4.5 on the AVX512-BF16 EPYC, more than a day on the AVX2
 from allconv_fastai.campaign import Plan, best_lr
 from allconv_fastai.config import RunConfig
 from allconv_fastai.experiments import paper_lrs, paper_table3
+from allconv_fastai.report import table3_report
 
-plan = Plan('table3', __doc__)
+plan = Plan('table3', __doc__, report=table3_report)
 EPOCHS = 10
 DATA = dict(data='cifar10-jpg', valid=5000, seed=42, bs=128)
 # the fast recipe, as the shipped All-CNN-C was trained: batch norm, no dropout, flip + 4-px translate, one-cycle,

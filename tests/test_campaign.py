@@ -1,0 +1,90 @@
+"""Campaigns (issue 19): a plan of runs that survives SIGKILL, resumes the interrupted run without redoing finished
+epochs, files each finished run, and ends with the results of an uninterrupted campaign."""
+import json, os, signal, subprocess, sys, time
+from pathlib import Path
+import pandas as pd
+import pytest
+
+ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1', 'PYTHONWARNINGS': 'ignore'}
+PLAN = '''
+from allconv_fastai.campaign import Plan
+plan = Plan('tiny')
+T = dict(widths='16,32', size=16, precision='fp32', tta=False, seed=0)
+plan.add('a', epochs=1, lr=0.05, **T)
+plan.add('sweep/b', epochs=4, lr=0.05, **T)
+plan.add('c', epochs=1, lr=0.02, keep_weights=False, **T)
+'''
+RUNS = ('a', 'sweep/b', 'c')
+
+def start(tmp, name):
+    plan = tmp/'tiny.py'
+    if not plan.exists(): plan.write_text(PLAN)
+    d = tmp/name
+    return d, subprocess.Popen([sys.executable, '-m', 'allconv_fastai.campaign', str(plan), '--results', str(d/'results'),
+                                '--work', str(d/'work')], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+
+def finish(p, timeout=600):
+    out, err = p.communicate(timeout=timeout)
+    assert p.returncode == 0, err[-3000:]
+    return out
+
+def metrics(d, run): return json.loads((d/'results'/'tiny'/run/'metrics.json').read_text())
+
+@pytest.fixture(scope='module')
+def reference(tmp_path_factory):
+    "An uninterrupted campaign of the three runs."
+    tmp = tmp_path_factory.mktemp('campaign')
+    d, p = start(tmp, 'ref')
+    finish(p)
+    return tmp, d
+
+def test_killed_campaign_resumes_and_matches_uninterrupted(reference):
+    tmp, ref = reference
+    d, p = start(tmp, 'killed')
+    ckpt = d/'work'/'tiny'/'sweep'/'b'/'last.pth'
+    t0 = time.monotonic()
+    while not ckpt.exists():   # wait until the second run has checkpointed its first epoch, then kill at once
+        assert p.poll() is None, p.communicate()[1][-3000:]
+        assert time.monotonic() - t0 < 600, "the second run never checkpointed an epoch"
+        time.sleep(0.05)
+    p.send_signal(signal.SIGKILL); p.wait()
+    filed = d/'results'/'tiny'
+    assert (filed/'a'/'metrics.json').exists() and not (filed/'sweep'/'b').exists()
+    a_mtime = (filed/'a'/'metrics.json').stat().st_mtime_ns
+    out = finish(start(tmp, 'killed')[1])
+    assert (filed/'a'/'metrics.json').stat().st_mtime_ns == a_mtime       # the filed run was not redone
+    b = metrics(d, 'sweep/b')
+    assert b['resumed_from'] >= 1, b                                       # the interrupted run resumed ...
+    assert f"at epoch {b['resumed_from']} of 4" in out
+    assert pd.read_csv(filed/'sweep'/'b'/'history.csv').epoch.tolist() == [0, 1, 2, 3]   # ... each epoch once
+    for run in RUNS:                                                       # and the results are the uninterrupted ones
+        m, r = metrics(d, run), metrics(ref, run)
+        for k in ('valid_loss', 'valid_accuracy', 'epochs_trained', 'lr', 'diverged', 'weights_sha256'):
+            assert m.get(k) == r.get(k), (run, k, m.get(k), r.get(k))
+    assert 'weights_sha256' in b and 'weights_sha256' not in metrics(d, 'c')   # c files no weights (keep_weights=False)
+    assert not list((d/'work').rglob('*.pth'))                             # no checkpoints left once filed
+    assert sorted(p.name for p in (filed/'a').iterdir()) == ['config.json', 'curves.png', 'data.json', 'history.csv', 'lr.png',
+                                                             'metrics.json', 'weights.safetensors']
+
+def test_second_campaign_of_one_plan_is_refused(reference):
+    tmp, ref = reference
+    d, p = start(tmp, 'busy')
+    lock = d/'work'/'tiny'/'.lock'
+    t0 = time.monotonic()
+    while not (lock.exists() and lock.read_text().strip()):
+        assert time.monotonic() - t0 < 300 and p.poll() is None
+        time.sleep(0.05)
+    q = start(tmp, 'busy')[1]
+    out, err = q.communicate(timeout=300)
+    p.kill(); p.wait()
+    assert q.returncode == 2 and err.count('\n') == 1, err
+    assert f"is in use by process {p.pid}" in err
+
+def test_status_lists_runs_and_time_left(reference):
+    tmp, ref = reference
+    p = subprocess.run([sys.executable, '-m', 'allconv_fastai.campaign', str(tmp/'tiny.py'), '--status', '--results',
+                        str(ref/'results'), '--work', str(ref/'work')], capture_output=True, text=True, env=ENV, timeout=300)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert [l.split()[:2] for l in lines[:3]] == [['filed', 'a'], ['filed', 'sweep/b'], ['filed', 'c']]
+    assert 'Plan tiny: 3 of 3 runs filed, 0 left' in lines[-1]

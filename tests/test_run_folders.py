@@ -1,0 +1,154 @@
+"""Run folders that give the right result or one clear line (issue 21, the run side): one process per folder, a
+resume from any state a crash can leave, SIGTERM/SIGHUP that stop cleanly, the user's umask, and impossible settings
+refused in one line before any data is read."""
+import json, os, shutil, signal, subprocess, sys, time
+from pathlib import Path
+import pandas as pd
+import pytest
+from allconv_fastai.cli import train_main, eval_main
+from allconv_fastai.experiments import train_run, table3
+from allconv_fastai.runs import load_checkpoint, save_checkpoint
+from allconv_fastai.config import RunConfig, run_learner, run_dls
+
+ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1', 'PYTHONWARNINGS': 'ignore'}
+TINY = dict(data='digits', widths='16,32', size=16, precision='fp32', seed=0)
+CLI_TINY = ['--data', 'digits', '--size', '16', '--widths', '16,32', '--precision', 'fp32', '--seed', '0']
+SAME = ('valid_loss', 'valid_accuracy', 'valid_tta_accuracy', 'epochs_trained', 'diverged', 'weights')
+
+def cli(*args):
+    return subprocess.Popen([sys.executable, '-m', 'allconv_fastai.cli', 'train', *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=ENV)
+
+def wait_for(cond, p, what, limit=300):
+    "Wait until `cond()` (the operation's own time, generously limited for a busy 2-core machine)."
+    t0 = time.monotonic()
+    while not cond():
+        assert p.poll() is None, f"{what}: the process ended first: {p.communicate()[1][-2000:]}"
+        assert time.monotonic() - t0 < limit, f"{what}: not within {limit} s"
+        time.sleep(0.05)
+
+def one_line(err): return [l for l in err.splitlines() if l.strip()]
+
+@pytest.fixture(scope='module')
+def reference(tmp_path_factory):
+    "An uninterrupted 2-epoch run: the result every crash state must resume to."
+    d = tmp_path_factory.mktemp('ref')/'run'
+    return d, train_run(d, **TINY, epochs=2)
+
+def _hist(d): return pd.read_csv(d/'history.csv').drop(columns=['minutes', 'train_loss'])
+
+CRASH_STATES = {
+    'final checkpoint, no metrics.json': lambda d: (d/'metrics.json').unlink(),
+    'partial metrics.json': lambda d: (d/'metrics.json').write_text(json.dumps({'arch': 'all-cnn-c', 'valid_accuracy': 0.5})),
+    'garbage metrics.json': lambda d: (d/'metrics.json').write_bytes(b'{"valid_acc'),
+    'history.csv deleted': lambda d: [(d/f).unlink() for f in ('history.csv', 'metrics.json')],
+    'history.csv empty': lambda d: [(d/'history.csv').write_text(''), (d/'metrics.json').unlink()],
+    'history.csv garbage': lambda d: [(d/'history.csv').write_bytes(b'\x00\x01garbage\n,,\n'), (d/'metrics.json').unlink()],
+}
+
+@pytest.mark.parametrize('state', CRASH_STATES)
+def test_crash_state_resumes_to_the_uninterrupted_result(tmp_path, reference, state):
+    ref, m0 = reference
+    d = tmp_path/'run'; shutil.copytree(ref, d)
+    CRASH_STATES[state](d)
+    m = train_run(d, resume=True)
+    assert {k: m[k] for k in SAME} == {k: m0[k] for k in SAME}
+    assert json.loads((d/'metrics.json').read_text())['valid_accuracy'] == m0['valid_accuracy']
+    pd.testing.assert_frame_equal(_hist(d), _hist(ref), check_exact=True)   # rebuilt from the checkpoint's record
+
+@pytest.mark.parametrize('epoch', ['abc', -5, None, 7])
+def test_bad_checkpoint_record_is_one_line(tmp_path, reference, capsys, epoch):
+    ref, _ = reference
+    d = tmp_path/'run'; shutil.copytree(ref, d); (d/'metrics.json').unlink()
+    st = load_checkpoint(d/'last.pth')
+    learn = run_learner(RunConfig(**TINY, epochs=2), run_dls(RunConfig(**TINY, epochs=2)))
+    save_checkpoint(d/'last.pth', learn.model, **{**st['meta'], 'epoch': epoch})
+    assert train_main(['--resume', str(d)]) == 2
+    err = one_line(capsys.readouterr().err)
+    assert len(err) == 1 and err[0].startswith('error: Checkpoint') and 'Fix:' in err[0], err
+
+def test_table3_grid_reruns_to_completion(tmp_path):
+    kw = dict(archs=('all-cnn-c',), lrs=(0.1,), data='digits', epochs=1, widths='16,32', size=16, precision='fp32', bn=True, dropout=False)
+    table3(tmp_path, **kw)
+    (tmp_path/'all-cnn-c-lr0.1'/'metrics.json').unlink(); (tmp_path/'results.json').unlink(); (tmp_path/'table3.md').unlink()
+    t = table3(tmp_path, **kw)   # the crash left a final checkpoint without metrics: the rerun evaluates it and finishes
+    assert (tmp_path/'table3.md').exists() and t.selected_lr.tolist() == [0.1]
+
+def test_two_starts_into_one_out(tmp_path):
+    run = tmp_path/'race'
+    a = cli('--out', run, '--epochs', 200, *CLI_TINY)
+    try:
+        wait_for(lambda: (run/'config.json').exists() and (run/'.lock').exists() and (run/'.lock').read_text().strip(), a, 'A started')
+        cfg = (run/'config.json').read_bytes()
+        b = cli('--out', run, '--epochs', 3, '--lr', 0.2, *CLI_TINY)
+        out, err = b.communicate(timeout=300)
+        assert b.returncode == 2 and len(one_line(err)) == 1 and f'in use by process {a.pid}' in err, err
+        assert (run/'config.json').read_bytes() == cfg and a.poll() is None   # A's files intact, A still training
+    finally: a.kill(); a.wait()
+
+def test_two_resumes_of_one_run(tmp_path):
+    run = tmp_path/'run'
+    a = cli('--out', run, '--epochs', 200, *CLI_TINY)
+    wait_for(lambda: (run/'last.pth').exists(), a, 'first epoch checkpointed')
+    a.kill(); a.wait()
+    r1 = cli('--resume', run)
+    try:
+        wait_for(lambda: (run/'.lock').exists() and (run/'.lock').read_text().strip() == str(r1.pid), r1, 'first resume holds the lock')
+        r2 = cli('--resume', run)
+        out, err = r2.communicate(timeout=300)
+        assert r2.returncode == 2 and len(one_line(err)) == 1 and f'in use by process {r1.pid}' in err, err
+    finally: r1.kill(); r1.wait()
+
+@pytest.mark.parametrize('sig', [signal.SIGTERM, signal.SIGHUP])
+def test_signal_finishes_the_step_and_says_how_to_resume(tmp_path, sig):
+    run = tmp_path/'run'
+    p = cli('--out', run, '--epochs', 200, *CLI_TINY)
+    wait_for(lambda: (run/'history.csv').exists(), p, 'first epoch written')
+    p.send_signal(sig)
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 128 + sig, (p.returncode, err[-2000:])
+    lines = one_line(err)
+    assert len(lines) == 1 and lines[0].startswith('stopped:') and f'allconv-train --resume {run}' in lines[0], lines
+    e = load_checkpoint(run/'last.pth')['meta']['epoch']
+    assert pd.read_csv(run/'history.csv').epoch.tolist() == list(range(e+1))   # history and checkpoint agree
+    assert not (run/'metrics.json').exists()
+
+def test_run_files_follow_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try: train_run(tmp_path/'run', **TINY, epochs=1, tta=False)
+    finally: os.umask(old)
+    modes = {p.name: oct(p.stat().st_mode & 0o777) for p in (tmp_path/'run').iterdir()}
+    assert set(modes.values()) == {'0o644'}, modes
+
+def test_resume_compares_the_options_typed(tmp_path, capsys):
+    run = tmp_path/'run'
+    assert train_main(['--out', str(run), '--epochs', '1', *CLI_TINY[:-2], '--seed', '7', '--no-tta']) == 0
+    capsys.readouterr()
+    assert train_main(['--resume', str(run), '--seed', '42']) == 2     # 42 is the default, and still not this run's seed
+    err = one_line(capsys.readouterr().err)
+    assert len(err) == 1 and "--seed 42 conflicts with the run's 7" in err[0], err
+    assert train_main(['--resume', str(run), '--seed', '7']) == 0      # the run's own value is no conflict
+
+BAD = {
+    'dangling --out link': lambda tmp: ['--out', tmp/'link'],
+    '--size 3000': lambda tmp: ['--size', '3000'],
+    '--valid 0.9999': lambda tmp: ['--valid', '0.9999'],
+    '--lr inf': lambda tmp: ['--lr', 'inf'],
+    '--cutout 1000': lambda tmp: ['--cutout', '1000'],
+    '--widths 0,0': lambda tmp: ['--widths', '0,0'],
+}
+
+@pytest.mark.parametrize('bad', BAD)
+def test_impossible_settings_are_one_line(tmp_path, capsys, bad):
+    (tmp_path/'link').symlink_to(tmp_path/'nowhere')
+    args = BAD[bad](tmp_path)
+    if '--out' not in args: args += ['--out', str(tmp_path/'run')]
+    assert train_main(['--epochs', '1', *map(str, args)]) == 2
+    err = one_line(capsys.readouterr().err)
+    assert len(err) == 1 and err[0].startswith('error:') and 'Fix:' in err[0], err
+    assert not (tmp_path/'run').exists()   # refused before anything was written
+
+def test_negative_maps_is_one_line(tmp_path, reference, capsys):
+    assert eval_main([str(reference[0]), '--maps', '-1']) == 2
+    err = one_line(capsys.readouterr().err)
+    assert len(err) == 1 and '--maps must be a whole number >= 0' in err[0], err
