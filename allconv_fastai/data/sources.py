@@ -6,7 +6,7 @@ Docs: https://allconv-fastai.github.io/allconv_fastai/data.sources.html.md"""
 
 # %% ../../nbs/05_data.sources.ipynb #a3b87369
 from __future__ import annotations
-import hashlib, io, json, os, pickle, stat, tarfile, time, zlib
+import hashlib, io, json, os, pickle, re, stat, tarfile, time, warnings, zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -67,12 +67,14 @@ def read_file(p, limit:int=MAX_BYTES, name:str|None=None) -> bytes:
 MAX_PIXELS = 8192*4096   # the most pixels (width x height) an image may have: 100 MB as RGB, checked in its header before decoding
 _PIL_FORMATS = ('PNG','JPEG','BMP','GIF','WEBP','TIFF','PPM')   # PIL's names for the formats of IMAGE_EXTS
 
+def _too_big(name:str, pixels:int, size:str='') -> AllconvError:
+    return AllconvError(f"{name} is {size + ' = ' if size else ''}{pixels:,} pixels, more than the {MAX_PIXELS:,} an image may have (MAX_PIXELS).",
+                        "shrink it, or remove it from the data.")
+
 def pil_to_chw(im, name:str='image') -> torch.Tensor:
     "A PIL image as a uint8 (3,H,W) tensor; an image over `MAX_PIXELS` is refused before its pixels are decoded."
     w,h = im.size
-    if w*h > MAX_PIXELS:
-        raise AllconvError(f"{name} is {w}x{h} = {w*h:,} pixels, more than the {MAX_PIXELS:,} an image may have (MAX_PIXELS).",
-                           "shrink it, or remove it from the data.")
+    if w*h > MAX_PIXELS: raise _too_big(name, w*h, f"{w}x{h}")
     if im.mode != 'RGB': im = im.convert('RGB')   # grey, palette, RGBA, CMYK, 16-bit
     a = np.frombuffer(im.tobytes(), np.uint8).reshape(h, w, 3)
     return torch.from_numpy(a.transpose(2,0,1).copy())
@@ -81,8 +83,13 @@ def decode_image_bytes(b:bytes, name:str='image') -> torch.Tensor:
     "Decode one encoded image (PNG, JPEG, BMP, GIF, WebP, TIFF, PPM/PGM) with PIL to a uint8 (3,H,W) tensor, its size checked first."
     from PIL import Image
     try:
-        with Image.open(io.BytesIO(b), formats=_PIL_FORMATS) as im: return pil_to_chw(im, name)
+        with warnings.catch_warnings():   # PIL warns from 1x its own limit; ours, lower, is checked next
+            warnings.simplefilter('ignore', Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(b), formats=_PIL_FORMATS)
+        with im: return pil_to_chw(im, name)
     except AllconvError: raise
+    except Image.DecompressionBombError as e:   # over twice PIL's limit, `open` itself refuses, giving the pixel count
+        raise _too_big(name, int(re.search(r'\((\d+) pixels\)', str(e))[1])) from None
     except Exception as e:   # PIL raises many kinds of exception on a damaged file
         raise AllconvError(f"{name} is not a readable image ({type(e).__name__}).",
                            "replace or delete the corrupt file, or re-extract the dataset.") from None
@@ -200,14 +207,14 @@ def _load_cache(path:Path, src:Path, files:list) -> ImageSet|None:
     try:
         with safe_open(str(path), framework='pt') as f:
             meta = f.metadata() or {}
-            if meta.get('version') != '3': why = 'written by an older version'
-            else: why = _changes(src, json.loads(meta['manifest']), int(meta['built']), files)
+            if meta.get('version') != '3': why = 'was written by an older version'
+            elif (what := _changes(src, json.loads(meta['manifest']), int(meta['built']), files)): why = f'is stale: {what}'
             if not why: t = {k: f.get_tensor(k) for k in f.keys()}
-        if not why and meta['crc'] != str(_crc(t, {k: v for k,v in meta.items() if k != 'crc'})): why = 'damaged (checksum mismatch)'
+        if not why and meta['crc'] != str(_crc(t, {k: v for k,v in meta.items() if k != 'crc'})): why = 'is damaged (checksum mismatch)'
         if not why: return ImageSet(t['x'], t['y'], json.loads(meta['vocab']), t.get('x_test'), t.get('y_test'), from_cache=True,
                                     x_valid=t.get('x_valid'), y_valid=t.get('y_valid'))
-    except Exception as e: why = f"unreadable ({type(e).__name__})"
-    print(f"Decode cache {path.name} is stale: {why}; decoding {src} again.")
+    except Exception as e: why = f"is unreadable ({type(e).__name__})"
+    print(f"Decode cache {path.name} {why}; decoding {src} again.")
     return None
 
 # %% ../../nbs/05_data.sources.ipynb #2f80b1e4
@@ -243,8 +250,8 @@ def _in_splits(src:Path, entries:list) -> list:
     kept = [e for e in entries if _split_at(e[0]) is not None]
     if not kept or len(kept) == len(entries): return entries
     where = sorted({'/'.join(e[0][:-1]) or '.' for e in entries if _split_at(e[0]) is None})
-    print(f"Ignoring {len(entries)-len(kept)} images in {', '.join(where[:3])}{' ...' if len(where) > 3 else ''} of {src}: "
-          "only train/, valid/ (or val/) and test/ are read beside train/.")
+    print(f"Ignoring {len(entries)-len(kept)} images outside train/, valid/ and test/ in {src} ({', '.join(where[:3])}"
+          f"{' ...' if len(where) > 3 else ''}): a folder beside train/ is not a class.")
     return kept
 
 def _describe(src:Path) -> str:
