@@ -6,7 +6,7 @@ Docs: https://allconv-fastai.github.io/allconv_fastai/data.sources.html.md"""
 
 # %% ../../nbs/05_data.sources.ipynb #a3b87369
 from __future__ import annotations
-import hashlib, io, json, os, pickle, re, stat, tarfile, time, warnings, zlib
+import hashlib, io, json, os, pickle, re, stat, tarfile, time, zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -68,6 +68,7 @@ MAX_PIXELS = 8192*4096   # the most pixels (width x height) an image may have: 1
 _PIL_FORMATS = ('PNG','JPEG','BMP','GIF','WEBP','TIFF','PPM')   # PIL's names for the formats of IMAGE_EXTS
 
 def _too_big(name:str, pixels:int, size:str='') -> AllconvError:
+    "The one-line error for an image `name` of `pixels` pixels (`size`: 'WxH', when known)."
     return AllconvError(f"{name} is {size + ' = ' if size else ''}{pixels:,} pixels, more than the {MAX_PIXELS:,} an image may have (MAX_PIXELS).",
                         "shrink it, or remove it from the data.")
 
@@ -83,10 +84,7 @@ def decode_image_bytes(b:bytes, name:str='image') -> torch.Tensor:
     "Decode one encoded image (PNG, JPEG, BMP, GIF, WebP, TIFF, PPM/PGM) with PIL to a uint8 (3,H,W) tensor, its size checked first."
     from PIL import Image
     try:
-        with warnings.catch_warnings():   # PIL warns from 1x its own limit; ours, lower, is checked next
-            warnings.simplefilter('ignore', Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(b), formats=_PIL_FORMATS)
-        with im: return pil_to_chw(im, name)
+        with Image.open(io.BytesIO(b), formats=_PIL_FORMATS) as im: return pil_to_chw(im, name)   # `open` reads only the header
     except AllconvError: raise
     except Image.DecompressionBombError as e:   # over twice PIL's limit, `open` itself refuses, giving the pixel count
         raise _too_big(name, int(re.search(r'\((\d+) pixels\)', str(e))[1])) from None
