@@ -218,14 +218,13 @@ def allconv_table3(
 table3_main = _main(allconv_table3, RunConfig, skip=('arch', 'lr'), defaults=_t3_defaults)
 
 # %% ../nbs/17_cli.ipynb #f9d18600
-_image_exts = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
-
 def _image_files(images) -> list:
-    "Each path of `images`, with a folder replaced by the image files under it (sorted)."
+    "Each path of `images`, with a folder replaced by the files under it whose names end in one of `IMAGE_EXTS` (sorted), as training reads them."
+    from allconv_fastai.data.sources import IMAGE_EXTS
     out = []
     for o in images:
         p = Path(o)
-        if p.is_dir(): out += sorted(f for f in p.rglob('*') if f.is_file() and f.suffix.lower() in _image_exts)
+        if p.is_dir(): out += sorted(f for f in p.rglob('*') if not f.is_dir() and f.name.lower().endswith(IMAGE_EXTS))
         else: out.append(p)
     return out
 

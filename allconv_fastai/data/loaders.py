@@ -17,7 +17,7 @@ from fastai.data.core import TfmdDL, DataLoaders
 from fastai.data.transforms import IntToFloatTensor, Normalize, Category, CategoryMap
 import fastai.vision.data  # registers `show_batch` for `TensorImage` batches
 from ..core import AllconvError, check_positive
-from .sources import load_images, find_source, split_idxs
+from .sources import load_images, find_source, split_idxs, read_file, decode_image_bytes, pil_to_chw
 from .augment import BatchFlip, BatchTranslate, BatchCutout, ZCA, gcn, zca_fit, resize_images
 
 # %% auto #0
@@ -69,22 +69,15 @@ class TensorImages:
 
 # %% ../../nbs/07_data.loaders.ipynb #12e1a004
 def _read_image(p) -> torch.Tensor:
-    "The image file `p` as a uint8 (3,H,W) tensor (grey and RGBA converted to RGB)."
-    from PIL import Image, UnidentifiedImageError
+    "The image file `p` as a uint8 (3,H,W) tensor, read and decoded as the training images are (`read_file`, `decode_image_bytes`)."
     p = Path(p)
-    if not p.is_file(): raise AllconvError(f"No image file at {p}.", "check the path.")
-    try:
-        with Image.open(p) as im: return _to_chw(im)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        raise AllconvError(f"{p} is not a readable image ({type(e).__name__}).", "pass a PNG, JPEG or other image file PIL opens.") from None
+    if not p.exists(): raise AllconvError(f"No image file at {p}.", "check the path.")
+    return decode_image_bytes(read_file(p), str(p))
 
 def _to_chw(o) -> torch.Tensor:
     "One image as a (3,H,W) tensor: from a path, a PIL image, a numpy array (H,W,C or H,W) or a tensor (C,H,W or H,W)."
     if isinstance(o, (str, Path)): return _read_image(o)
-    if type(o).__module__.startswith('PIL.'):
-        import numpy as np
-        o = o.convert('RGB')
-        return torch.from_numpy(np.array(o)).permute(2,0,1).contiguous()
+    if type(o).__module__.startswith('PIL.'): return pil_to_chw(o)   # the same pixel limit as every decoder
     hwc = not isinstance(o, torch.Tensor)  # numpy arrays come channels last (as PIL, imageio and OpenCV give them)
     try: o = torch.as_tensor(o)
     except (TypeError, RuntimeError, ValueError):
@@ -107,6 +100,8 @@ def _as_images(items, like:TensorImages) -> TensorImages:
     for o in items:
         o = _to_chw(o)
         if o.is_floating_point():
+            if not torch.isfinite(o).all():
+                raise AllconvError("A float image holds NaN or infinite values.", "pass finite values in 0..1, or uint8 0..255.")
             if o.min() < 0 or o.max() > 1:
                 raise AllconvError("A float image must have values in 0..1.", "pass uint8 (0..255) or divide by 255.")
             o = (o*255).round()

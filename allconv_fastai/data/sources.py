@@ -6,16 +6,19 @@ Docs: https://allconv-fastai.github.io/allconv_fastai/data.sources.html.md"""
 
 # %% ../../nbs/05_data.sources.ipynb #a3b87369
 from __future__ import annotations
-import hashlib, io, json, os, pickle, tarfile, time, zlib
+import hashlib, io, json, os, pickle, re, stat, tarfile, time, zlib
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 import numpy as np
 import torch
 from ..core import AllconvError, atomic_write, find_cifar10_jpg
 
 # %% auto #0
-__all__ = ['CACHE_ENV', 'IMAGE_EXTS', 'CIFAR10_PY', 'CIFAR100_PY', 'ImageSet', 'decode_image_bytes', 'default_cache_dir',
-           'cache_path', 'load_images', 'find_source', 'split_idxs']
+__all__ = ['CACHE_ENV', 'IMAGE_EXTS', 'MAX_BYTES', 'MAX_PIXELS', 'CIFAR10_PY', 'CIFAR100_PY', 'ImageSet', 'read_file',
+           'pil_to_chw', 'decode_image_bytes', 'default_cache_dir', 'cache_path', 'load_images', 'find_source',
+           'split_idxs']
 
 # %% ../../nbs/05_data.sources.ipynb #0f065d85
 CACHE_ENV = 'ALLCONV_CACHE'
@@ -33,19 +36,59 @@ class ImageSet:
     x_valid: torch.Tensor|None = None  # the images of a `valid/` (or `val/`) folder beside `train/`
     y_valid: torch.Tensor|None = None
 
+# %% ../../nbs/05_data.sources.ipynb #33f1e750
+MAX_BYTES = 1 << 28   # 256 MiB: the most bytes read from one image file, archive member or CIFAR batch file
+
+def _kind(mode:int) -> str:
+    "What a file that is not a regular file is, in words, from its `st_mode`."
+    for is_,what in ((stat.S_ISFIFO,'a named pipe (FIFO)'), (stat.S_ISCHR,'a character device'), (stat.S_ISBLK,'a block device'),
+                     (stat.S_ISSOCK,'a socket'), (stat.S_ISDIR,'a folder')):
+        if is_(mode): return what
+    return 'not a regular file'
+
+def _size(n:int) -> str: return f"{n/2**30:.1f} GiB" if n >= 2**30 else f"{n/2**20:.0f} MiB" if n >= 2**20 else f"{n:,} bytes"
+
+def read_file(p, limit:int=MAX_BYTES, name:str|None=None) -> bytes:
+    "The bytes of the regular file `p`: a pipe or device is refused without blocking, a file over `limit` bytes without reading it."
+    name = name or str(p)
+    try: fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)   # O_NONBLOCK: opening a FIFO with no writer returns at once
+    except OSError as e: raise AllconvError(f"Cannot open {name} ({e.strerror}).", "check that it exists and can be read.") from None
+    with os.fdopen(fd, 'rb') as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise AllconvError(f"{name} is {_kind(st.st_mode)}, not an image file.", "pass regular files only, or remove it from the data.")
+        b = f.read(limit + 1)
+    if len(b) > limit:
+        raise AllconvError(f"{name} is {_size(max(st.st_size, len(b)))}, more than the {_size(limit)} one file may have.",
+                           "remove it from the data (or shrink it).")
+    return b
+
 # %% ../../nbs/05_data.sources.ipynb #64567c10
-def decode_image_bytes(b:bytes, name:str='image'):
-    "Decode one encoded image (JPEG, PNG, ... any format PIL reads) to a uint8 (3,H,W) tensor."
-    # torchvision's fast decoder for JPEGs only: its PNG decoder crashes the whole process (not an exception) on
-    # some malformed PNGs, so everything else goes through PIL, which raises on damaged files.
-    if b[:3] == b'\xff\xd8\xff':
-        from torchvision.io import decode_jpeg, ImageReadMode
-        try: return decode_jpeg(torch.frombuffer(bytearray(b), dtype=torch.uint8), mode=ImageReadMode.RGB)
-        except Exception: pass
+MAX_PIXELS = 8192*4096   # the most pixels (width x height) an image may have: 100 MB as RGB, checked in its header before decoding
+_PIL_FORMATS = ('PNG','JPEG','BMP','GIF','WEBP','TIFF','PPM')   # PIL's names for the formats of IMAGE_EXTS
+
+def _too_big(name:str, pixels:int, size:str='') -> AllconvError:
+    "The one-line error for an image `name` of `pixels` pixels (`size`: 'WxH', when known)."
+    return AllconvError(f"{name} is {size + ' = ' if size else ''}{pixels:,} pixels, more than the {MAX_PIXELS:,} an image may have (MAX_PIXELS).",
+                        "shrink it, or remove it from the data.")
+
+def pil_to_chw(im, name:str='image') -> torch.Tensor:
+    "A PIL image as a uint8 (3,H,W) tensor; an image over `MAX_PIXELS` is refused before its pixels are decoded."
+    w,h = im.size
+    if w*h > MAX_PIXELS: raise _too_big(name, w*h, f"{w}x{h}")
+    if im.mode != 'RGB': im = im.convert('RGB')   # grey, palette, RGBA, CMYK, 16-bit
+    a = np.frombuffer(im.tobytes(), np.uint8).reshape(h, w, 3)
+    return torch.from_numpy(a.transpose(2,0,1).copy())
+
+def decode_image_bytes(b:bytes, name:str='image') -> torch.Tensor:
+    "Decode one encoded image (PNG, JPEG, BMP, GIF, WebP, TIFF, PPM/PGM) with PIL to a uint8 (3,H,W) tensor, its size checked first."
+    from PIL import Image
     try:
-        from PIL import Image
-        with Image.open(io.BytesIO(b)) as im: return torch.from_numpy(np.asarray(im.convert('RGB'))).permute(2,0,1).contiguous()
-    except Exception as e:
+        with Image.open(io.BytesIO(b), formats=_PIL_FORMATS) as im: return pil_to_chw(im, name)   # `open` reads only the header
+    except AllconvError: raise
+    except Image.DecompressionBombError as e:   # over twice PIL's limit, `open` itself refuses, giving the pixel count
+        raise _too_big(name, int(re.search(r'\((\d+) pixels\)', str(e))[1])) from None
+    except Exception as e:   # PIL raises many kinds of exception on a damaged file
         raise AllconvError(f"{name} is not a readable image ({type(e).__name__}).",
                            "replace or delete the corrupt file, or re-extract the dataset.") from None
 
@@ -64,8 +107,8 @@ def _walk(src:Path, say:bool=False):
         except OSError as e: raise AllconvError(f"Cannot read the folder {d} ({type(e).__name__}).", "fix its permissions or pass another folder.") from None
         dirs,files = [],[]
         for e in entries:
-            p = Path(e.path)
-            if e.is_symlink() and not p.exists():
+            p = e.path
+            if e.is_symlink() and not os.path.exists(p):
                 if say: print(f"Skipping {p}: a symbolic link to {os.readlink(p)}, which does not exist.")
                 continue
             if e.is_dir():
@@ -77,16 +120,6 @@ def _walk(src:Path, say:bool=False):
         yield str(d),dirs,files
         for n in dirs: yield from visit(d/n, seen + (os.path.realpath(d/n),))
     yield from visit(Path(src), (os.path.realpath(src),))
-
-def _signature(p:Path) -> str:
-    "Size and modification time of a file, or count, total size and latest time of the files under a folder (links followed)."
-    if p.is_file(): st = p.stat(); return f"file:{st.st_size}:{st.st_mtime_ns}"
-    n = size = t = 0
-    for root,_,files in _walk(p, say=True):
-        for f in files:
-            if f.endswith('.safetensors'): continue
-            st = os.stat(os.path.join(root, f)); n += 1; size += st.st_size; t = max(t, st.st_mtime_ns)
-    return f"dir:{n}:{size}:{t}"
 
 def _writable(d:Path) -> bool:
     "Is folder `d` meant to be written to? Its permission bits are honoured even for root, who could write anyway."
@@ -104,52 +137,120 @@ def cache_path(src, key:str='fine', cache_dir=None) -> Path:
     base = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     return base/f"{_stem(src)}-{tag}.allconv-{key}.safetensors"
 
+# %% ../../nbs/05_data.sources.ipynb #c49326b5
+_BATCH_NAMES = {'data_batch_1','data_batch_2','data_batch_3','data_batch_4','data_batch_5','test_batch','batches.meta','train','test','meta'}
+
+def _files(src:Path, say:bool=True) -> list:
+    "(path relative to `src`, `os.stat_result`) of each file a load of `src` reads, sorted; '.' for an archive."
+    if not src.is_dir(): return [('.', os.stat(src))]
+    out = []
+    for root,_,names in _walk(src, say=say):
+        rel = os.path.relpath(root, src)
+        for f in names:
+            if not (f.lower().endswith(IMAGE_EXTS) or f == 'labels.txt' or f in _BATCH_NAMES): continue
+            p = os.path.join(root, f)
+            try: st = os.stat(p)
+            except OSError: continue   # removed while listing
+            if stat.S_ISREG(st.st_mode): out.append((f if rel == '.' else f"{rel}/{f}", st))
+            elif say: print(f"Skipping {p}: {_kind(st.st_mode)}, not a regular file.")
+    return out
+
+def _digest(p) -> str|None:
+    "blake2b-128 of the regular file `p` (None if it cannot be read), read in 1 MiB blocks."
+    h = hashlib.blake2b(digest_size=16)
+    try:
+        with os.fdopen(os.open(p, os.O_RDONLY | os.O_NONBLOCK), 'rb') as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode): return None
+            for b in iter(partial(f.read, 1<<20), b''): h.update(b)
+    except OSError: return None
+    return h.hexdigest()
+
+def _stat_key(st) -> list: return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+def _manifest(src:Path, files:list) -> dict:
+    "{relative path: [size, mtime_ns, ctime_ns, inode, blake2b]} of `files` (from `_files`)."
+    return {r: _stat_key(st) + [_digest(src if r == '.' else src/r)] for r,st in files}
+
+def _changes(src:Path, manifest:dict, built_ns:int, files:list) -> str:
+    "What differs between `files` now and the `manifest` of a cache built at `built_ns`, in words ('3 files changed'); '' if nothing."
+    now = dict(files)
+    added,removed,changed = len(now.keys() - manifest.keys()),len(manifest.keys() - now.keys()),0
+    for r in now.keys() & manifest.keys():
+        st,old = now[r],manifest[r]
+        racy = max(st.st_mtime_ns, st.st_ctime_ns) >= built_ns - 10**9
+        if (racy or _stat_key(st) != old[:4]) and _digest(src if r == '.' else src/r) != old[4]: changed += 1
+    return ', '.join(f"{n} file{'s'*(n != 1)} {what}" for n,what in ((changed,'changed'), (added,'added'), (removed,'removed')) if n)
+
 # %% ../../nbs/05_data.sources.ipynb #ca3e6001
-def _crc(t:dict) -> int:
-    "CRC-32 of the tensors in `t`, so that a damaged cache is noticed and rebuilt rather than trusted."
-    c = 0
+def _crc(t:dict, meta:dict) -> int:
+    "CRC-32 of the tensors in `t` and the `meta` strings, so that a damaged cache is noticed and rebuilt rather than trusted."
+    c = zlib.crc32(json.dumps(meta, sort_keys=True).encode())
     for k in sorted(t): c = zlib.crc32(t[k].contiguous().numpy().tobytes(), c)
     return c
 
-def _save_cache(path:Path, s:ImageSet, sig:str):
-    "Write `s` to `path` atomically as safetensors (tensors + json metadata)."
+def _save_cache(path:Path, s:ImageSet, manifest:dict, built_ns:int):
+    "Write `s` to `path` atomically as safetensors (tensors + json metadata), with the `manifest` of the files it came from."
     from safetensors.torch import save
     t = dict(x=s.x.contiguous(), y=s.y.contiguous())
     if s.x_test is not None: t.update(x_test=s.x_test.contiguous(), y_test=s.y_test.contiguous())
     if s.x_valid is not None: t.update(x_valid=s.x_valid.contiguous(), y_valid=s.y_valid.contiguous())
-    meta = dict(vocab=json.dumps(list(s.vocab)), signature=sig, version='2', crc=str(_crc(t)))
-    with atomic_write(path) as f: f.write(save(t, metadata=meta))
+    meta = dict(vocab=json.dumps(list(s.vocab)), manifest=json.dumps(manifest), built=str(built_ns), version='3')
+    with atomic_write(path) as f: f.write(save(t, metadata={**meta, 'crc': str(_crc(t, meta))}))
 
-def _load_cache(path:Path, sig:str) -> ImageSet|None:
-    "The cached `ImageSet` at `path` if it exists and matches the source signature `sig`, else None."
+def _load_cache(path:Path, src:Path, files:list) -> ImageSet|None:
+    "The cached `ImageSet` at `path` if it is intact and `files` (from `_files(src)`) are what it was decoded from; else None, saying why."
     from safetensors import safe_open
     if not path.exists(): return None
+    why = ''
     try:
         with safe_open(str(path), framework='pt') as f:
             meta = f.metadata() or {}
-            if meta.get('signature') != sig or meta.get('version') != '2': return None
-            t = {k: f.get_tensor(k) for k in f.keys()}
-        if meta.get('crc') != str(_crc(t)): return None
-        return ImageSet(t['x'], t['y'], json.loads(meta['vocab']), t.get('x_test'), t.get('y_test'), from_cache=True,
-                        x_valid=t.get('x_valid'), y_valid=t.get('y_valid'))
-    except Exception: return None   # unreadable cache: decode again and overwrite it
+            if meta.get('version') != '3': why = 'was written by an older version'
+            elif (what := _changes(src, json.loads(meta['manifest']), int(meta['built']), files)): why = f'is stale: {what}'
+            if not why: t = {k: f.get_tensor(k) for k in f.keys()}
+        if not why and meta['crc'] != str(_crc(t, {k: v for k,v in meta.items() if k != 'crc'})): why = 'is damaged (checksum mismatch)'
+        if not why: return ImageSet(t['x'], t['y'], json.loads(meta['vocab']), t.get('x_test'), t.get('y_test'), from_cache=True,
+                                    x_valid=t.get('x_valid'), y_valid=t.get('y_valid'))
+    except Exception as e: why = f"is unreadable ({type(e).__name__})"
+    print(f"Decode cache {path.name} {why}; decoding {src} again.")
+    return None
 
 # %% ../../nbs/05_data.sources.ipynb #2f80b1e4
-def _image_entries(src:Path):
-    "Yield (relative path parts, bytes-reader) for every image file in folder or archive `src`."
+def _read_member(tf, m, src:Path) -> bytes:
+    "The bytes of archive member `m`, refused unread when it is over `MAX_BYTES`."
+    if m.size > MAX_BYTES:
+        raise AllconvError(f"{src}: {m.name} is {_size(m.size)}, more than the {_size(MAX_BYTES)} one file may have.",
+                           "remove it from the archive (or shrink it).")
+    return tf.extractfile(m).read()
+
+@contextmanager
+def _image_entries(src:Path, files:list):
+    "A list of (relative path parts, bytes-reader) for every image file in folder or archive `src`, to read inside the `with`."
     if src.is_dir():
-        for root,dirs,files in _walk(src):
-            for f in files:
-                if f.lower().endswith(IMAGE_EXTS):
-                    p = Path(root)/f
-                    yield p.relative_to(src).parts, p.read_bytes
+        yield [(Path(r).parts, partial(read_file, src/r, name=r)) for r,_ in files if r.lower().endswith(IMAGE_EXTS)]
         return
     with tarfile.open(src, 'r:*') as tf:
-        for m in tf:
-            if m.isfile() and m.name.lower().endswith(IMAGE_EXTS):
-                yield Path(m.name).parts, tf.extractfile(m).read
+        out = []
+        for m in tf.getmembers():
+            if not m.name.lower().endswith(IMAGE_EXTS): continue
+            if m.isfile(): out.append((Path(m.name).parts, partial(_read_member, tf, m, src)))
+            else: print(f"Skipping {m.name} in {src}: {'a link' if m.issym() or m.islnk() else 'not a regular file'}.")
+        yield out
 
 _SPLITS = {'train': 'train', 'test': 'test', 'valid': 'valid', 'val': 'valid'}  # split folder names (fastai's GrandparentSplitter layout)
+
+def _split_at(parts) -> int|None:
+    "Index of the split folder (train/, valid/, val/, test/) in an image's path `parts`, None if it is in none."
+    return next((i for i,p in enumerate(parts[:-2]) if p in _SPLITS), None)
+
+def _in_splits(src:Path, entries:list) -> list:
+    "`entries` without the images beside train/ (e.g. other/junk/*.png) when there are split folders, saying which were left out."
+    kept = [e for e in entries if _split_at(e[0]) is not None]
+    if not kept or len(kept) == len(entries): return entries
+    where = sorted({'/'.join(e[0][:-1]) or '.' for e in entries if _split_at(e[0]) is None})
+    print(f"Ignoring {len(entries)-len(kept)} images outside train/, valid/ and test/ in {src} ({', '.join(where[:3])}"
+          f"{' ...' if len(where) > 3 else ''}): a folder beside train/ is not a class.")
+    return kept
 
 def _describe(src:Path) -> str:
     "What a folder or archive holds, in a few words, for an error message."
@@ -160,19 +261,20 @@ def _describe(src:Path) -> str:
         return f"{len(files)} other files{' (e.g. ' + ex + ')' if ex else ''} in {len(dirs)} folders"
     return 'an archive with no image files'
 
-def _read_image_folders(src:Path, label:str='fine'):
-    "Decode every image under `src` (folder or archive) into an `ImageSet` (not cached)."
+def _read_image_folders(src:Path, label:str='fine', files:list|None=None):
+    "Decode every image under `src` (folder or archive; `files` from `_files`) into an `ImageSet` (not cached)."
     groups,names,found = {'train':[], 'valid':[], 'test':[]},set(),0
-    for parts,read in _image_entries(src):
-        found += 1
-        split_i = next((i for i,p in enumerate(parts[:-2]) if p in _SPLITS), None)
-        base = 0 if split_i is None else split_i+1      # index of the first class-level folder
-        if len(parts)-1-base < (2 if label=='coarse' else 1):
-            raise AllconvError(f"{src}: {'/'.join(parts)} is not inside a class folder{' and superclass folder' if label=='coarse' else ''}.",
-                               "arrange images as train/<class>/<image> (train/<superclass>/<class>/<image> for coarse labels).")
-        cls = parts[-2] if label=='fine' else parts[base]
-        groups['train' if split_i is None else _SPLITS[parts[split_i]]].append((cls, decode_image_bytes(read(), '/'.join(parts))))
-        names.add(cls)
+    with _image_entries(src, _files(src, say=False) if files is None else files) as entries:
+        for parts,read in _in_splits(src, entries):
+            found += 1
+            split_i = _split_at(parts)
+            base = 0 if split_i is None else split_i+1      # index of the first class-level folder
+            if len(parts)-1-base < (2 if label=='coarse' else 1):
+                raise AllconvError(f"{src}: {'/'.join(parts)} is not inside a class folder{' and superclass folder' if label=='coarse' else ''}.",
+                                   "arrange images as train/<class>/<image> (train/<superclass>/<class>/<image> for coarse labels).")
+            cls = parts[-2] if label=='fine' else parts[base]
+            groups['train' if split_i is None else _SPLITS[parts[split_i]]].append((cls, decode_image_bytes(read(), '/'.join(parts))))
+            names.add(cls)
     if src.is_dir():
         empty = [str(Path(root).relative_to(src)) for root,dirs,files in _walk(src) if not dirs and not files and Path(root) != src]
         if empty: raise AllconvError(f"{src} is incomplete: empty folders {empty[:5]}.", "re-extract or re-download the dataset.")
@@ -191,7 +293,8 @@ def _read_image_folders(src:Path, label:str='fine'):
         first = groups['train'][0][1].shape
         raise AllconvError(f"{src}: images differ in size ({sorted(shapes)[:4]}); expected all {tuple(first)}.",
                            "resize the odd images or remove them; every image must have the same size.")
-    listed = (src/'labels.txt').read_text().split() if src.is_dir() and (src/'labels.txt').is_file() and label=='fine' else []
+    labels = src/'labels.txt' if src.is_dir() and label == 'fine' else None   # one class per line: a class may be `sea lion`
+    listed = [l.strip() for l in read_file(labels, 1<<20).decode(errors='replace').splitlines() if l.strip()] if labels and labels.is_file() else []
     if set(listed) - set(vocab):
         raise AllconvError(f"{src} is incomplete: classes {sorted(set(listed)-set(vocab))} of labels.txt have no training images.",
                            "re-extract or re-download the dataset.")
@@ -231,10 +334,10 @@ def _pickle_files(src:Path, names) -> dict|None:
     "Bytes of the CIFAR batch files `names` in folder or archive `src`, None when `src` holds none of them."
     if src.is_dir():
         found = {p.name: p for p in src.rglob('*') if p.name in names and p.is_file()}
-        res = {k: p.read_bytes() for k,p in found.items()}
+        res = {k: read_file(p) for k,p in found.items()}
     else:
         with tarfile.open(src, 'r:*') as tf:
-            res = {Path(m.name).name: tf.extractfile(m).read() for m in tf if m.isfile() and Path(m.name).name in names}
+            res = {Path(m.name).name: _read_member(tf, m, src) for m in tf if m.isfile() and Path(m.name).name in names}
     if not res: return None
     missing = [n for n in names if n not in res]
     if missing: raise AllconvError(f"{src} is incomplete: {', '.join(missing)} missing.", "re-download or re-extract the CIFAR python archive.")
@@ -298,14 +401,18 @@ def load_images(src, label:str='fine', cache_dir=None) -> ImageSet:
     if src.is_dir():   # a folder holding the official archive: read the archive
         for n in ('cifar-100-python.tar.gz' if label=='coarse' else 'cifar-10-python.tar.gz', 'cifar-100-python.tar.gz'):
             if (src/n).is_file() and not any(src.glob('*batch*')) and not (src/'train').is_dir(): return load_images(src/n, label, cache_dir)
+    if not src.is_dir() and not src.is_file():
+        raise AllconvError(f"{src} is {_kind(src.stat().st_mode)}, not a folder or an archive.", "pass a folder of class folders or a .tar.gz of one.")
     if src.is_file(): _check_archive(src)
-    sig,cp = _signature(src),cache_path(src, label, cache_dir)
-    s = _load_cache(cp, sig)
+    built,cp = time.time_ns(),cache_path(src, label, cache_dir)
+    files = _files(src)
+    s = _load_cache(cp, src, files)
     if s is not None: return s
-    try: s = (_read_pickles(src, label) if _is_pickle_source(src) else None) or _read_image_folders(src, label)
+    manifest = _manifest(src, files)   # hashed before decoding: a file changed after this is caught by its stat next time
+    try: s = (_read_pickles(src, label) if _is_pickle_source(src) else None) or _read_image_folders(src, label, files)
     except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
         raise AllconvError(f"{src} is truncated or corrupt ({type(e).__name__}: {e}).", "re-download or re-copy it.") from None
-    try: _save_cache(cp, s, sig)
+    try: _save_cache(cp, s, manifest, built)
     except OSError as e: print(f"Could not write the cache {cp} ({e}); the images will be decoded again next time.")
     return s
 
