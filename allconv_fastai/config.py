@@ -316,18 +316,18 @@ def record_dls(run_dir, x, y=None, vocab=None, device=None, bs:int=256):
 # %% ../nbs/13_config.ipynb #1de6e47d
 def read_split(source, split:str='test'):
     "The images of one split of `source` (a folder or archive with `<split>/<class>/` folders, or the CIFAR python batches) as (uint8 x, y, class names); no other split is read."
-    from allconv_fastai.data.sources import find_source, load_images, _is_pickle_source, _image_entries, decode_image_bytes, _SPLITS
+    from allconv_fastai.data.sources import find_source, load_images, _is_pickle_source, _files, _image_entries, _split_at, decode_image_bytes, _SPLITS
     p,_,label = find_source(source)
     if _is_pickle_source(p):
         s = load_images(p, label)
         x,y = (s.x_test,s.y_test) if split=='test' else (getattr(s, 'x_valid', None),getattr(s, 'y_valid', None))
         if x is None: raise AllconvError(f"{p} has no {split} split.", "use --split test.")
         return x,y,list(s.vocab)
-    names = {k for k,v in _SPLITS.items() if v==split}
     items = []
-    for parts,read in _image_entries(p):
-        i = next((i for i,q in enumerate(parts[:-2]) if q in _SPLITS), None)
-        if i is not None and parts[i] in names: items.append((parts[-2], decode_image_bytes(read(), '/'.join(parts))))
+    with _image_entries(p, _files(p, say=False)) as entries:   # the same readers, limits and decoder as training
+        for parts,read in entries:
+            i = _split_at(parts)
+            if i is not None and _SPLITS[parts[i]] == split: items.append((parts[-2], decode_image_bytes(read(), '/'.join(parts))))
     if not items: raise AllconvError(f"{p} has no {split}/ folder of class folders with images.",
                                      f"pass data laid out as {split}/<class>/<image> (only that split is read).")
     shapes = {tuple(im.shape) for _,im in items}

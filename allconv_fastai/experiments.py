@@ -110,7 +110,9 @@ def _train(run_dir, cfg, resume, dls, cbs, t0):
     if not resume and is_rank0(): save_config(run_dir/'config.json', cfg, learn); save_data_record(run_dir, dls)
     use_plain_progress(learn)
     start = learn.resume(run_dir, cfg.epochs) if resume and (run_dir/'last.pth').exists() else 0
-    if is_rank0(): record_start(run_dir, learn, start)
+    if is_rank0():
+        record_start(run_dir, learn, start)
+        if not (run_dir/'data.json').exists(): save_data_record(run_dir, dls)   # a run started before runs kept it
     if resume: say(f"Resuming {run_dir} at epoch {start} of {cfg.epochs}.")
     rcbs = learn.run_cbs(run_dir, resume=resume and start > 0)
     if not is_rank0(): rcbs = [c for c in rcbs if type(c).__name__ in ('StopOnNaN', 'GracefulStop')]
