@@ -22,6 +22,8 @@ from .distributed import *
 from .experiments import *
 from .interpret import *
 from .pretrained import *
+from .campaign import *
+from .report import *
 
 from .core import __all__ as _a0
 from .models.allcnn import __all__ as _a1
@@ -41,10 +43,12 @@ from .interpret import __all__ as _a14
 from .callback.schedule import __all__ as _a15
 from .callback.tta import __all__ as _a16
 from .pretrained import __all__ as _a17
+from .campaign import __all__ as _a18
+from .report import __all__ as _a19
 
 # Names fastai's `from fastai.vision.all import *` also exports: importable from here by name, but left out of
 # `from allconv_fastai import *`, so a star import after fastai's never replaces fastai's objects.
 _FASTAI_NAMES = ('DenseNet', 'resize_images', 'ImageSet')
 
 __all__ = ['__version__'] + sorted({n for a in (_a0, _a1, _a2, _a3, _a4, _a5, _a6, _a7, _a8, _a9, _a10, _a11, _a12, _a13,
-                                                _a14, _a15, _a16, _a17) for n in a} - set(_FASTAI_NAMES))
+                                                _a14, _a15, _a16, _a17, _a18, _a19) for n in a} - set(_FASTAI_NAMES))

@@ -88,3 +88,22 @@ def test_status_lists_runs_and_time_left(reference):
     lines = p.stdout.splitlines()
     assert [l.split()[:2] for l in lines[:3]] == [['filed', 'a'], ['filed', 'sweep/b'], ['filed', 'c']]
     assert 'Plan tiny: 3 of 3 runs filed, 0 left' in lines[-1]
+
+def test_filed_run_scores_a_test_split_held_elsewhere(reference, tmp_path):
+    "allconv-eval FILED_RUN --data D --split test --json: the filed bf16 weights on a test/ folder made here, without training images."
+    from PIL import Image
+    from allconv_fastai.config import RunConfig, run_dls
+    tmp, ref = reference
+    run = ref/'results'/'tiny'/'a'
+    assert not list(run.glob('*.pth'))                                     # a filed run: weights.safetensors only
+    dv = run_dls(RunConfig(data='digits', size=16, seed=0))                # its validation images, as PNGs in test/
+    for i,(x,y) in enumerate(zip(dv.valid_ds.x.cpu(), dv.valid_ds.y.cpu())):
+        (tmp_path/'copy'/'test'/dv.vocab[int(y)]).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(x.permute(1,2,0).numpy()).save(tmp_path/'copy'/'test'/dv.vocab[int(y)]/f'{i}.png')
+    p = subprocess.run([sys.executable, '-m', 'allconv_fastai.cli', 'eval', str(run), '--data', str(tmp_path/'copy'), '--split', 'test',
+                        '--json'], capture_output=True, text=True, env=ENV, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    r = json.loads(p.stdout)
+    assert r['weights'] == 'weights.safetensors' and set(r) >= {'test_loss', 'test_accuracy'}
+    m = metrics(ref, 'a')
+    assert abs(r['test_accuracy'] - m['valid_accuracy']) <= 0.02, (r, m['valid_accuracy'])   # same images, bf16-rounded weights

@@ -152,3 +152,25 @@ def test_negative_maps_is_one_line(tmp_path, reference, capsys):
     assert eval_main([str(reference[0]), '--maps', '-1']) == 2
     err = one_line(capsys.readouterr().err)
     assert len(err) == 1 and '--maps must be a whole number >= 0' in err[0], err
+
+def test_looping_out_link_is_one_line(tmp_path, capsys):
+    (tmp_path/'a').symlink_to(tmp_path/'b'); (tmp_path/'b').symlink_to(tmp_path/'a')
+    assert train_main(['--epochs', '1', '--out', str(tmp_path/'a'), *CLI_TINY]) == 2
+    err = one_line(capsys.readouterr().err)
+    assert len(err) == 1 and 'symbolic link to nothing' in err[0], err
+
+@pytest.mark.parametrize('opts', [dict(residual=True), dict(widths=(8, 16)), dict(lsuv=True)])
+def test_pretrained_refuses_options_that_change_the_shipped_net(opts):
+    from allconv_fastai import allcnn_learner, digits_dls, pretrained_names
+    from allconv_fastai.core import AllconvError
+    if 'all-cnn-c' not in pretrained_names(): pytest.skip("no shipped weights in this installation")
+    with pytest.raises(AllconvError, match='Fix:') as e: allcnn_learner(digits_dls(size=32), 'all-cnn-c', pretrained=True, **opts)
+    assert '\n' not in str(e.value) and next(iter(opts)).replace('lsuv', 'LSUV') in str(e.value)
+
+def test_table3_grid_resumed_equals_uninterrupted(tmp_path):
+    kw = dict(archs=('all-cnn-c',), lrs=(0.1,), data='digits', epochs=2, widths='16,32', size=16, precision='fp32', seed=0)
+    a = table3(tmp_path/'a', **kw)
+    shutil.copytree(tmp_path/'a', tmp_path/'b')
+    (tmp_path/'b'/'all-cnn-c-lr0.1'/'metrics.json').unlink(); (tmp_path/'b'/'results.json').unlink()
+    b = table3(tmp_path/'b', **kw)
+    pd.testing.assert_frame_equal(a, b)
