@@ -13,14 +13,15 @@ from fastai.torch_core import num_distrib, rank_distrib
 from fastai.distributed import teardown_distrib
 from .core import AllconvError, check_positive
 from .models.registry import arch_names
-from .config import RunConfig, run_dls, run_learner, read_config, read_split, record_dls
+from .config import (RunConfig, run_dls, run_learner, read_config, read_split, record_dls, run_weights,
+                                   load_run_weights, load_run, check_fingerprint)
 from .runs import load_checkpoint, RunStopped
-from .distributed import data_parallel, say
+from .distributed import data_parallel, say, is_rank0
 from .experiments import train_run, evaluate, table3, paper_lrs, paper_table3
 
 # %% auto #0
-__all__ = ['train_main', 'eval_main', 'table3_main', 'predict_main', 'commands', 'allconv_train', 'load_run_weights',
-           'allconv_eval', 'allconv_table3', 'allconv_predict', 'main']
+__all__ = ['train_main', 'eval_main', 'table3_main', 'predict_main', 'commands', 'allconv_train', 'allconv_eval',
+           'allconv_table3', 'allconv_predict', 'main']
 
 # %% ../nbs/17_cli.ipynb #2894fdd8
 def _onoff(k, default) -> str:
@@ -124,40 +125,19 @@ def allconv_train(
         run_dir = Path(out) if out else _default_out(cfg)
         m = train_run(run_dir, cfg)
     _report(m, run_dir)
+    if is_rank0():
+        say(f"Next: allconv-eval {run_dir} --tta (evaluate again), allconv-predict {run_dir} IMAGE... (classify files), "
+            f"allconv-eval {run_dir} --data PATH --split test (score a test split held elsewhere); plots: {run_dir}/curves.png, {run_dir}/lr.png")
     return m
 
 train_main = _main(allconv_train, RunConfig, typed_only=True)
 
 # %% ../nbs/17_cli.ipynb #daac9b1a
-_weight_files = {'best': 'best.pth', 'last': 'last.pth', 'final': 'weights.safetensors'}
-
-def _weights(run_dir:Path, checkpoint:str|None) -> Path:
-    "The weights file of `run_dir` to evaluate: `checkpoint`'s, or the first of best.pth, weights.safetensors (a filed run's), last.pth."
-    if checkpoint is not None and checkpoint not in _weight_files:
-        raise AllconvError(f"Unknown checkpoint {checkpoint!r}.", "use --checkpoint best, last or final.")
-    names = [_weight_files[checkpoint]] if checkpoint else list(_weight_files.values())
-    for n in names:
-        if (run_dir/n).exists(): return run_dir/n
-    if checkpoint or (run_dir/'config.json').exists() and not (run_dir/'history.csv').exists():
-        raise AllconvError(f"No trained run at {run_dir}: it holds no {' or '.join(names)}." +
-                           ('' if checkpoint else " It holds only the config.json of a start that trained nothing."),
-                           f"train it with allconv-train --resume {run_dir}, or pass the folder of a trained run.")
-    raise AllconvError(f"{run_dir} holds no weights ({', '.join(names)}).", "pass the folder of a trained run.")
-
-def load_run_weights(model, path:Path):
-    "Load a run's weights file into `model`: a checkpoint (`.pth`) or a filed run's safetensors (bf16, cast to the model's dtype)."
-    if path.suffix != '.safetensors': return load_checkpoint(path, model)
-    from safetensors.torch import load_file
-    sd = {k: v.float() if v.is_floating_point() else v for k,v in load_file(path).items()}
-    try: model.load_state_dict(sd)
-    except RuntimeError as e:
-        raise AllconvError(f"{path} does not fit this model: {str(e).splitlines()[0]}", "evaluate it with its own run folder's config.json.") from None
-
 def allconv_eval(
     run_dir:str,               # A run directory written by allconv-train (or a run filed by a campaign)
     tta:bool=False,            # Also report test-time-augmentation accuracy
     split:str='valid',         # valid or test
-    checkpoint:str=None,       # best, last or final (a filed run's weights.safetensors); default: the first that exists, in that order
+    checkpoint:str='last',     # last (the final weights, as metrics.json reports them: last.pth, or a filed run's weights.safetensors) or best (best.pth)
     maps:int=0,                # Save guided-backprop maps of this many validation images in RUN_DIR/maps
     data:str=None,             # Evaluate on this split of other data (a folder or archive with SPLIT/<class>/ folders); needs no training images
     json:bool=False,           # Print the results as one JSON object (and nothing else) on stdout
@@ -172,14 +152,14 @@ def allconv_eval(
         return res
     run_dir = Path(run_dir)
     cfg = read_config(run_dir)
-    wpath = _weights(run_dir, checkpoint)
+    wpath = run_weights(run_dir, checkpoint)
     if data is not None:   # only that split is read; the run's data.json prepares it as the run prepared its own
         x,y,vocab = read_split(data, split)
         dls = record_dls(run_dir, x, y, vocab)
         name = f"{split} split of {data} ({len(x):,} images)"
-    else: dls = run_dls(cfg); name = dls.data_name
+    else: dls = run_dls(cfg); name = dls.data_name; check_fingerprint(run_dir, dls, cfg.data)
     learn = run_learner(cfg, dls)
-    load_run_weights(learn.model, wpath)
+    wname = load_run_weights(learn.model, wpath)
     with data_parallel(learn):
         if data is None: res = evaluate(learn, tta, split)
         else:
@@ -187,8 +167,8 @@ def allconv_eval(
             if tta and cfg.flip:
                 p,t = learn.mirror_tta(dl=dls.valid)
                 res.update({f'{split}_tta_accuracy': float((p.argmax(1)==t).float().mean()), 'tta': 'mirror'})
-    res['weights'] = wpath.name
-    _report(dict(arch=cfg.arch, data_name=name, epochs=cfg.epochs, **res), f"{run_dir} ({wpath.name})")
+    res['weights'] = wname
+    _report(dict(arch=cfg.arch, data_name=name, epochs=cfg.epochs, **res), f"{run_dir} ({wname})")
     if maps and rank_distrib()==0:
         from allconv_fastai.interpret import save_guided_maps
         paths = save_guided_maps(learn, None, run_dir/'maps', n=maps)
@@ -243,12 +223,8 @@ def _classifier(source:str, arch:str='all-cnn-c'):
         dls = tensor_dls(x, y, card['vocab'], x, y, bs=1, pad=0, flip=False, device='cpu')
         use_stats(dls, card['mean'], card['std'])
     else:
-        cfg = dataclasses.replace(read_config(source), precision='fp32')
-        if not (Path(source)/'best.pth').exists():
-            raise AllconvError(f"{source} has no best.pth (the run has not finished an epoch).", "train it first, or resume it.")
-        dls = run_dls(cfg, device='cpu')
-        model = run_learner(cfg, dls).model
-        load_checkpoint(Path(source)/'best.pth', model)
+        learn = load_run(source, device='cpu')   # the run folder alone: its data.json, config.json and final weights
+        model,dls = learn.model,learn.dls
     return model.eval(),dls
 
 def allconv_predict(

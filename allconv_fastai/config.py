@@ -6,7 +6,7 @@ Docs: https://allconv-fastai.github.io/allconv_fastai/config.html.md"""
 
 # %% ../nbs/13_config.ipynb #7d6e53e7
 from __future__ import annotations
-import functools, json, os
+import contextvars, dataclasses, functools, json, os
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 import torch
@@ -22,7 +22,8 @@ from .learner import allcnn_learner, densenet_learner, paper_sgd
 
 # %% auto #0
 __all__ = ['data_names', 'schedules', 'optimizers', 'max_image_size', 'min_size', 'check_size', 'RunConfig', 'run_dls',
-           'run_learner', 'run_env', 'config_from_dict', 'save_config', 'read_config', 'save_data_record', 'record_dls',
+           'run_learner', 'run_env', 'config_from_dict', 'save_config', 'read_config', 'data_fingerprint',
+           'check_fingerprint', 'run_weights', 'load_run_weights', 'load_run', 'save_data_record', 'record_dls',
            'read_split']
 
 # %% ../nbs/13_config.ipynb #9e91d205
@@ -63,8 +64,10 @@ def check_size(arch:str, size:int, widths=None, what:str='`size`'):
     if size < lo: raise AllconvError(f"{what} {size} is too small for {arch}: it accepts images of at least {lo}x{lo}.",
                                      f"pass --size {lo} or more (e.g. --size 32).")
 
+_check_paths = contextvars.ContextVar('check_paths', default=True)   # off while reading a run that needs no data (`load_run`)
+
 def _check_data(data):
-    if data in data_names: return data
+    if data in data_names or not _check_paths.get(): return str(data)
     p = Path(str(data)).expanduser()
     if p.exists(): return str(p)
     if os.sep in str(data) or p.suffix:
@@ -126,6 +129,7 @@ class RunConfig:
         self.epochs = ifnone(self.epochs, r.n_epoch)
         if self.epochs < 1: raise AllconvError(f"`epochs` must be a whole number >= 1, got {self.epochs!r}.", "pass e.g. --epochs 3.")
         self.lr,self.wd = ifnone(self.lr, r.lr),ifnone(self.wd, r.wd)
+        self.auto_bs = self.bs is None   # not a setting: a default batch size may shrink to fit small data (`fit_bs`)
         self.bs = ifnone(self.bs, 64 if self.data=='digits' or fam=='densenet' else 256)
         self.label_smoothing = ifnone(self.label_smoothing, r.label_smoothing)
         self.opt = ifnone(self.opt, 'nesterov' if r.nesterov else 'sgd')
@@ -257,12 +261,79 @@ def save_config(path, cfg:RunConfig, learn:Learner=None):
     from allconv_fastai.runs import write_json
     write_json(path, {**cfg.to_dict(), **({'env': run_env(learn)} if learn is not None else {})})
 
-def read_config(run_dir) -> RunConfig:
-    "The settings a run directory was made with."
+def read_config(run_dir, check_data:bool=True) -> RunConfig:
+    "The settings a run directory was made with (`check_data=False`: without looking for its data, which may have moved)."
     from allconv_fastai.runs import read_json
     p = Path(run_dir)/'config.json'
     if not p.exists(): raise AllconvError(f"No run at {run_dir} (no config.json).", "check the path, or train a run there first.")
-    return config_from_dict(read_json(p), p)
+    tok = _check_paths.set(check_data)
+    try: return config_from_dict(read_json(p), p)
+    finally: _check_paths.reset(tok)
+
+# %% ../nbs/13_config.ipynb #19d432cc
+def data_fingerprint(dls) -> dict:
+    "The class names and, per split, the number of images of each class: what says two data sets are the same one."
+    counts = lambda ds: torch.bincount(ds.y.cpu(), minlength=len(dls.vocab)).tolist() if getattr(ds, 'y', None) is not None else None
+    return dict(vocab=[str(v) for v in dls.vocab], train=counts(dls.train_ds), valid=counts(dls.valid_ds))
+
+def check_fingerprint(run_dir, dls, data:str):
+    "Refuse `dls` (built from the run's recorded `data`) when it is not the data the run in `run_dir` was trained on."
+    from allconv_fastai.runs import read_json
+    p = Path(run_dir)/'data.json'
+    if not p.exists(): return   # a run from before runs kept their data's record
+    old = read_json(p).get('fingerprint')
+    if old is None: return
+    new = data_fingerprint(dls)
+    diff = [k for k in ('vocab', 'train', 'valid') if old.get(k) != new.get(k)]
+    if diff:
+        what = 'class names' if 'vocab' in diff else 'numbers of images per class'
+        raise AllconvError(f"The data at {data} is not the data {run_dir} was trained on: its {what} differ.",
+                           f"run from the folder the run was trained from, or pass the run's own data with --data (eval).")
+
+_weight_files = {'last': ('last.pth', 'weights.safetensors'), 'best': ('best.pth',)}
+
+def run_weights(run_dir, checkpoint:str='last') -> Path:
+    "The weights file of the run in `run_dir`: 'last' (last.pth, or a filed run's weights.safetensors) or 'best' (best.pth)."
+    run_dir = Path(run_dir)
+    if checkpoint not in _weight_files: raise AllconvError(f"Unknown checkpoint {checkpoint!r}.", "use --checkpoint last or best.")
+    for n in _weight_files[checkpoint]:
+        if (run_dir/n).exists(): return run_dir/n
+    if not (run_dir/'history.csv').exists():
+        raise AllconvError(f"No trained run at {run_dir}: it holds only the config.json of a start that trained nothing.",
+                           f"train it with allconv-train --resume {run_dir}, or pass the folder of a trained run.")
+    raise AllconvError(f"{run_dir} holds no {' or '.join(_weight_files[checkpoint])}.",
+                       "use --checkpoint last, or pass the folder of a trained run.")
+
+def load_run_weights(model, path) -> str:
+    "Load a run's weights file into `model` (a checkpoint, or a filed run's bf16 safetensors); return which weights, in words."
+    from allconv_fastai.runs import load_checkpoint
+    path = Path(path)
+    if path.suffix != '.safetensors':
+        meta = load_checkpoint(path, model)['meta']
+        return f"{path.name} (epoch {meta.get('epoch')})"
+    from safetensors.torch import load_file
+    sd = {k: v.float() if v.is_floating_point() else v for k,v in load_file(path).items()}
+    try: model.load_state_dict(sd)
+    except RuntimeError as e:
+        raise AllconvError(f"{path} does not fit this model: {str(e).splitlines()[0]}", "use it with its own run folder.") from None
+    return f"{path.name} (the final epoch's, bf16)"
+
+def load_run(run_dir, checkpoint:str='last', device=None) -> Learner:
+    "A fastai `Learner` of the trained run in `run_dir`, built from the folder alone (no training data), ready to `predict` and `export`."
+    run_dir = Path(run_dir)
+    cfg = read_config(run_dir, check_data=False)   # the data may have moved: nothing of it is read
+    tok = _check_paths.set(False)
+    try: cfg = dataclasses.replace(cfg, precision='fp32', lsuv=False, compile=False)
+    finally: _check_paths.reset(tok)
+    from allconv_fastai.runs import read_json
+    if not (run_dir/'data.json').exists():
+        raise AllconvError(f"{run_dir} has no data.json (it was trained before runs kept their data's record).",
+                           "rebuild it with its data: run_learner(read_config(run), run_dls(...)), or retrain it.")
+    h,w = read_json(run_dir/'data.json')['size']
+    dls = record_dls(run_dir, torch.zeros(1, 3, h, w, dtype=torch.uint8), device=device)
+    learn = run_learner(cfg, dls)
+    learn.weights = load_run_weights(learn.model, run_weights(run_dir, checkpoint))
+    return learn
 
 # %% ../nbs/13_config.ipynb #a33a7e19
 def save_data_record(run_dir, dls):
@@ -275,7 +346,8 @@ def save_data_record(run_dir, dls):
     nrm = next(t for t in fs if isinstance(t, Normalize))
     zca = next((t for t in fs if type(t).__name__=='ZCA'), None)
     rec = dict(vocab=[str(v) for v in dls.vocab], size=list(dls.train_ds.x.shape[-2:]), mean=nrm.mean.flatten().tolist(),
-               std=nrm.std.flatten().tolist(), zca=zca is not None, data_name=getattr(dls, 'data_name', ''))
+               std=nrm.std.flatten().tolist(), zca=zca is not None, data_name=getattr(dls, 'data_name', ''),
+               fingerprint=data_fingerprint(dls))
     if zca is not None:
         with atomic_write(Path(run_dir)/'zca.safetensors') as f:
             f.write(save({'mean': zca.mean.detach().cpu().float().contiguous(), 'W': zca.W.detach().cpu().float().contiguous()}))

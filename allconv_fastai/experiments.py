@@ -16,12 +16,12 @@ from .models.registry import archs, arch_family
 from .data.augment import BatchFlip
 from .runs import (read_json, write_json, read_metrics, read_history, write_history, check_parents, check_fresh,
                                  save_run_plots, use_plain_progress, RunLock, RunStopped)
-from .config import RunConfig, run_dls, run_learner, save_config, read_config, run_env, save_data_record
+from .config import RunConfig, run_dls, run_learner, save_config, read_config, run_env, save_data_record, check_fingerprint
 from .distributed import data_parallel, is_rank0, say
 
 # %% auto #0
-__all__ = ['paper_lrs', 'paper_table3', 'evaluate', 'record_start', 'train_run', 'run_grid', 'lr_sweep', 'table3_frame',
-           'table3_markdown', 'table3_plot', 'table3']
+__all__ = ['min_steps', 'paper_lrs', 'paper_table3', 'evaluate', 'fit_bs', 'record_start', 'train_run', 'run_grid', 'lr_sweep',
+           'table3_frame', 'table3_markdown', 'table3_plot', 'table3']
 
 # %% ../nbs/15_experiments.ipynb #2e2e9ee2
 def _diverged(learn, rows:list, fitted:bool) -> str:
@@ -62,6 +62,22 @@ def _fit(learn, cfg:RunConfig, cbs, start):
     elif cfg.schedule=='paper': learn.fit_paper(cfg.epochs, cfg.lr, cbs=cbs, start_epoch=start)
     else: learn.fit_step(cfg.epochs, cfg.lr, cfg.milestones, cfg.gamma, cbs=cbs, start_epoch=start)
 
+min_steps = 10   # optimizer steps an epoch that a default batch size leaves at least, where the data allow
+
+def fit_bs(cfg:RunConfig, dls):
+    "With a default batch size, shrink it (a power of 2) until the training images make `min_steps` steps an epoch; say what was chosen."
+    n = len(dls.train_ds)
+    steps = lambda bs: n//bs if n >= bs else 1
+    if cfg.auto_bs and steps(cfg.bs) < min_steps and n >= 2*min_steps:
+        bs = 2**int(math.log2(n/min_steps))
+        say(f"Batch size {bs}: {n} training images make {steps(bs)} optimizer steps an epoch (the default {cfg.bs} would make "
+            f"{steps(cfg.bs)}); pass --bs to choose another.")
+        cfg = dataclasses.replace(cfg, bs=bs)
+        return cfg,run_dls(cfg)
+    if steps(cfg.bs) < 5: say(f"Warning: {n} training images at batch size {cfg.bs} make {steps(cfg.bs)} optimizer step(s) an epoch; "
+                              "a smaller --bs makes more.")
+    return cfg,dls
+
 def record_start(run_dir, learn:Learner, start_epoch:int):
     "Add this start's machine to `config.json`'s `starts` (the first start's is also its `env`): a resumed run lists each."
     p = Path(run_dir)/'config.json'
@@ -94,6 +110,7 @@ def train_run(run_dir,              # Directory for the run's files (must be new
         cfg = cfg if cfg is not None else RunConfig(**kw)
         check_parents(run_dir)
     dls = dls if dls is not None else run_dls(cfg)   # before the folder is made: missing data leaves nothing behind
+    if not resume: cfg,dls = fit_bs(cfg, dls)
     with _claim(run_dir):
         if resume:
             done = read_metrics(run_dir)
@@ -106,6 +123,7 @@ def train_run(run_dir,              # Directory for the run's files (must be new
 def _train(run_dir, cfg, resume, dls, cbs, t0):
     if cfg.valid is None and getattr(dls, 'valid_setting', None) is not None:   # what the data chose: recorded, so eval rebuilds it
         cfg = dataclasses.replace(cfg, valid=dls.valid_setting)
+    if resume: check_fingerprint(run_dir, dls, cfg.data)
     learn = run_learner(cfg, dls)
     if not resume and is_rank0(): save_config(run_dir/'config.json', cfg, learn); save_data_record(run_dir, dls)
     use_plain_progress(learn)

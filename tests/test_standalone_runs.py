@@ -1,0 +1,94 @@
+"""A run folder that stands on its own (issue 20, items 3, 4 and 6): predicting and evaluating need only the folder,
+data found again under the recorded path is checked against the run's record, a default batch size fits small data,
+and the numbers say which weights they come from."""
+import io, json, shutil, tarfile
+from pathlib import Path
+import pytest
+from PIL import Image
+from allconv_fastai.core import find_cifar10_jpg
+from allconv_fastai.cli import train_main, eval_main, predict_main
+from allconv_fastai.config import load_run
+
+CLASSES = ('airplane', 'automobile', 'bird')   # the first three CIFAR-10 classes by name; not chosen for being easy
+
+def cifar_folder(root:Path, n_per:int=20, skip:int=0) -> Path:
+    "A folder train/<class>/*.jpg of `n_per` CIFAR-10 JPEGs of each of CLASSES (after the first `skip` of each)."
+    src = find_cifar10_jpg()
+    if src is None: pytest.skip("no CIFAR-10 JPEGs on this machine (set ALLCONV_CIFAR10_JPG)")
+    got = {c: 0 for c in CLASSES}
+    def members():
+        if Path(src).is_dir():
+            for p in sorted(Path(src).rglob('*.jpg')): yield p.parts, p.read_bytes
+        else:
+            with tarfile.open(src) as tf:
+                for m in tf:
+                    if m.isfile() and m.name.endswith('.jpg'): yield Path(m.name).parts, (lambda m=m: tf.extractfile(m).read())
+    seen = {c: 0 for c in CLASSES}
+    for parts,read in members():
+        c = parts[-2]
+        if c not in got or got[c] >= n_per: continue
+        seen[c] += 1
+        if seen[c] <= skip: continue
+        (root/'train'/c).mkdir(parents=True, exist_ok=True)
+        (root/'train'/c/parts[-1]).write_bytes(read()); got[c] += 1
+        if all(v >= n_per for v in got.values()): break
+    return root
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    "allconv-train on 60 CIFAR-10 JPEGs of 3 classes, default settings (fast recipe, 3 epochs), seed 0."
+    tmp = tmp_path_factory.mktemp('own')
+    data = cifar_folder(tmp/'own')
+    out = io.StringIO()
+    import contextlib
+    with contextlib.redirect_stdout(out):
+        assert train_main(['--data', str(data), '--out', str(tmp/'run'), '--seed', '0', '--precision', 'fp32']) == 0
+    return tmp, data, tmp/'run', out.getvalue()
+
+def test_small_data_gets_a_batch_size_that_learns(trained):
+    tmp, data, run, out = trained
+    assert 'Batch size 4: 48 training images make 12 optimizer steps an epoch (the default 256 would make 1)' in out, out
+    cfg, m = json.loads((run/'config.json').read_text()), json.loads((run/'metrics.json').read_text())
+    assert cfg['bs'] == 4
+    print(f"60 images, 3 classes, default epochs: valid accuracy {m['valid_accuracy']:.4f} ({m['valid_accuracy']*12:.0f}/12)")
+    assert m['valid_accuracy'] > 1/3, m    # above chance with the defaults
+    assert 'Next: allconv-eval' in out and 'allconv-predict' in out
+
+def test_run_predicts_after_its_data_moved(trained, capsys):
+    tmp, data, run, out = trained
+    img = next((data/'train'/'bird').iterdir())
+    shutil.copy(img, tmp/'query.jpg')
+    capsys.readouterr()
+    assert predict_main([str(run), str(tmp/'query.jpg'), '--json']) == 0
+    before = json.loads(capsys.readouterr().out)[0]['top'][0]['class']
+    data.rename(tmp/'moved')                                   # the training data is gone from its recorded path
+    try:
+        assert predict_main([str(run), str(tmp/'query.jpg'), '--json']) == 0
+        assert json.loads(capsys.readouterr().out)[0]['top'][0]['class'] == before
+        learn = load_run(run)
+        assert str(learn.predict(tmp/'query.jpg')[0]) == before
+        learn.export(tmp/'export.pkl')                         # fastai's usual export of it
+        assert (tmp/'export.pkl').stat().st_size > 0
+    finally: (tmp/'moved').rename(data)
+
+def test_other_data_under_the_recorded_path_is_refused(trained, tmp_path, monkeypatch, capsys):
+    tmp, data, run, out = trained
+    # train from directory A on data/x, then evaluate from directory B whose data/x holds other images
+    a, b = tmp_path/'A', tmp_path/'B'
+    cifar_folder(a/'data'/'x', n_per=12); cifar_folder(b/'data'/'x', n_per=14, skip=12)
+    monkeypatch.chdir(a)
+    assert train_main(['--data', 'data/x', '--out', str(tmp_path/'r'), '--epochs', '1', '--widths', '16,32', '--precision', 'fp32', '--no-tta']) == 0
+    monkeypatch.chdir(b)
+    capsys.readouterr()
+    assert eval_main([str(tmp_path/'r')]) == 2
+    err = [l for l in capsys.readouterr().err.splitlines() if l.strip()]
+    assert len(err) == 1 and 'is not the data' in err[0] and 'Fix:' in err[0], err
+
+def test_eval_default_is_the_weights_metrics_report(trained):
+    tmp, data, run, out = trained
+    m = json.loads((run/'metrics.json').read_text())
+    import contextlib
+    with contextlib.redirect_stdout(io.StringIO()) as o: assert eval_main([str(run), '--json']) == 0
+    r = json.loads(o.getvalue())
+    assert m['weights'] == 'last.pth (epoch 2)' and r['weights'] == m['weights'], (m['weights'], r['weights'])
+    assert r['valid_accuracy'] == m['valid_accuracy']
