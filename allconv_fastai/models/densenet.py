@@ -60,7 +60,7 @@ class DenseLayer(nn.Module):
         if bottleneck: self.first,self.last = bn_relu_conv(ni, 4*growth, 1, p),bn_relu_conv(4*growth, growth, 3, p)
         else:          self.first,self.last = bn_relu_conv(ni, growth, 3, p),nn.Identity()
 
-    def _first(self, *feats): return self.first(torch.cat(feats, 1))
+    def _first(self, *feats): return self.first(feats[0] if len(feats)==1 else torch.cat(feats, 1))
 
     def forward(self, feats:list) -> torch.Tensor:
         if self.efficient and torch.is_grad_enabled() and any(f.requires_grad for f in feats):
@@ -82,9 +82,14 @@ class DenseBlock(nn.Module):
         self.layers = nn.ModuleList([DenseLayer(ni + i*growth, growth, **kw) for i in range(n)])
 
     def forward(self, x):
-        feats = [x]
-        for l in self.layers: feats.append(l(feats))
-        return torch.cat(feats, 1)
+        # checkpointed: keep only the feature maps, each layer concatenates them (again in the backward pass);
+        # contiguous (NCHW) maps: a feature map's gradient slices are contiguous, and the list is as fast
+        if self.layers[0].efficient or not x.is_contiguous(memory_format=torch.channels_last):
+            feats = [x]
+            for l in self.layers: feats.append(l(feats))
+            return torch.cat(feats, 1)
+        for l in self.layers: x = torch.cat([x, l([x])], 1)  # one growing concatenation: see "Speed" below
+        return x
 
 # %% ../../nbs/02_models.densenet.ipynb #592b635c
 def transition(
