@@ -139,9 +139,11 @@ class RunConfig:
         if not 0 <= self.label_smoothing < 1:
             raise AllconvError(f"`label_smoothing` must be in [0, 1), got {self.label_smoothing!r}.", "pass e.g. --label-smoothing 0.1.")
         self.milestones = _ints(self.milestones, 'milestones')
-        if self.milestones and self.schedule!='step':
-            raise AllconvError("`milestones` only apply to the 'step' schedule.", "add --schedule step, or drop --milestones.")
-        if self.schedule=='step' and self.milestones is None: self.milestones = paper_milestones(fam, self.epochs)
+        pm = paper_milestones(fam, self.epochs)   # the paper's milestones scaled to this length: recorded, so a registry change cannot move them
+        if self.milestones and (self.schedule=='one-cycle' or self.schedule=='paper' and tuple(self.milestones) != pm):
+            raise AllconvError(f"`milestones` only apply to the 'step' schedule (the 'paper' one uses the paper's, {pm}).",
+                               "add --schedule step, or drop --milestones.")
+        if self.schedule in ('step', 'paper') and self.milestones is None: self.milestones = pm
         digits = self.data=='digits'
         if self.n_train is not None and digits:
             raise AllconvError("`n_train` applies to CIFAR and folder data, not to the digits.", "drop --n-train.")

@@ -59,8 +59,7 @@ def evaluate(learn:Learner, tta:bool=True, split:str='valid') -> dict:
 # %% ../nbs/15_experiments.ipynb #025b1be7
 def _fit(learn, cfg:RunConfig, cbs, start):
     if cfg.schedule=='one-cycle': learn.fit_one_cycle(cfg.epochs, cfg.lr, cbs=cbs, start_epoch=start)
-    elif cfg.schedule=='paper': learn.fit_paper(cfg.epochs, cfg.lr, cbs=cbs, start_epoch=start)
-    else: learn.fit_step(cfg.epochs, cfg.lr, cfg.milestones, cfg.gamma, cbs=cbs, start_epoch=start)
+    else: learn.fit_step(cfg.epochs, cfg.lr, cfg.milestones, cfg.gamma, cbs=cbs, start_epoch=start)   # 'paper': its milestones, the run's gamma
 
 min_steps = 10   # optimizer steps an epoch that a default batch size leaves at least, where the data allow
 

@@ -174,3 +174,28 @@ def test_table3_grid_resumed_equals_uninterrupted(tmp_path):
     (tmp_path/'b'/'all-cnn-c-lr0.1'/'metrics.json').unlink(); (tmp_path/'b'/'results.json').unlink()
     b = table3(tmp_path/'b', **kw)
     pd.testing.assert_frame_equal(a, b)
+
+def test_paper_schedule_trains_with_the_gamma_given(tmp_path):
+    "--schedule paper --gamma 0.2: the paper's milestones scaled to 4 epochs, (2, 3, 3), each multiplying the lr by 0.2."
+    assert train_main(['--out', str(tmp_path/'run'), '--schedule', 'paper', '--gamma', '0.2', '--epochs', '4', '--lr', '0.05',
+                       '--no-tta', *CLI_TINY]) == 0
+    cfg = json.loads((tmp_path/'run'/'config.json').read_text())
+    assert (cfg['recipe'], cfg['gamma'], cfg['milestones']) == ('paper', 0.2, [2, 3, 3])
+    lrs = pd.read_csv(tmp_path/'run'/'history.csv').lr.tolist()
+    assert lrs == pytest.approx([0.05, 0.05, 0.05*0.2, 0.05*0.2**3], rel=1e-6), lrs
+
+def test_resume_with_another_arch_typed_is_refused(tmp_path, capsys):
+    run = tmp_path/'run'
+    assert train_main(['--out', str(run), '--arch', 'model-c', '--epochs', '1', '--no-tta', *CLI_TINY]) == 0
+    (run/'metrics.json').unlink()
+    capsys.readouterr()
+    assert train_main(['--resume', str(run), '--arch', 'all-cnn-c']) == 2
+    err = one_line(capsys.readouterr().err)
+    assert len(err) == 1 and "--arch all-cnn-c conflicts with the run's 'model-c'" in err[0], err
+
+def test_resumed_run_lists_each_start(tmp_path, reference):
+    ref, _ = reference
+    d = tmp_path/'run'; shutil.copytree(ref, d); (d/'metrics.json').unlink()
+    train_run(d, resume=True)
+    starts = json.loads((d/'config.json').read_text())['starts']
+    assert [s['start_epoch'] for s in starts] == [0, 2] and all(s['cpu'] and s['threads'] for s in starts), starts
