@@ -33,7 +33,10 @@ def _options(p:argparse.ArgumentParser, obj, skip=(), defaults=None, positional=
         if k in skip or k=='return' or v.get('kind') in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL): continue
         default,anno = (defaults or {}).get(k, v.default),v.anno
         hlp = (v.docment or '').replace('%', '%%')
-        if k=='arch': hlp += '. Known: ' + ', '.join(arch_names())
+        if k=='arch' and getattr(obj, '__name__', '')=='allconv_predict':   # only the nets whose weights ship
+            from allconv_fastai.pretrained import pretrained_names
+            hlp += '. Shipped: ' + (', '.join(pretrained_names()) or 'none')
+        elif k=='arch': hlp += '. Known: ' + ', '.join(arch_names())
         if anno is list: p.add_argument(k, nargs='+', metavar=k[:-1].upper() if k.endswith('s') else k.upper(), help=hlp); continue
         if k in positional or default is inspect.Parameter.empty: p.add_argument(k, help=hlp); continue
         flags = [f"--{k.replace('_', '-')}"] + ([f"--{k}"] if '_' in k else [])

@@ -92,3 +92,9 @@ def test_eval_default_is_the_weights_metrics_report(trained):
     r = json.loads(o.getvalue())
     assert m['weights'] == 'last.pth (epoch 2)' and r['weights'] == m['weights'], (m['weights'], r['weights'])
     assert r['valid_accuracy'] == m['valid_accuracy']
+
+def test_predict_arch_offers_the_shipped_nets(capsys):
+    from allconv_fastai.pretrained import pretrained_names
+    with pytest.raises(SystemExit): predict_main(['--help'])
+    h = ' '.join(capsys.readouterr().out.split())
+    assert f"Shipped: {', '.join(pretrained_names()) or 'none'}" in h and 'model-a' not in h, h
