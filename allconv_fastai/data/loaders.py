@@ -81,7 +81,8 @@ def _read_image(p) -> torch.Tensor:
 def _to_chw(o) -> torch.Tensor:
     "One image as a (3,H,W) tensor: from a path, a PIL image, a numpy array (H,W,C or H,W) or a tensor (C,H,W or H,W)."
     if isinstance(o, (str, Path)): return _read_image(o)
-    if type(o).__module__.startswith('PIL.'):
+    from PIL import Image
+    if isinstance(o, Image.Image):   # PIL's images and their subclasses, such as fastai's `PILImage`
         import numpy as np
         o = o.convert('RGB')
         return torch.from_numpy(np.array(o)).permute(2,0,1).contiguous()
