@@ -48,7 +48,8 @@ class AllconvLearner(DevicePrecision, Learner):
         if self.opt is None: self.create_opt()
         if n != 0 and len(self.opt.param_lists) < 2:
             raise AllconvError("This learner has one parameter group, so freeze() would leave every weight trainable.",
-                               "give it a splitter with body and head, e.g. learn.splitter = head_split for an nn.Sequential net.")
+                               "use a net ending in classifier, pooling and flatten (an nn.Sequential, as head_split cuts it), "
+                               "or set learn.splitter to one giving several groups and learn.opt = None.")
         return super().freeze_to(n)
 
     def fine_tune(self, epochs:int, base_lr:float=None, freeze_epochs:int=1, lr_mult:float=100, pct_start:float=0.3,
