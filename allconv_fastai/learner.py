@@ -1,4 +1,4 @@
-"""`allcnn_learner` and `densenet_learner`: fastai Learners for the papers' nets with a named recipe ('fast' by default, 'paper' one argument away), the papers' optimizer, precision chosen by device and optional LSUV init.
+"""`allcnn_learner` and `densenet_learner`: fastai Learners for the papers' nets with a named recipe ('fast' by default, 'paper' one argument away), the papers' optimizer, precision chosen by device, optional LSUV init, and transfer learning from the shipped weights as `vision_learner` does it.
 
 Docs: https://allconv-fastai.github.io/allconv_fastai/learner.html.md"""
 
@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from fastcore.basics import ifnone
 from fastcore.foundation import L
-from fastai.torch_core import default_device
+from fastai.torch_core import default_device, params, trainable_params
 from fastai.optimizer import OptimWrapper
 from fastai.learner import Learner
 from fastai.losses import CrossEntropyLossFlat, LabelSmoothingCrossEntropyFlat
@@ -20,17 +20,43 @@ from fastai.data.core import DataLoaders
 from .core import AllconvError, check_positive
 from .models.registry import get_arch, arch_family, get_recipe
 from .models.init import lsuv_init
-from .callback.precision import precision_cbs, TrimHostMemory
-import allconv_fastai.callback.schedule, allconv_fastai.callback.tta  # `fit_paper`, `fit_step`, `mirror_tta` on every Learner
+from .callback.precision import precision_cbs, TrimHostMemory, DevicePrecision
+import fastai.callback.schedule  # fastai's `fit_one_cycle` and `fine_tune`
+import allconv_fastai.callback.schedule, allconv_fastai.callback.tta  # add `fit_paper`, `fit_step`, `mirror_tta` to every Learner
 import fastai.vision.learner  # registers `plot_top_losses` and `show_results` for `TensorImage` batches (`ClassificationInterpretation`)
 
 # %% auto #0
-__all__ = ['paper_sgd', 'allcnn_learner', 'densenet_learner']
+__all__ = ['paper_sgd', 'head_split', 'AllconvLearner', 'allcnn_learner', 'densenet_learner']
 
 # %% ../nbs/11_learner.ipynb #bd6775c3
 def paper_sgd(nesterov:bool=False):
     "The papers' optimizer: PyTorch SGD (momentum 0.9, coupled L2 weight decay) as a fastai `opt_func`."
     return partial(OptimWrapper, opt=partial(torch.optim.SGD, momentum=0.9, nesterov=nesterov))
+
+# %% ../nbs/11_learner.ipynb #e4c0ac8c
+def head_split(m:nn.Module) -> list:
+    "The learners' splitter: body `m[:-3]` and head `m[-3:]` (classifier, pooling, flatten) as two parameter groups."
+    m = getattr(m, '_orig_mod', m)   # the net inside a `torch.compile`d one
+    if not isinstance(m, nn.Sequential) or len(m) < 4: return trainable_params(m)
+    return L(m[:-3], m[-3:]).map(params)
+
+# %% ../nbs/11_learner.ipynb #ef3714a8
+class AllconvLearner(DevicePrecision, Learner):
+    "What `allcnn_learner` and `densenet_learner` return: a fastai `Learner` whose precision, `freeze` and `fine_tune` suit these nets."
+    def freeze_to(self, n:int):
+        "fastai's `freeze_to`, refused in one line when the splitter gave one parameter group (nothing would be frozen)."
+        if self.opt is None: self.create_opt()
+        if n != 0 and len(self.opt.param_lists) < 2:
+            raise AllconvError("This learner has one parameter group, so freeze() would leave every weight trainable.",
+                               "use a net ending in classifier, pooling and flatten (an nn.Sequential, as head_split cuts it), "
+                               "or set learn.splitter to one giving several groups and learn.opt = None.")
+        return super().freeze_to(n)
+
+    def fine_tune(self, epochs:int, base_lr:float=None, freeze_epochs:int=1, lr_mult:float=100, pct_start:float=0.3,
+                  div:float=5.0, **kwargs):
+        "fastai's `fine_tune` (the head alone for `freeze_epochs`, then all with discriminative lrs), `base_lr` defaulting to `self.lr`."
+        return super().fine_tune(epochs, ifnone(base_lr, self.lr), freeze_epochs=freeze_epochs, lr_mult=lr_mult,
+                                 pct_start=pct_start, div=div, **kwargs)
 
 # %% ../nbs/11_learner.ipynb #aadc0d01
 def _get_c(dls):
@@ -47,21 +73,23 @@ def _recipe_learner(family, dls, arch, recipe='fast', n_out=None, loss_func=None
     lr,wd = ifnone(lr, r.lr), ifnone(wd, r.wd)
     check_positive(n_out=n_out, lr=lr)
     if wd < 0: raise AllconvError(f"`wd` must be >= 0, got {wd!r}.", "pass a weight decay >= 0.")
+    if pretrained and lsuv: raise AllconvError("lsuv=True would re-initialise the shipped weights.", "drop lsuv=True when pretrained=True.")
     if family=='allcnn': model_kw = {'bn': r.bn, 'dropout': r.dropout, **model_kw}
     elif r.dropout and 'p' not in model_kw: model_kw['p'] = 0.2
     if pretrained:
-        if lsuv: raise AllconvError("LSUV would re-initialise the shipped weights.", "drop lsuv=True (--lsuv) with pretrained weights.")
         from allconv_fastai.pretrained import pretrained_model
         model = pretrained_model(arch, dls=dls, n_out=n_out, **model_kw)
     else: model = get_arch(arch, n_out=n_out, **model_kw)
     dev = torch.device(getattr(dls, 'device', None) or default_device())
     if lsuv: lsuv_init(model, dls.one_batch()[0].to(next(model.parameters()).device))
     loss_func = ifnone(loss_func, LabelSmoothingCrossEntropyFlat(eps=r.label_smoothing) if r.label_smoothing else CrossEntropyLossFlat())
-    learn = Learner(dls, model, loss_func=loss_func, opt_func=ifnone(opt_func, paper_sgd(r.nesterov)), lr=lr, wd=wd,
+    learn = AllconvLearner(dls, model, loss_func=loss_func, opt_func=ifnone(opt_func, paper_sgd(r.nesterov)), lr=lr, wd=wd,
                     metrics=metrics, cbs=L(cbs)+precision_cbs(precision, dev)+([TrimHostMemory()] if dev.type=='cpu' else []),
-                    path=path, model_dir=model_dir)
+                    path=path, model_dir=model_dir, splitter=head_split)
     if compile: learn.model = torch.compile(learn.model)
     learn.arch,learn.family,learn.recipe,learn.precision,learn.model_kw = arch,family,r,precision,model_kw
+    learn.pretrained = pretrained
+    if pretrained: learn.freeze()   # as `vision_learner`: the body frozen but its batch norms (fastai's `train_bn`)
     return learn
 
 # %% ../nbs/11_learner.ipynb #f84acc19
@@ -80,9 +108,9 @@ def allcnn_learner(dls:DataLoaders, # Training/validation data
         precision:str='auto',    # 'auto', 'fp32', 'bf16' or 'fp16'
         lsuv:bool=False,         # LSUV-initialise on one training batch
         compile:bool=False,      # Compile the net with `torch.compile`
-        pretrained:bool=False,   # Start from the package's trained weights (All-CNN-C)
+        pretrained:bool=False,   # Start from the shipped weights (All-CNN-C): body frozen, new head unless the classes are CIFAR-10's
         **model_kw,              # Model options, overriding the recipe's: `dropout`, `bn`, `residual`, `widths`, ...
-    ) -> Learner:
+    ) -> AllconvLearner:
     "A fastai `Learner` for one of the All-CNN paper's nets, trained with a named recipe."
     return _recipe_learner('allcnn', dls, arch, recipe, n_out, loss_func, opt_func, lr, wd, metrics, cbs, path, model_dir,
                            precision, lsuv, compile, pretrained, **model_kw)
@@ -105,7 +133,7 @@ def densenet_learner(dls:DataLoaders, # Training/validation data
         compile:bool=False,      # Compile the net with `torch.compile`
         pretrained:bool=False,   # Start from the package's trained weights (none ship for DenseNet yet)
         **model_kw,              # Model options: `p` (dropout), `efficient` (checkpointed concatenation), ...
-    ) -> Learner:
+    ) -> AllconvLearner:
     "A fastai `Learner` for a DenseNet / DenseNet-BC, trained with a named recipe."
     return _recipe_learner('densenet', dls, arch, recipe, n_out, loss_func, opt_func, lr, wd, metrics, cbs, path, model_dir,
                            precision, lsuv, compile, pretrained, **model_kw)

@@ -1,4 +1,4 @@
-"""The All-CNN-C trained on the CIFAR-10 training images, shipped inside the package as safetensors with a model card: no download, nothing executed on load, its SHA-256 checked, and the inputs normalised exactly as in training.
+"""The All-CNN-C trained on the CIFAR-10 training images, shipped inside the package as safetensors with a model card: no download, nothing executed on load, its SHA-256 checked, the inputs normalised exactly as in training, and a new head for your own classes.
 
 Docs: https://allconv-fastai.github.io/allconv_fastai/pretrained.html.md"""
 
@@ -11,11 +11,13 @@ from pathlib import Path
 import torch
 from torch import nn
 from fastai.data.transforms import Normalize
+from fastai.torch_core import apply_init
 from .core import AllconvError
 from .models.registry import arch_info
 
 # %% auto #0
-__all__ = ['weights_dir', 'pretrained_names', 'model_card', 'load_weights', 'use_stats', 'check_data', 'pretrained_model']
+__all__ = ['weights_dir', 'pretrained_names', 'model_card', 'load_weights', 'use_stats', 'check_data', 'new_head',
+           'pretrained_model']
 
 # %% ../nbs/11a_pretrained.ipynb #40975b14
 def weights_dir() -> Path:
@@ -57,7 +59,7 @@ def load_weights(arch='all-cnn-c', path=None) -> dict:
 
 # %% ../nbs/11a_pretrained.ipynb #63847ed0
 def use_stats(dls, mean, std):
-    "Make every `Normalize` of `dls` use the per-channel `mean` and `std` (as trained)."
+    "Make `dls` normalise with the per-channel `mean` and `std` (as trained): every `Normalize` set, or one added where none is."
     found = 0
     for dl in dls.loaders:
         for t in dl.after_batch.fs:
@@ -65,42 +67,62 @@ def use_stats(dls, mean, std):
                 dev = t.mean.device
                 t.mean,t.std = torch.tensor(mean, device=dev).view(1,-1,1,1),torch.tensor(std, device=dev).view(1,-1,1,1)
                 found += 1
-    if not found: raise AllconvError("These DataLoaders have no Normalize transform to set.", "build them with cifar_dls or tensor_dls.")
+    if not found: dls.add_tfms([Normalize.from_stats(mean, std)], 'after_batch')   # what `vision_learner` does
     if hasattr(dls, 'stats'): dls.stats = (torch.tensor(mean), torch.tensor(std))
 
+# %% ../nbs/11a_pretrained.ipynb #c09bdf1f
 def check_data(dls, card:dict):
-    "Refuse `dls` whose classes or image size differ from the card's, in one line."
-    vocab,size = list(getattr(dls, 'vocab', []) or []),card['image_size']
-    if len(vocab) != len(card['vocab']):
-        raise AllconvError(f"The pretrained {card['arch']} knows {len(card['vocab'])} classes ({card['data']}); this data has {len(vocab)}.",
-                           "use CIFAR-10 data, or train a new net on yours (pretrained=False).")
-    if vocab != card['vocab']:
-        raise AllconvError(f"This data's classes {vocab} are not the pretrained net's {card['vocab']}.",
-                           "use CIFAR-10 data with its ten class names.")
-    x = dls.valid_ds.x if hasattr(dls.valid_ds, 'x') else dls.one_batch()[0]
-    if tuple(x.shape[-2:]) != (size, size):
-        raise AllconvError(f"The pretrained {card['arch']} was trained on {size}x{size} images; these are {x.shape[-2]}x{x.shape[-1]}.",
-                           f"load the data at its own size ({size}x{size}), without `size=`.")
+    "Refuse, in one line, `dls` the shipped net cannot take: images its body cannot run on, or ZCA-whitened data."
     if any(type(t).__name__=='ZCA' for t in dls.train.after_batch.fs):
         raise AllconvError(f"The pretrained {card['arch']} was trained without ZCA whitening.", "build the data without zca.")
+    x = dls.valid_ds.x[:1] if hasattr(dls.valid_ds, 'x') else dls.one_batch()[0][:1]
+    m = arch_info(card['arch'])(n_out=len(card['vocab']), **card['model_kw']).eval()
+    try:
+        with torch.no_grad(): m(torch.zeros(1, *x.shape[1:]))
+    except RuntimeError:
+        raise AllconvError(f"The pretrained {card['arch']} cannot take this data's {'x'.join(map(str, x.shape[1:]))} images.",
+                           f"use RGB images of {card['image_size']}x{card['image_size']} (as trained) or larger, e.g. size={card['image_size']}.") from None
+
+# %% ../nbs/11a_pretrained.ipynb #40794caa
+def new_head(m:nn.Module, n_out:int) -> nn.Module:
+    "Replace the class-score conv `m[-3]` of an All-CNN net with a new one of `n_out` outputs, initialised as fastai's heads are."
+    old = m[-3]
+    m[-3] = nn.Conv2d(old.in_channels, n_out, 1).to(old.weight.device)
+    apply_init(m[-3], nn.init.kaiming_normal_)
+    return m
+
+def _keep_head(m:nn.Module, vocab, card:dict) -> bool:
+    "Keep the shipped class scores, in `vocab`'s order, when `vocab` holds the card's classes; else False."
+    if vocab is None or sorted(vocab) != sorted(card['vocab']): return False
+    rows = torch.tensor([card['vocab'].index(c) for c in vocab])
+    with torch.no_grad(): m[-3].weight.copy_(m[-3].weight[rows]); m[-3].bias.copy_(m[-3].bias[rows])
+    return True
+
+# %% ../nbs/11a_pretrained.ipynb #e0830e25
+def _check_body_kw(card:dict, model_kw:dict):
+    "Refuse net options other than the card's: they would change the shipped body."
+    for k,v in model_kw.items():
+        if k not in card['model_kw']:
+            if v in (None, False) or k == 'widths' and tuple(v) == (96, 192): continue   # the defaults: the shipped net itself
+            raise AllconvError(f"The pretrained {card['arch']} keeps its shipped body; {k}={v!r} would change it.",
+                               f"drop {k}=, or train a new net (pretrained=False).")
+        if v != card['model_kw'][k]:
+            raise AllconvError(f"The pretrained {card['arch']} was trained with {k}={card['model_kw'][k]}, not {v}.",
+                               f"drop {k}= (or use the fast recipe: recipe='fast').")
 
 def pretrained_model(arch='all-cnn-c', dls=None, n_out=None, **model_kw) -> nn.Module:
-    "The net `arch` with the package's trained weights; given `dls`, checked against them and normalised as in training."
+    "The net `arch` with the shipped weights; given `dls`, normalised as trained, with a new head unless they hold the card's classes."
     card = model_card(arch)
-    if n_out is not None and n_out != len(card['vocab']):
-        raise AllconvError(f"The pretrained {card['arch']} has {len(card['vocab'])} outputs, not {n_out}.", "drop n_out, or train a new net.")
-    for k,v in card['model_kw'].items():
-        if k in model_kw and model_kw[k] != v:
-            raise AllconvError(f"The pretrained {card['arch']} was trained with {k}={v}, not {model_kw[k]}.",
-                               f"drop {k}= (or use the fast recipe: recipe='fast').")
-    changes = {k: v for k,v in model_kw.items() if k not in card['model_kw'] and v not in (None, False)
-               and not (k=='widths' and tuple(v)==(96, 192))}   # options that would build another net than the shipped one
-    if changes:
-        raise AllconvError(f"The pretrained {card['arch']} is the paper's net; {', '.join(f'{k}={v!r}' for k,v in changes.items())} "
-                           "would change it.", f"drop {', '.join(changes)}, or train a new net (pretrained=False).")
-    if dls is not None: check_data(dls, card); use_stats(dls, card['mean'], card['std'])
+    _check_body_kw(card, model_kw)
+    vocab = None
+    if dls is not None:
+        check_data(dls, card); use_stats(dls, card['mean'], card['std'])
+        vocab = [str(c) for c in getattr(dls, 'vocab', None) or []] or None
     m = arch_info(arch)(n_out=len(card['vocab']), **card['model_kw'])
     try: m.load_state_dict(load_weights(arch))
     except RuntimeError as e:
         raise AllconvError(f"The shipped weights do not fit {card['arch']}: {str(e).splitlines()[0]}", "reinstall allconv_fastai.") from None
-    return m
+    n_out = n_out or (len(vocab) if vocab else len(card['vocab']))
+    if vocab is None and n_out == len(card['vocab']): return m            # no data to tell: the shipped head
+    if n_out == len(vocab or ()) and _keep_head(m, vocab, card): return m
+    return new_head(m, n_out)

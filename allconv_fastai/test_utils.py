@@ -1,4 +1,4 @@
-"""Callbacks and helpers the tests and tutorials use to cut runs short, interrupt them, record what each process saw, and write tiny image trees; not part of the top-level API.
+"""Callbacks and helpers the tests and tutorials use to cut runs short, interrupt them, record what each process saw, and write tiny image trees or small relabelled CIFAR-10 folders; not part of the top-level API.
 
 Docs: https://allconv-fastai.github.io/allconv_fastai/test_utils.html.md"""
 
@@ -14,7 +14,7 @@ from fastai.callback.core import Callback, CancelFitException, CancelEpochExcept
 from .core import atomic_write
 
 # %% auto #0
-__all__ = ['ShortEpochs', 'InterruptAfter', 'RecordShard', 'png_tree']
+__all__ = ['ShortEpochs', 'InterruptAfter', 'RecordShard', 'png_tree', 'cifar_folder']
 
 # %% ../nbs/18_test_utils.ipynb #eab4a810
 class ShortEpochs(Callback):
@@ -67,3 +67,23 @@ def png_tree(root, n_per=3, classes=('cat','dog'), splits=('train','test'), size
                 out[f'{sp}/{c}/{i:04d}.{ext}'] = im
     (root/'labels.txt').write_text('\n'.join(classes))
     return out
+
+# %% ../nbs/18_test_utils.ipynb #def2b90e
+def cifar_folder(root, groups:dict, # where to write; {new class: [CIFAR-10 classes]}
+                 n_train:int=30, n_valid:int=100, # images per new class in train/ and valid/
+                 seed:int=0, src=None, # seed of the draw; the JPEG archive or folder (default: `find_cifar10_jpg()`)
+                ) -> Path|None:
+    "Write CIFAR-10 images relabelled by `groups` as root/{train,valid}/<class>/*.png; valid/ from the 5,000 the shipped net held out."
+    from torchvision.io import encode_png
+    from allconv_fastai.core import find_cifar10_jpg
+    from allconv_fastai.data.sources import load_images, split_idxs
+    src = src or find_cifar10_jpg()
+    if src is None: return None
+    s,g,root = load_images(src),torch.Generator().manual_seed(seed),Path(root)
+    for split,idxs,n in zip(('train', 'valid'), split_idxs(s.y, 5000, 42), (n_train, n_valid)):
+        for new,olds in groups.items():
+            pool = idxs[torch.isin(s.y[idxs], torch.tensor([s.vocab.index(c) for c in olds]))]
+            (root/split/new).mkdir(parents=True, exist_ok=True)
+            for i in pool[torch.randperm(len(pool), generator=g)[:n]].tolist():
+                (root/split/new/f'{i:05d}.png').write_bytes(bytes(encode_png(s.x[i]).numpy()))
+    return root

@@ -40,7 +40,9 @@ def test_predict_takes_paths_pil_numpy_and_tensors_before_and_after_export(train
     from fastai.learner import load_learner
     d,learn,xs = trained
     x = xs[0]
-    forms = [d/'a.png', str(d/'a.png'), Image.open(d/'a.png'), x.permute(1,2,0).numpy(), x]
+    from fastai.vision.core import PILImage, TensorImage
+    forms = [d/'a.png', str(d/'a.png'), Image.open(d/'a.png'), x.permute(1,2,0).numpy(), x,
+             PILImage.create(d/'a.png'), TensorImage(x)]                 # fastai's own image types too
     learn2 = load_learner(d/'export.pkl')
     for l in (learn, learn2):
         res = [l.predict(o) for o in forms]

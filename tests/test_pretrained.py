@@ -49,11 +49,15 @@ def test_official_python_batches_use_the_cards_statistics(tmp_path, monkeypatch)
     with learn.no_bar(): p,_ = learn.get_preds()
     assert p.shape == (10, 10) and torch.allclose(p.sum(1), torch.ones(10), atol=1e-4)
 
-def test_other_data_is_refused_in_one_line(tmp_path):
+def test_data_the_body_cannot_take_is_refused_in_one_line(tmp_path):
+    "Other classes and other sizes get a new head (tests/test_transfer.py); images too small for the body, or ZCA, do not."
     from allconv_fastai import digits_dls
-    with pytest.raises(AllconvError, match="are not the pretrained net's"): allcnn_learner(digits_dls(), 'all-cnn-c', pretrained=True)
-    with pytest.raises(AllconvError, match=r'trained on 32x32 images; these are 16x16'):
-        allcnn_learner(cifar_dls(cifar10_python(tmp_path/'cifar-10-python.tar.gz'), size=16, valid=10, cache_dir=tmp_path), 'all-cnn-c', pretrained=True)
+    learn = allcnn_learner(cifar_dls(cifar10_python(tmp_path/'cifar-10-python.tar.gz'), size=16, valid=10, cache_dir=tmp_path),
+                           'all-cnn-c', pretrained=True)
+    torch.testing.assert_close(learn.model[-3].weight, pretrained_model()[-3].weight)   # CIFAR-10's classes: the shipped head
+    for dls,msg in ((digits_dls(size=8), r"cannot take this data's 3x8x8 images"), (digits_dls(zca=True), 'without ZCA whitening')):
+        with pytest.raises(AllconvError, match=msg) as e: allcnn_learner(dls, 'all-cnn-c', pretrained=True)
+        assert '\n' not in str(e.value)
 
 def test_tampered_or_malicious_weights_are_refused(tmp_path):
     good = (weights_dir()/model_card('all-cnn-c')['file']).read_bytes()

@@ -16,7 +16,8 @@ from fastai.callback.channelslast import ChannelsLast
 from ..core import AllconvError, check_positive
 
 # %% auto #0
-__all__ = ['precisions', 'CPUAutocast', 'cpu_has_bf16', 'resolve_precision', 'precision_cbs', 'malloc_trim', 'TrimHostMemory']
+__all__ = ['precisions', 'CPUAutocast', 'cpu_has_bf16', 'resolve_precision', 'precision_cbs', 'DevicePrecision', 'malloc_trim',
+           'TrimHostMemory']
 
 # %% ../../nbs/08_callback.precision.ipynb #7df06e10
 class CPUAutocast(Callback):
@@ -64,11 +65,8 @@ def precision_cbs(precision:str='auto', device=None) -> list:
 
 # %% ../../nbs/08_callback.precision.ipynb #900ee9f2
 import warnings
-from fastcore.basics import patch
-from fastai.learner import Learner
-import fastai.callback.fp16  # fastai's `to_fp16`/`to_bf16`/`to_fp32` first, so that these replace them
+import fastai.callback.fp16  # defines fastai's `Learner.to_fp16`/`to_bf16`/`to_fp32`, which the mixin's `super()` calls reach
 
-_fastai_to_fp16,_fastai_to_bf16,_fastai_to_fp32 = Learner.to_fp16,Learner.to_bf16,Learner.to_fp32
 _warned = set()
 
 def _data_device(learn) -> torch.device:
@@ -77,29 +75,28 @@ def _data_device(learn) -> torch.device:
     if dev is None: dev = next((p.device for p in learn.model.parameters()), None) or default_device()
     return torch.device(dev)
 
-@patch
-def to_bf16(self:Learner):
-    "bf16 mixed precision for the device the data is on: fastai's `MixedPrecision` on CUDA, `ChannelsLast` + `CPUAutocast` on a CPU."
-    if _data_device(self).type != 'cpu': return _fastai_to_bf16(self)
-    if not cpu_has_bf16() and 'bf16' not in _warned:
-        _warned.add('bf16')
-        warnings.warn("This CPU has no native bf16 (AVX512-BF16 or AMX): bf16 autocast will be slower than fp32. "
-                      "Fix: learn.to_fp32() (or precision='fp32').", stacklevel=2)
-    self.remove_cbs([cb for cb in self.cbs if isinstance(cb, (MixedPrecision, CPUAutocast, ChannelsLast))])
-    return self.add_cbs([ChannelsLast(), CPUAutocast(torch.bfloat16)])
+class DevicePrecision:
+    "Mixin (before `Learner` in the bases) whose `to_bf16`, `to_fp16` and `to_fp32` suit the data's device: bf16 autocast on a CPU."
+    def to_bf16(self):
+        "bf16 mixed precision: fastai's `MixedPrecision` on CUDA, `ChannelsLast` + `CPUAutocast` on a CPU."
+        if _data_device(self).type != 'cpu': return super().to_bf16()
+        if not cpu_has_bf16() and 'bf16' not in _warned:
+            _warned.add('bf16')
+            warnings.warn("This CPU has no native bf16 (AVX512-BF16 or AMX): bf16 autocast will be slower than fp32. "
+                          "Fix: learn.to_fp32() (or precision='fp32').", stacklevel=2)
+        self.remove_cbs([cb for cb in self.cbs if isinstance(cb, (MixedPrecision, CPUAutocast, ChannelsLast))])
+        return self.add_cbs([ChannelsLast(), CPUAutocast(torch.bfloat16)])
 
-@patch
-def to_fp16(self:Learner, **kwargs):
-    "fp16 mixed precision (fastai's `MixedPrecision`, `kwargs` to its `GradScaler`): CUDA only, a one-line error on a CPU."
-    if _data_device(self).type == 'cpu':
-        raise AllconvError("fp16 mixed precision needs a CUDA device; this learner's data is on the CPU.",
-                           "use learn.to_bf16() (precision='bf16') or fp32 on a CPU.")
-    return _fastai_to_fp16(self, **kwargs)
+    def to_fp16(self, **kwargs):
+        "fp16 mixed precision (fastai's `MixedPrecision`, `kwargs` to its `GradScaler`): CUDA only, a one-line error on a CPU."
+        if _data_device(self).type == 'cpu':
+            raise AllconvError("fp16 mixed precision needs a CUDA device; this learner's data is on the CPU.",
+                               "use learn.to_bf16() (precision='bf16') or fp32 on a CPU.")
+        return super().to_fp16(**kwargs)
 
-@patch
-def to_fp32(self:Learner):
-    "fp32: remove fastai's `MixedPrecision` and `CPUAutocast`."
-    return _fastai_to_fp32(self).remove_cbs([cb for cb in self.cbs if isinstance(cb, CPUAutocast)])
+    def to_fp32(self):
+        "fp32: fastai's `to_fp32` (which removes `MixedPrecision`), and `CPUAutocast` removed too."
+        return super().to_fp32().remove_cbs([cb for cb in self.cbs if isinstance(cb, CPUAutocast)])
 
 # %% ../../nbs/08_callback.precision.ipynb #9d3294f0
 @functools.cache

@@ -77,7 +77,8 @@ def _read_image(p) -> torch.Tensor:
 def _to_chw(o) -> torch.Tensor:
     "One image as a (3,H,W) tensor: from a path, a PIL image, a numpy array (H,W,C or H,W) or a tensor (C,H,W or H,W)."
     if isinstance(o, (str, Path)): return _read_image(o)
-    if type(o).__module__.startswith('PIL.'): return pil_to_chw(o)   # the same pixel limit as every decoder
+    from PIL import Image
+    if isinstance(o, Image.Image): return pil_to_chw(o)   # PIL's images and subclasses (fastai's `PILImage`): the same pixel limit as every decoder
     hwc = not isinstance(o, torch.Tensor)  # numpy arrays come channels last (as PIL, imageio and OpenCV give them)
     try: o = torch.as_tensor(o)
     except (TypeError, RuntimeError, ValueError):

@@ -73,6 +73,10 @@ class AllCNN(nn.Sequential):
         super().__init__(*layers)
         init_cnn(self)
 
+    def __getitem__(self, idx):
+        "A slice is a plain `nn.Sequential` of those layers (`m[:-3]`: the body, `m[-3:]`: the head); an index is the layer."
+        return nn.Sequential(*list(self)[idx]) if isinstance(idx, slice) else super().__getitem__(idx)
+
 # %% ../../nbs/01_models.allcnn.ipynb #f5363ed4
 def model_a(**kw):        "Model A";        return AllCNN('a', 'model', **kw)
 def model_b(**kw):        "Model B";        return AllCNN('b', 'model', **kw)

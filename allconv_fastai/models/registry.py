@@ -88,10 +88,17 @@ for _n,_f in densenet_archs.items():
 
 # %% ../../nbs/03_models.registry.ipynb #47ff9f0e
 def _key(name) -> str:
-    "Canonical registry key for a spelling of a net's name ('DenseNet-BC-100-12' -> 'densenet-bc100-k12')."
-    key = re.sub(r'[\s_]+', '-', str(name).strip().lower())
-    m = re.fullmatch(r'densenet-?(bc)?-?(\d+)(?:-k?|k)(\d+)', key)
-    return f"densenet{'-bc' if m[1] else ''}{int(m[2])}-k{int(m[3])}" if m else key
+    "Canonical registry key for a spelling of a net's name ('DenseNet-BC (L=100, k=12)', 'densenet-bc-100' -> 'densenet-bc100-k12')."
+    key = str(name).strip().lower()
+    key = re.sub(r'\(\s*l\s*=\s*(\d+)\s*(?:,\s*k\s*=\s*(\d+)\s*)?\)',   # the paper's '(L=100, k=12)'
+                 lambda m: m[1] + (f'-k{m[2]}' if m[2] else ''), key)
+    key = re.sub(r'[\s_]+', '-', key)
+    m = re.fullmatch(r'densenet-?(bc)?-?(\d+)(?:(?:-k?|k)(\d+))?', key)
+    if not m: return key
+    stem = f"densenet{'-bc' if m[1] else ''}{int(m[2])}"
+    if m[3]: return f"{stem}-k{int(m[3])}"
+    ks = [n for n in archs if n.startswith(stem + '-k')]   # a depth alone names the net where one growth rate is registered
+    return ks[0] if len(ks)==1 else stem
 
 def arch_names(family:str=None) -> list:
     "The registered nets' names (of one `family`, or all)."
@@ -102,7 +109,7 @@ def arch_info(name) -> Arch:
     if isinstance(name, Arch): return name
     key = _key(name)
     if key in archs: return archs[key]
-    close = difflib.get_close_matches(key, archs, n=3)
+    close = [n for n in archs if n.startswith(key + '-k')] or difflib.get_close_matches(key, archs, n=3)  # a depth with several k
     fam = 'DenseNet' if key.startswith('densenet') else 'All-CNN'
     raise AllconvError(f"Unknown {fam} architecture {name!r}.",
         (f"did you mean {' or '.join(map(repr, close))}? " if close else '') + f"Known: {', '.join(archs)}"
