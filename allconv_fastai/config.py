@@ -111,6 +111,8 @@ class RunConfig:
     residual:bool=False          # All-CNN: identity shortcuts around same-shape convs
     widths:str=None              # All-CNN: the two stage widths, e.g. 16,32 (default: 64,128 for the digits, else the paper's 96,192)
     lsuv:bool=False              # LSUV-initialise the net on one training batch
+    pretrained:bool=False        # Start from the shipped weights (All-CNN-C): a new head for these classes, the body frozen for the first --freeze-epochs, then all trained, the body at lr/100
+    freeze_epochs:int=1          # With --pretrained: epochs at the start that train the head (and batch norms) only
     tta:bool=True                # Also report test-time-augmentation accuracy at the end
 
     def __post_init__(self):
@@ -159,7 +161,7 @@ class RunConfig:
         self.note = ''  # what a default chose and why, printed at the start of a run (not a setting: not in config.json)
         chose = []  # the digits' defaults: the first command (`allconv-train`) must be quick on a 2-core CPU in fp32
         if digits and self.size is None: self.size = 16; chose.append("16x16 images (their 8x8 originals hold no more detail)")
-        if digits and fam=='allcnn' and self.widths is None: self.widths = (64, 128); chose.append("widths 64,128 (paper: 96,192)")
+        if digits and fam=='allcnn' and self.widths is None and not self.pretrained: self.widths = (64, 128); chose.append("widths 64,128 (paper: 96,192)")
         if chose: self.note = (f"digits defaults: {' and '.join(chose)}, about 8x less CPU time (measured on an AMX Xeon, "
                                "fp32) than 32x32 images at the paper's widths; pass --size 32 --widths 96,192 for those")
         self.pad = ifnone(self.pad, (2 if digits else 4) if self.augment else 0)
@@ -174,6 +176,15 @@ class RunConfig:
             raise AllconvError(f"`valid` {self.valid!r} leaves no validation or no training images.",
                                "pass a fraction between 0 and 1 (e.g. --valid 0.2) or a count >= 1 (e.g. --valid 5000).")
         check_size(self.arch, self.size, self.widths)   # before any data is read
+        if self.pretrained:
+            from allconv_fastai.pretrained import pretrained_names
+            if self.arch not in pretrained_names():
+                raise AllconvError(f"No weights ship for {self.arch}; --pretrained needs one of: {', '.join(pretrained_names()) or 'none'}.",
+                                   "drop --pretrained, or pass --arch all-cnn-c.")
+            if self.schedule != 'one-cycle' or self.zca or self.lsuv:
+                raise AllconvError("--pretrained fine-tunes with the one-cycle schedule, without ZCA or LSUV.", "drop --schedule/--zca/--lsuv.")
+            if not 0 <= self.freeze_epochs < self.epochs:
+                raise AllconvError(f"`freeze_epochs` must be in 0..{self.epochs-1} (fewer than the {self.epochs} epochs).", "pass e.g. --freeze-epochs 1.")
 
     @property
     def family(self) -> str: return arch_info(self.arch).family
@@ -201,7 +212,8 @@ def run_dls(cfg:RunConfig, device=None):
 def run_learner(cfg:RunConfig, dls, **kw) -> Learner:
     "The fastai `Learner` the settings `cfg` ask for, on `dls`, seeded; `kw` go to the learner factory."
     set_seed(cfg.seed)
-    common = dict(recipe=cfg.recipe, lr=cfg.lr, wd=cfg.wd, precision=cfg.precision, lsuv=cfg.lsuv, compile=cfg.compile, **kw)
+    common = dict(recipe=cfg.recipe, lr=cfg.lr, wd=cfg.wd, precision=cfg.precision, lsuv=cfg.lsuv, compile=cfg.compile,
+                  pretrained=cfg.pretrained, **kw)
     if cfg.opt != ('nesterov' if get_recipe(cfg.family, cfg.recipe).nesterov else 'sgd'):
         from fastai.optimizer import Adam
         common['opt_func'] = Adam if cfg.opt=='adam' else paper_sgd(nesterov=cfg.opt=='nesterov')
@@ -325,7 +337,7 @@ def load_run(run_dir, checkpoint:str='last', device=None) -> Learner:
     run_dir = Path(run_dir)
     cfg = read_config(run_dir, check_data=False)   # the data may have moved: nothing of it is read
     tok = _check_paths.set(False)
-    try: cfg = dataclasses.replace(cfg, precision='fp32', lsuv=False, compile=False)
+    try: cfg = dataclasses.replace(cfg, precision='fp32', lsuv=False, compile=False, pretrained=False)   # the run's own weights follow
     finally: _check_paths.reset(tok)
     from allconv_fastai.runs import read_json
     if not (run_dir/'data.json').exists():

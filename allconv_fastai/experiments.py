@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np, pandas as pd, torch
 from fastai.torch_core import num_distrib
 from fastai.learner import Learner
+from fastai.callback.core import Callback
 from .core import AllconvError, atomic_write
 from .models.registry import archs, arch_family
 from .data.augment import BatchFlip
@@ -20,8 +21,8 @@ from .config import RunConfig, run_dls, run_learner, save_config, read_config, r
 from .distributed import data_parallel, is_rank0, say
 
 # %% auto #0
-__all__ = ['min_steps', 'paper_lrs', 'paper_table3', 'evaluate', 'fit_bs', 'record_start', 'train_run', 'run_grid', 'lr_sweep',
-           'table3_frame', 'table3_markdown', 'table3_plot', 'table3']
+__all__ = ['min_steps', 'paper_lrs', 'paper_table3', 'evaluate', 'FrozenFor', 'fit_bs', 'record_start', 'train_run', 'run_grid',
+           'lr_sweep', 'table3_frame', 'table3_markdown', 'table3_plot', 'table3']
 
 # %% ../nbs/15_experiments.ipynb #2e2e9ee2
 def _diverged(learn, rows:list, fitted:bool) -> str:
@@ -57,8 +58,21 @@ def evaluate(learn:Learner, tta:bool=True, split:str='valid') -> dict:
     return res
 
 # %% ../nbs/15_experiments.ipynb #025b1be7
+class FrozenFor(Callback):
+    "Train the head (and batch norms) only for the first `n` epochs of the fit, then everything; a resumed fit continues exactly."
+    order = 71   # after fastai's `SkipToEpoch` (70), so the epochs a resume skips change nothing
+    def __init__(self, n:int): self.n,self.state = n,None
+    def before_epoch(self):
+        frozen = self.epoch < self.n
+        if self.state is None: self.opt.freeze_to(-1 if frozen else 0)   # the first epoch this process trains
+        if self.epoch == self.n and self.n > 0 or self.state is not None and frozen != self.state:
+            self.opt.freeze_to(0); self.opt.clear_state()   # unfrozen here in every run, resumed or not: as fastai's fine_tune
+        self.state = frozen
+
 def _fit(learn, cfg:RunConfig, cbs, start):
-    if cfg.schedule=='one-cycle': learn.fit_one_cycle(cfg.epochs, cfg.lr, cbs=cbs, start_epoch=start)
+    if cfg.pretrained:   # fine-tuning: one one-cycle schedule; the body's lr a hundredth of the head's, as fastai's fine_tune
+        learn.fit_one_cycle(cfg.epochs, slice(cfg.lr/100, cfg.lr), cbs=list(cbs)+[FrozenFor(cfg.freeze_epochs)], start_epoch=start)
+    elif cfg.schedule=='one-cycle': learn.fit_one_cycle(cfg.epochs, cfg.lr, cbs=cbs, start_epoch=start)
     else: learn.fit_step(cfg.epochs, cfg.lr, cfg.milestones, cfg.gamma, cbs=cbs, start_epoch=start)   # 'paper': its milestones, the run's gamma
 
 min_steps = 10   # optimizer steps an epoch that a default batch size leaves at least, where the data allow

@@ -98,3 +98,36 @@ def test_predict_arch_offers_the_shipped_nets(capsys):
     with pytest.raises(SystemExit): predict_main(['--help'])
     h = ' '.join(capsys.readouterr().out.split())
     assert f"Shipped: {', '.join(pretrained_names()) or 'none'}" in h and 'model-a' not in h, h
+
+def test_pretrained_run_fine_tunes_and_predicts_after_the_data_moved(tmp_path, capsys):
+    "allconv-train --data FOLDER --pretrained: the shipped body, a new head, the body frozen for the first epoch; the run stands alone."
+    data = cifar_folder(tmp_path/'own', n_per=20)
+    run = tmp_path/'run'
+    assert train_main(['--data', str(data), '--pretrained', '--out', str(run), '--seed', '0', '--precision', 'fp32']) == 0
+    cfg, m = json.loads((run/'config.json').read_text()), json.loads((run/'metrics.json').read_text())
+    assert (cfg['pretrained'], cfg['freeze_epochs']) == (True, 1)    # the record says so
+    print(f"pretrained, 60 images: valid accuracy {m['valid_accuracy']:.4f}")
+    img = tmp_path/'q.jpg'; shutil.copy(next((data/'train'/'automobile').iterdir()), img)
+    capsys.readouterr()
+    assert predict_main([str(run), str(img), '--json']) == 0
+    before = json.loads(capsys.readouterr().out)[0]['top'][0]['class']
+    data.rename(tmp_path/'renamed')
+    assert predict_main([str(run), str(img), '--json']) == 0
+    assert json.loads(capsys.readouterr().out)[0]['top'][0]['class'] == before
+    assert str(load_run(run).predict(img)[0]) == before
+
+def test_frozen_for_resumes_exactly(tmp_path):
+    "A pretrained run killed after its frozen epoch resumes to the uninterrupted run's weights."
+    import torch
+    from allconv_fastai.experiments import train_run
+    from allconv_fastai.runs import load_checkpoint
+    from allconv_fastai.test_utils import InterruptAfter
+    data = cifar_folder(tmp_path/'own', n_per=12)
+    kw = dict(data=str(data), pretrained=True, epochs=3, seed=0, precision='fp32', tta=False)
+    train_run(tmp_path/'a', **kw)
+    try: train_run(tmp_path/'b', **kw, cbs=[InterruptAfter(0)])
+    except Exception: pass
+    (tmp_path/'b'/'metrics.json').unlink(missing_ok=True)
+    train_run(tmp_path/'b', resume=True)
+    a, b = (load_checkpoint(tmp_path/r/'last.pth')['model'] for r in 'ab')
+    assert all(torch.equal(a[k], b[k]) for k in a)
