@@ -163,6 +163,19 @@ class TensorDataLoaders(DataLoaders):
     def c(self): return len(self.vocab)
     @property
     def n_inp(self): return 1
+    def test_dl(self, test_items, rm_type_tfms=None, with_labels:bool=False, **kwargs):
+        "fastai's `test_dl` over images as a user has them; `with_labels`: each item a file in a folder named by its class."
+        dl = self.valid.new(test_items, **kwargs)
+        if not with_labels: return dl
+        items = list(test_items) if isinstance(test_items, (list, tuple, L)) else [test_items]
+        vocab = [str(v) for v in self.vocab]
+        bad = next((o for o in items if not isinstance(o, (str, Path)) or Path(o).parent.name not in vocab), None)
+        if bad is not None:
+            what = f"{Path(bad).parent.name!r} is not one of the classes" if isinstance(bad, (str, Path)) else f"a {type(bad).__name__} has no folder"
+            raise AllconvError(f"with_labels=True labels each image by its folder's name, and {what} ({', '.join(vocab[:10])}).",
+                               "pass file paths inside folders named by the classes (e.g. test/cat/1.png), or with_labels=False.")
+        dl.dataset.y = torch.tensor([vocab.index(Path(o).parent.name) for o in items], device=dl.dataset.x.device)
+        return dl
     def new_empty(self):
         loaders = [dl.new(dl.dataset.new_empty()) for dl in self.loaders]
         return type(self)(*loaders, path=self.path, device=self.device, data_name=self.data_name, stats=self.stats)
