@@ -168,7 +168,7 @@ def _digest(p) -> str|None:
 def _stat_key(st) -> list: return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
 
 def _manifest(src:Path, files:list) -> dict:
-    "{relative path: [size, mtime_ns, ctime_ns, inode, blake2b]} of `files` (from `_files`)."
+    "{relative path: [size, mtime_ns, ctime_ns, inode, blake2b]} of `files` (from _files)."
     return {r: _stat_key(st) + [_digest(src if r == '.' else src/r)] for r,st in files}
 
 def _changes(src:Path, manifest:dict, built_ns:int, files:list) -> str:
@@ -262,7 +262,7 @@ def _describe(src:Path) -> str:
     return 'an archive with no image files'
 
 def _read_image_folders(src:Path, label:str='fine', files:list|None=None):
-    "Decode every image under `src` (folder or archive; `files` from `_files`) into an `ImageSet` (not cached)."
+    "Decode every image under `src` (folder or archive; `files` from _files) into an `ImageSet` (not cached)."
     groups,names,found = {'train':[], 'valid':[], 'test':[]},set(),0
     with _image_entries(src, _files(src, say=False) if files is None else files) as entries:
         for parts,read in _in_splits(src, entries):
