@@ -73,7 +73,7 @@ def cifar_folder(root, groups:dict, # where to write; {new class: [CIFAR-10 clas
                  n_train:int=30, n_valid:int=100, # images per new class in train/ and valid/
                  seed:int=0, src=None, # seed of the draw; the JPEG archive or folder (default: `find_cifar10_jpg()`)
                 ) -> Path|None:
-    "Write CIFAR-10 images relabelled by `groups` as root/{train,valid}/<class>/*.png; valid/ from the 5,000 the shipped net held out."
+    "Write CIFAR-10 images relabelled by `groups` as PNGs in class folders under root/train and root/valid, the valid ones from the 5,000 the shipped net held out."
     from torchvision.io import encode_png
     from allconv_fastai.core import find_cifar10_jpg
     from allconv_fastai.data.sources import load_images, split_idxs
