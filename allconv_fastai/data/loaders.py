@@ -166,7 +166,7 @@ class TensorDataLoaders(DataLoaders):
     def test_dl(self, test_items, rm_type_tfms=None, with_labels:bool=False, **kwargs):
         "fastai's `test_dl` over images as a user has them; `with_labels`: each item a file in a folder named by its class."
         dl = self.valid.new(test_items, **kwargs)
-        if not with_labels: return dl
+        if not with_labels or isinstance(test_items, TensorImages): return dl   # a split of ours is labelled already (fastai's `Interpretation`)
         items = list(test_items) if isinstance(test_items, (list, tuple, L)) else [test_items]
         vocab = [str(v) for v in self.vocab]
         bad = next((o for o in items if not isinstance(o, (str, Path)) or Path(o).parent.name not in vocab), None)
