@@ -1,54 +1,46 @@
+"""allconv_fastai: the All Convolutional Net and DenseNet for CIFAR as fastai Learners.
+
+Importing the package is cheap: its names are read from each module's `__all__` without importing it, and the first
+name used imports every module (torch and fastai with them), in the order below. So `allconv-train --help` and
+`import allconv_fastai` answer at once, while `from allconv_fastai import *` gives what it always gave."""
 __version__ = "0.1.0"
 
 import warnings
 # fastai's import of `torch.jit.script` warns on torch >= 2.10; it is not ours to fix and says nothing to a user
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
 
-from .core import *
-from .models.allcnn import *
-from .models.densenet import *
-from .models.registry import *
-from .models.init import *
-from .data.sources import *
-from .data.augment import *
-from .data.loaders import *
-from .callback.precision import *
-from .callback.schedule import *
-from .callback.tta import *
-from .learner import *
-from .runs import *
-from .config import *
-from .distributed import *
-from .experiments import *
-from .interpret import *
-from .pretrained import *
-from .campaign import *
-from .report import *
-
-from .core import __all__ as _a0
-from .models.allcnn import __all__ as _a1
-from .models.densenet import __all__ as _a2
-from .models.registry import __all__ as _a3
-from .models.init import __all__ as _a4
-from .data.sources import __all__ as _a5
-from .data.augment import __all__ as _a6
-from .data.loaders import __all__ as _a7
-from .callback.precision import __all__ as _a8
-from .learner import __all__ as _a9
-from .runs import __all__ as _a10
-from .config import __all__ as _a11
-from .distributed import __all__ as _a12
-from .experiments import __all__ as _a13
-from .interpret import __all__ as _a14
-from .callback.schedule import __all__ as _a15
-from .callback.tta import __all__ as _a16
-from .pretrained import __all__ as _a17
-from .campaign import __all__ as _a18
-from .report import __all__ as _a19
+# Every module whose public names are the package's, in import order (a later module's name wins, as with star imports)
+_MODULES = ('core', 'models.allcnn', 'models.densenet', 'models.registry', 'models.init', 'data.sources', 'data.augment',
+            'data.loaders', 'callback.precision', 'callback.schedule', 'callback.tta', 'learner', 'runs', 'config',
+            'distributed', 'experiments', 'interpret', 'pretrained', 'campaign', 'report')
 
 # Names fastai's `from fastai.vision.all import *` also exports: importable from here by name, but left out of
 # `from allconv_fastai import *`, so a star import after fastai's never replaces fastai's objects.
 _FASTAI_NAMES = ('DenseNet', 'resize_images', 'ImageSet')
 
-__all__ = ['__version__'] + sorted({n for a in (_a0, _a1, _a2, _a3, _a4, _a5, _a6, _a7, _a8, _a9, _a10, _a11, _a12, _a13,
-                                                _a14, _a15, _a16, _a17, _a18, _a19) for n in a} - set(_FASTAI_NAMES))
+def _module_names(mod:str) -> list:
+    "The `__all__` of submodule `mod`, read from its source without importing it."
+    import ast, pathlib
+    tree = ast.parse((pathlib.Path(__file__).parent/(mod.replace('.', '/') + '.py')).read_text(encoding='utf-8'))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, 'id', None) == '__all__' for t in node.targets):
+            return list(ast.literal_eval(node.value))
+    return []
+
+_where = {n: m for m in _MODULES for n in _module_names(m)}
+__all__ = ['__version__'] + sorted(set(_where) - set(_FASTAI_NAMES))
+
+def _load():
+    "Import every module in `_MODULES` and bind its public names here."
+    import importlib
+    g = globals()
+    for m in _MODULES:
+        mod = importlib.import_module(f'.{m}', __name__)
+        for n in mod.__all__: g[n] = getattr(mod, n)
+
+def __getattr__(name:str):
+    if name not in _where: raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    _load()
+    return globals()[name]
+
+def __dir__(): return sorted(set(globals()) | set(_where))

@@ -20,7 +20,7 @@ from .experiments import train_run, _key, _DATA
 
 # %% auto #0
 __all__ = ['PlannedRun', 'Plan', 'best_lr', 'forward_flops', 'run_flops', 'file_run', 'filed_metrics', 'campaign_status',
-           'run_campaign', 'load_plan', 'campaign_main']
+           'run_campaign', 'load_plan', 'campaign_parser', 'campaign_main']
 
 # %% ../nbs/19_campaign.ipynb #134b62dd
 @dataclass
@@ -245,10 +245,11 @@ def load_plan(plan) -> Plan:
     return mod.plan
 
 # %% ../nbs/19_campaign.ipynb #c4a36422
-def campaign_main(argv=None) -> int:
-    "Command-line entry point: `allconv-campaign PLAN [--status] [--commit] [--results DIR] [--work DIR] [--max-runs N]`."
+def campaign_parser() -> argparse.ArgumentParser:
+    "The options of `allconv-campaign`."
+    from allconv_fastai.cli import _Formatter
     ap = argparse.ArgumentParser(prog='allconv-campaign', description="Train what is left of a plan of runs (resumable; "
-                                 "safe to kill); file each finished run in RESULTS/PLAN/RUN.")
+                                 "safe to kill); file each finished run in RESULTS/PLAN/RUN.", formatter_class=_Formatter)
     ap.add_argument('plan', help="a plan file (.py defining `plan`), or the name of one in bench/plans/")
     ap.add_argument('--results', default='bench/results', help="folder for the filed runs (default: bench/results)")
     ap.add_argument('--work', default='runs/campaign', help="folder for unfinished runs (default: runs/campaign)")
@@ -256,6 +257,11 @@ def campaign_main(argv=None) -> int:
     ap.add_argument('--max-runs', type=int, default=None, help="stop after training this many runs")
     ap.add_argument('--status', action='store_true', help="list the plan's runs and the time left; train nothing")
     ap.add_argument('--report', action='store_true', help="regenerate the plan's tables and plots from its filed runs; train nothing")
+    return ap
+
+def campaign_main(argv=None) -> int:
+    "Command-line entry point: `allconv-campaign PLAN [--status] [--commit] [--results DIR] [--work DIR] [--max-runs N]`."
+    ap = campaign_parser()
     a = ap.parse_args(argv)
     try:
         plan = load_plan(a.plan)

@@ -6,22 +6,14 @@ Docs: https://allconv-fastai.github.io/allconv_fastai/cli.html.md"""
 
 # %% ../nbs/17_cli.ipynb #a3b14b35
 from __future__ import annotations
-import argparse, dataclasses, inspect, sys
+import argparse, dataclasses, inspect, json as _json, sys
+from importlib import resources
 from pathlib import Path
-from fastcore.docments import docments
-from fastai.torch_core import num_distrib, rank_distrib
-from fastai.distributed import teardown_distrib
 from .core import AllconvError, check_positive
-from .models.registry import arch_names
-from .config import (RunConfig, run_dls, run_learner, read_config, read_split, record_dls, run_weights,
-                                   load_run_weights, load_run, check_fingerprint)
-from .runs import load_checkpoint, RunStopped
-from .distributed import data_parallel, say, is_rank0
-from .experiments import train_run, evaluate, table3, paper_lrs, paper_table3
 
 # %% auto #0
-__all__ = ['train_main', 'eval_main', 'table3_main', 'predict_main', 'commands', 'allconv_train', 'allconv_eval',
-           'allconv_table3', 'allconv_predict', 'main']
+__all__ = ['train_main', 'eval_main', 'table3_main', 'predict_main', 'commands', 'stored_help', 'allconv_train', 'allconv_eval',
+           'allconv_table3', 'allconv_predict', 'main', 'cli_help', 'write_cli_help']
 
 # %% ../nbs/17_cli.ipynb #2894fdd8
 def _onoff(k, default) -> str:
@@ -29,6 +21,8 @@ def _onoff(k, default) -> str:
 
 def _options(p:argparse.ArgumentParser, obj, skip=(), defaults=None, positional=(), typed_only:bool=False):
     "Add to `p` an option for each parameter (or dataclass field) of `obj`, from its annotation, default and docment; `typed_only`: only options typed reach the function."
+    from fastcore.docments import docments
+    from allconv_fastai.models.registry import arch_names
     for k,v in docments(obj, full=True, returns=False, eval_str=True).items():
         if k in skip or k=='return' or v.get('kind') in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL): continue
         default,anno = (defaults or {}).get(k, v.default),v.anno
@@ -49,13 +43,34 @@ def _options(p:argparse.ArgumentParser, obj, skip=(), defaults=None, positional=
                            metavar=getattr(anno, '__name__', 'str').upper(), help=hlp + (f" (default: {default})" if default is not None else ''))
     return p
 
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    "Help 100 columns wide, whatever the terminal: the text stored in `cli_help.json` is the text the parser prints."
+    def __init__(self, prog, **kwargs): super().__init__(prog, **{**kwargs, 'width': 100})
+
+def stored_help(name:str) -> str|None:
+    "The `--help` text of `allconv-{name}` stored with the package (None where it is not stored)."
+    try: return _json.loads((resources.files('allconv_fastai')/'cli_help.json').read_text(encoding='utf-8')).get(name)
+    except (OSError, ValueError): return None
+
+def _help_asked(argv) -> bool:
+    argv = list(argv)
+    return bool({'-h', '--help'} & set(argv[:argv.index('--')] if '--' in argv else argv))
+
 def _main(func, cls=None, skip=(), defaults=None, positional=(), typed_only:bool=False):
-    "The command-line entry point of `func`: options from `func`'s parameters and `cls`'s fields; errors as one line."
-    def main(argv=None, prog=None):
-        p = argparse.ArgumentParser(prog=prog, description=func.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    "The command-line entry point of `func`: options from `func`'s parameters and `cls`'s fields (a class, or a function returning one, called only to build the parser); `--help` from the stored text, without importing torch; errors as one line."
+    name = func.__name__.replace('allconv_', '')
+    def parser(prog:str=None) -> argparse.ArgumentParser:
+        p = argparse.ArgumentParser(prog=prog or f'allconv-{name}', description=func.__doc__, formatter_class=_Formatter)
         _options(p, func, positional=positional)
-        if cls is not None: _options(p, cls, skip=skip, defaults=defaults, typed_only=typed_only)
-        args = vars(p.parse_args(argv))
+        if cls is not None: _options(p, cls if isinstance(cls, type) else cls(), skip=skip, defaults=defaults, typed_only=typed_only)
+        return p
+    def main(argv=None, prog=None):
+        argv = list(sys.argv[1:] if argv is None else argv)
+        if prog is None and _help_asked(argv) and (h := stored_help(name)) is not None:
+            print(h, end=''); raise SystemExit(0)   # as argparse's --help does
+        from fastai.distributed import teardown_distrib
+        from allconv_fastai.runs import RunStopped
+        args = vars(parser(prog).parse_args(argv))
         try:
             r = func(**args)
             return r if isinstance(r, int) and not isinstance(r, bool) else 0  # a command may return its exit status
@@ -72,11 +87,13 @@ def _main(func, cls=None, skip=(), defaults=None, positional=(), typed_only:bool
         finally: teardown_distrib()  # join the process group's threads before exit (else C++ may abort the process)
     main.__name__ = main.__qualname__ = f"{func.__name__.replace('allconv_', '')}_main"
     main.__doc__ = f"Command-line entry point of `{func.__name__}`."
+    main.parser = parser
     return main
 
 # %% ../nbs/17_cli.ipynb #3a8a3c19
 def _default_out(cfg:RunConfig) -> Path:
     "A new `runs/<arch>-<data>` directory: `-2`, `-3`, ... appended when the name is taken."
+    from fastai.torch_core import num_distrib
     if num_distrib() > 1:
         raise AllconvError("With several processes the run directory must be given.", "pass --out runs/NAME.")
     base = Path('runs')/f"{cfg.arch}-{Path(cfg.data).stem}"
@@ -86,6 +103,7 @@ def _default_out(cfg:RunConfig) -> Path:
 
 def _report(m:dict, run_dir):
     "Print a run's final numbers, labelled with its data."
+    from allconv_fastai.distributed import say
     say(f"\n{m['arch']} on {m['data_name']}, {m.get('epochs_trained', m['epochs'])} epochs:")
     for sp in ('valid', 'test'):
         if f'{sp}_accuracy' not in m: continue
@@ -98,6 +116,7 @@ def _report(m:dict, run_dir):
 # %% ../nbs/17_cli.ipynb #6a778e1e
 def _check_resume(run_dir:Path, out, settings:dict):
     "Refuse `--resume` with settings that differ from the run's own (its config.json gives every setting)."
+    from allconv_fastai.config import RunConfig, read_config
     if out and Path(out).resolve() != run_dir.resolve():
         raise AllconvError(f"--resume {run_dir} continues that run in its own folder, not in --out {out}.", f"drop --out, or drop --resume to start a new run in {out}.")
     fields = {f.name for f in dataclasses.fields(RunConfig)}
@@ -119,6 +138,9 @@ def allconv_train(
     **settings,                # Every setting of `RunConfig`: arch, recipe, data, epochs, lr, ..., zca, tta
 ):
     "Train a net into a run directory (default: All-CNN-C on the bundled digits, the fast recipe); the real job: allconv-train --data cifar10-jpg --schedule one-cycle --epochs 30 --bs 128 --lr 0.15 --wd 5e-4"
+    from allconv_fastai.config import RunConfig
+    from allconv_fastai.experiments import train_run
+    from allconv_fastai.distributed import say, is_rank0
     if resume:
         run_dir = Path(resume)
         _check_resume(run_dir, out, settings)
@@ -133,7 +155,11 @@ def allconv_train(
             f"allconv-eval {run_dir} --data PATH --split test (score a test split held elsewhere); plots: {run_dir}/curves.png, {run_dir}/lr.png")
     return m
 
-train_main = _main(allconv_train, RunConfig, typed_only=True)
+def _run_config():
+    from allconv_fastai.config import RunConfig
+    return RunConfig
+
+train_main = _main(allconv_train, _run_config, typed_only=True)
 
 # %% ../nbs/17_cli.ipynb #daac9b1a
 def allconv_eval(
@@ -153,6 +179,10 @@ def allconv_eval(
         with contextlib.redirect_stdout(io.StringIO()): res = allconv_eval(run_dir, tta, split, checkpoint, maps, data)
         print(_json.dumps(res, indent=1))
         return res
+    from fastai.torch_core import rank_distrib
+    from allconv_fastai.config import read_config, run_dls, run_learner, read_split, record_dls, run_weights, load_run_weights, check_fingerprint
+    from allconv_fastai.distributed import data_parallel, say
+    from allconv_fastai.experiments import evaluate
     run_dir = Path(run_dir)
     cfg = read_config(run_dir)
     wpath = run_weights(run_dir, checkpoint)
@@ -190,6 +220,8 @@ def allconv_table3(
     **settings,                   # Every other setting of `RunConfig` (default: the paper's recipe, CIFAR-10, no augmentation)
 ):
     "Reproduce the All-CNN paper's Table 3 (nets x lrs, lr chosen on validation, test error beside the paper's); resumable"
+    from allconv_fastai.experiments import table3, paper_table3
+    from allconv_fastai.distributed import say
     try: lrs_ = tuple(float(o) for o in str(lrs).split(',') if o.strip())
     except ValueError: raise AllconvError(f"--lrs must be numbers separated by commas, got {lrs!r}.", "pass e.g. --lrs 0.1,0.05.") from None
     check_positive(**{f'lr {o}': o for o in lrs_})
@@ -198,7 +230,7 @@ def allconv_table3(
     say(f"Tables and chart in {out}: table3.md, table3.csv, table3.png")
     return t
 
-table3_main = _main(allconv_table3, RunConfig, skip=('arch', 'lr'), defaults=_t3_defaults)
+table3_main = _main(allconv_table3, _run_config, skip=('arch', 'lr'), defaults=_t3_defaults)
 
 # %% ../nbs/17_cli.ipynb #f9d18600
 def _image_files(images) -> list:
@@ -215,6 +247,7 @@ def _classifier(source:str, arch:str='all-cnn-c'):
     "The net (on the CPU, in eval mode) and `DataLoaders` whose `test_dl` turns images into its inputs, for a run directory or 'pretrained'."
     import dataclasses, torch
     from allconv_fastai.data.loaders import tensor_dls
+    from allconv_fastai.config import load_run
     if source == 'pretrained':
         from allconv_fastai.pretrained import model_card, pretrained_model, use_stats, pretrained_names
         if not pretrained_names():
@@ -277,6 +310,27 @@ def main(argv=None) -> int:
               "--help after a command lists its options.", file=sys.stderr)
         return 2
     return commands[cmd](argv, prog=f"python -m allconv_fastai.cli {cmd}")
+
+def _campaign_main(argv=None) -> int:
+    "`allconv-campaign`: its `--help` from the stored text, the rest from `allconv_fastai.campaign`."
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if _help_asked(argv) and (h := stored_help('campaign')) is not None: print(h, end=''); raise SystemExit(0)
+    from allconv_fastai.campaign import campaign_main
+    return campaign_main(argv)
+
+
+# %% ../nbs/17_cli.ipynb #fee17f07
+def cli_help() -> dict:
+    "Each command's `--help` text, as its parser prints it: what `cli_help.json` stores."
+    from allconv_fastai.campaign import campaign_parser
+    return {**{k: f.parser().format_help() for k,f in commands.items()}, 'campaign': campaign_parser().format_help()}
+
+def write_cli_help(path=None) -> Path:
+    "Store `cli_help()` in the package's `cli_help.json` (or `path`), for `--help` without torch."
+    path = Path(path) if path else Path(str(resources.files('allconv_fastai')))/'cli_help.json'
+    path.write_text(_json.dumps(cli_help(), indent=1, ensure_ascii=False) + '\n', encoding='utf-8')
+    return path
+
 
 # %% ../nbs/17_cli.ipynb #d75c0a32
 if __name__ == '__main__': sys.exit(main())

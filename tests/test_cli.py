@@ -82,6 +82,22 @@ def test_help_lists_every_option(tmp_path):
     assert 'cifar10-jpg --schedule one-cycle --epochs 30' in p.stdout       # how to run the real job
     assert 'Batch size' in p.stdout                                        # help text from the docments
 
+def test_help_answers_without_importing_torch_or_fastai(tmp_path):
+    "Every console command's --help, in a fresh interpreter: the stored text, and neither torch nor fastai imported."
+    code = ("import sys, contextlib, io\n"
+            "from allconv_fastai.cli import train_main, eval_main, table3_main, predict_main, _campaign_main\n"
+            "for f in (train_main, eval_main, table3_main, predict_main, _campaign_main):\n"
+            "    with contextlib.redirect_stdout(io.StringIO()) as o:\n"
+            "        try: f(['--help'])\n"
+            "        except SystemExit as e: assert e.code == 0, e.code\n"
+            "    assert o.getvalue().startswith('usage: allconv-'), o.getvalue()[:200]\n"
+            "print(sorted(m for m in ('torch', 'fastai', 'torchvision') if m in sys.modules))")
+    p = subprocess.run([sys.executable, '-c', code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and p.stdout.strip() == '[]', (p.stdout, p.stderr[-2000:])
+    if (BIN/'allconv-campaign').exists():   # the installed script too
+        q = run(['allconv-campaign', '--help'], tmp_path)
+        assert q.returncode == 0 and 'usage: allconv-campaign' in q.stdout and '--status' in q.stdout, q.stderr
+
 def test_module_dispatch(tmp_path):
     p = subprocess.run([sys.executable, '-m', 'allconv_fastai.cli', 'fly'], cwd=tmp_path, capture_output=True, text=True)
     assert p.returncode == 2 and p.stderr.strip().splitlines()[-1].startswith("error: unknown command 'fly'")
