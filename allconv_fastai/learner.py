@@ -10,6 +10,7 @@ from functools import partial
 import torch
 from torch import nn
 from fastcore.basics import ifnone
+from fastcore.meta import delegates
 from fastcore.foundation import L
 from fastai.torch_core import default_device, params, trainable_params
 from fastai.optimizer import OptimWrapper
@@ -26,7 +27,7 @@ import allconv_fastai.callback.schedule, allconv_fastai.callback.tta  # add `fit
 import fastai.vision.learner  # registers `plot_top_losses` and `show_results` for `TensorImage` batches (`ClassificationInterpretation`)
 
 # %% auto #0
-__all__ = ['paper_sgd', 'head_split', 'AllconvLearner', 'allcnn_learner', 'densenet_learner']
+__all__ = ['paper_sgd', 'head_split', 'AllconvLearner', 'arch_learner', 'allcnn_learner', 'densenet_learner']
 
 # %% ../nbs/11_learner.ipynb #bd6775c3
 def paper_sgd(nesterov:bool=False):
@@ -65,9 +66,34 @@ def _get_c(dls):
         raise AllconvError("Could not infer the number of classes from the data.", "pass `n_out=` to the learner.")
     return c
 
-def _recipe_learner(family, dls, arch, recipe='fast', n_out=None, loss_func=None, opt_func=None, lr=None, wd=None,
-                    metrics=accuracy, cbs=None, path=None, model_dir='models', precision='auto', lsuv=False,
-                    compile=False, pretrained=False, **model_kw):
+def arch_learner(dls:DataLoaders,       # Training/validation data
+        arch,                    # A registered net's name (any spelling) or a builder taking `n_out` (a builder the registry lacks needs `family`)
+        recipe:str='fast',       # The family's recipe: 'fast' (batch norm, no dropout, one-cycle, label smoothing) or 'paper'
+        n_out:int=None,          # Number of classes; inferred from `dls` when None
+        loss_func=None,          # Default: cross-entropy with the recipe's label smoothing
+        opt_func=None,           # Default: the paper's SGD (momentum 0.9; Nesterov in DenseNet's recipes)
+        lr:float=None,           # Default learning rate (the recipe's)
+        wd:float=None,           # Weight decay (the recipe's)
+        metrics=accuracy,        # fastai metrics
+        cbs=None,                # Extra callbacks
+        path=None,               # Folder for `learn.save`/`export` (default: the data's path)
+        model_dir='models',      # Sub-folder of `path` for saved models
+        precision:str='auto',    # 'auto', 'fp32', 'bf16' or 'fp16'
+        lsuv:bool=False,         # LSUV-initialise on one training batch
+        compile:bool=False,      # Compile the net with `torch.compile`
+        pretrained:bool=False,   # Start from the shipped weights: body frozen, new head unless the classes are the weights' own
+        family:str=None,         # 'allcnn' or 'densenet': checked against the registry's for a registered net, needed for another builder
+        **model_kw,              # Model options, overriding the recipe's: `dropout`, `bn`, `residual`, `widths` (All-CNN); `p`, `efficient` (DenseNet)
+    ) -> AllconvLearner:
+    "A fastai `Learner` for the net `arch`, trained with its family's named recipe; the family comes from the registry."
+    reg = arch_family(arch)
+    if family is not None and reg is not None and reg != family:
+        raise AllconvError(f"{getattr(arch, '__name__', arch)!r} is a {reg} net, not a {family} one.",
+                           f"use {reg}_learner, or arch_learner(dls, {getattr(arch, '__name__', arch)!r}).")
+    family = reg or family
+    if family is None:
+        raise AllconvError(f"{getattr(arch, '__name__', arch)!r} is not a registered net, so its family (and recipe) is unknown.",
+                           "pass family='allcnn' or family='densenet', or register it with @register_arch.")
     r = get_recipe(family, recipe)
     n_out = ifnone(n_out, _get_c(dls))
     lr,wd = ifnone(lr, r.lr), ifnone(wd, r.wd)
@@ -93,47 +119,17 @@ def _recipe_learner(family, dls, arch, recipe='fast', n_out=None, loss_func=None
     return learn
 
 # %% ../nbs/11_learner.ipynb #f84acc19
+@delegates(arch_learner, keep=True, but=['family'])
 def allcnn_learner(dls:DataLoaders, # Training/validation data
         arch='all-cnn-c',        # A registered All-CNN name ('all-cnn-c', 'model-a', ...) or a builder taking `n_out`
-        recipe:str='fast',       # 'fast' (batch norm, no dropout, one-cycle, label smoothing) or 'paper'
-        n_out:int=None,          # Number of classes; inferred from `dls` when None
-        loss_func=None,          # Default: cross-entropy with the recipe's label smoothing
-        opt_func=None,           # Default: the paper's SGD (momentum 0.9)
-        lr:float=None,           # Default learning rate (the recipe's: 0.1 fast, 0.05 paper)
-        wd:float=None,           # Weight decay (the recipe's: 1e-3)
-        metrics=accuracy,        # fastai metrics
-        cbs=None,                # Extra callbacks
-        path=None,               # Folder for `learn.save`/`export` (default: the data's path)
-        model_dir='models',      # Sub-folder of `path` for saved models
-        precision:str='auto',    # 'auto', 'fp32', 'bf16' or 'fp16'
-        lsuv:bool=False,         # LSUV-initialise on one training batch
-        compile:bool=False,      # Compile the net with `torch.compile`
-        pretrained:bool=False,   # Start from the shipped weights (All-CNN-C): body frozen, new head unless the classes are CIFAR-10's
-        **model_kw,              # Model options, overriding the recipe's: `dropout`, `bn`, `residual`, `widths`, ...
-    ) -> AllconvLearner:
-    "A fastai `Learner` for one of the All-CNN paper's nets, trained with a named recipe."
-    return _recipe_learner('allcnn', dls, arch, recipe, n_out, loss_func, opt_func, lr, wd, metrics, cbs, path, model_dir,
-                           precision, lsuv, compile, pretrained, **model_kw)
+        **kwargs) -> AllconvLearner:
+    "A fastai `Learner` for one of the All-CNN paper's nets, trained with a named recipe (`arch_learner` for the All-CNN family)."
+    return arch_learner(dls, arch, family='allcnn', **kwargs)
 
 # %% ../nbs/11_learner.ipynb #403ec7a2
+@delegates(arch_learner, keep=True, but=['family'])
 def densenet_learner(dls:DataLoaders, # Training/validation data
         arch='densenet_bc100_k12', # A registered DenseNet name ('densenet40_k12', 'densenet_bc100_k12', ...) or a builder
-        recipe:str='fast',       # 'fast' (one-cycle, label smoothing) or 'paper' (the paper's Nesterov step schedule)
-        n_out:int=None,          # Number of classes; inferred from `dls` when None
-        loss_func=None,          # Default: cross-entropy with the recipe's label smoothing
-        opt_func=None,           # Default: the paper's Nesterov SGD (momentum 0.9)
-        lr:float=None,           # Default learning rate (the recipe's: 0.1)
-        wd:float=None,           # Weight decay (the recipe's: 1e-4)
-        metrics=accuracy,        # fastai metrics
-        cbs=None,                # Extra callbacks
-        path=None,               # Folder for `learn.save`/`export`
-        model_dir='models',      # Sub-folder of `path` for saved models
-        precision:str='auto',    # 'auto', 'fp32', 'bf16' or 'fp16'
-        lsuv:bool=False,         # LSUV-initialise on one training batch
-        compile:bool=False,      # Compile the net with `torch.compile`
-        pretrained:bool=False,   # Start from the package's trained weights (none ship for DenseNet yet)
-        **model_kw,              # Model options: `p` (dropout), `efficient` (checkpointed concatenation), ...
-    ) -> AllconvLearner:
-    "A fastai `Learner` for a DenseNet / DenseNet-BC, trained with a named recipe."
-    return _recipe_learner('densenet', dls, arch, recipe, n_out, loss_func, opt_func, lr, wd, metrics, cbs, path, model_dir,
-                           precision, lsuv, compile, pretrained, **model_kw)
+        **kwargs) -> AllconvLearner:
+    "A fastai `Learner` for a DenseNet / DenseNet-BC, trained with a named recipe (`arch_learner` for the DenseNet family)."
+    return arch_learner(dls, arch, family='densenet', **kwargs)

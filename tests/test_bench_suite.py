@@ -1,7 +1,6 @@
-"""The benchmark suite's own checks (`bench/suite.py`), cell by cell as they stood in its notebook: each measurement
-function on tiny sizes, with real assertions (ratios, FLOP counts, learning on a fixed batch). Cells share one
-namespace, in order, as in the notebook."""
-import contextlib, importlib.util, io, sys, tempfile, time
+"""The benchmark suite's own checks (`bench/suite.py`): each measurement function on tiny sizes, with real assertions
+(ratios, FLOP counts, exact arithmetic, learning on a fixed batch). Each test stands alone; shared inputs are fixtures."""
+import contextlib, importlib.util, io, math, time
 from functools import partial
 from pathlib import Path
 import pytest, torch
@@ -10,59 +9,109 @@ import fastcore.test as ft
 ROOT = Path(__file__).resolve().parent.parent
 _spec = importlib.util.spec_from_file_location('bench_suite', ROOT/'bench'/'suite.py')
 suite = importlib.util.module_from_spec(_spec); _spec.loader.exec_module(suite)
-from allconv_fastai import digits_dls, DenseNet, find_cifar10_jpg, resolve_precision
-NS = {**vars(suite), 'digits_dls': digits_dls, 'DenseNet': DenseNet, 'resolve_precision': resolve_precision,
-      'test_eq': ft.test_eq, 'test_fail': ft.test_fail, 'test_close': ft.test_close, 'partial': partial, 'Path': Path,
-      'tempfile': tempfile, 'time': time, 'io': io, 'contextlib': contextlib, 'torch': torch}
+from allconv_fastai import digits_dls, DenseNet, find_cifar10_jpg, resolve_precision, all_cnn_c
 
-def run(src): exec(src, NS)
+def tiny(**kw): return all_cnn_c(widths=(8, 16), **kw)
+
+@pytest.fixture(scope='module')
+def subset(tmp_path_factory):
+    "A 100-image CIFAR-10-layout folder of random JPEGs (no source given)."
+    d = tmp_path_factory.mktemp('subset')
+    folder,real = suite.cifar_subset(d, 100, src=d/'none')
+    return d, folder, real
 
 def test_machine_info():
-    run("info = machine_info('cpu')\nprint(info)\ntest_eq(info['torch'], torch.__version__)\nassert info['cores'] >= 1 and len(info['load_avg'].split()) == 3")
+    info = suite.machine_info('cpu')
+    ft.test_eq(info['torch'], torch.__version__)
+    assert info['cores'] >= 1 and len(info['load_avg'].split()) == 3
 
-def test_interleave():
-    run("ts = interleave(dict(short=lambda: time.sleep(0.01), long=lambda: time.sleep(0.03)), rounds=3)\ntest_eq([len(v) for v in ts.values()], [3, 3])\nr = paired_ratio(ts, 'long', 'short')\nprint(f'{r:.2f}')\nassert 1.8 < r < 4")
+def test_interleave_and_paired_ratio():
+    ts = suite.interleave(dict(short=lambda: time.sleep(0.01), long=lambda: time.sleep(0.03)), rounds=3)
+    ft.test_eq([len(v) for v in ts.values()], [3, 3])
+    assert 1.8 < suite.paired_ratio(ts, 'long', 'short') < 4
 
-def test_matmul_gflops():
-    run("g32 = matmul_gflops(torch.float32, 256, 2, 'cpu')\nprint(f'{g32:.1f} GFLOP/s')\nassert 0.1 < g32 < 1e5")
+def test_matmul_gflops_is_2n3_over_the_best_time(monkeypatch):
+    monkeypatch.setattr(suite, 'interleave', lambda fns, reps, dev=None: {'mm': [0.5, 0.25, 0.4][:reps]})
+    ft.test_close(suite.matmul_gflops(torch.float32, 256, 3, 'cpu'), 2*256**3/0.25/1e9, eps=1e-9)
+    monkeypatch.undo()
+    g = suite.matmul_gflops(torch.float32, 256, 2, 'cpu')   # and a real multiply gives a finite, positive rate
+    assert math.isfinite(g) and g > 0
 
 def test_train_flops():
-    run('m = torch.nn.Sequential(torch.nn.Linear(10, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))\ntest_eq(train_flops(m, torch.randn(4, 10), torch.tensor([0, 1, 2, 0])), 2*4*(10*8+8*3) + 2*2*4*(10*8+8*3) - 2*4*10*8)')
+    m = torch.nn.Sequential(torch.nn.Linear(10, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    ft.test_eq(suite.train_flops(m, torch.randn(4, 10), torch.tensor([0, 1, 2, 0])), 2*4*(10*8+8*3) + 2*2*4*(10*8+8*3) - 2*4*10*8)
 
-def test_train_step_fn():
-    run("tiny = lambda **kw: all_cnn_c(widths=(8, 16), **kw)\nst = train_step_fn(tiny(), 'bf16+cl', bs=8, device='cpu')\nl0 = st().item()\nfor _ in range(20): l = st().item()\nprint(f'{l0:.3f} -> {l:.3f}')\nassert l < l0  # the fixed batch is being learned\ntest_fail(lambda: train_step_fn(tiny(), 'fp8'), contains='Unknown mode')\ntest_fail(lambda: train_step_fn(tiny(), 'fp16', device='cpu'), contains='needs a CUDA device')")
+def test_train_step_fn_learns_a_fixed_batch():
+    st = suite.train_step_fn(tiny(), 'bf16+cl', bs=8, device='cpu')
+    l0 = st().item()
+    for _ in range(20): l = st().item()
+    assert l < l0
+    ft.test_fail(lambda: suite.train_step_fn(tiny(), 'fp8'), contains='Unknown mode')
+    ft.test_fail(lambda: suite.train_step_fn(tiny(), 'fp16', device='cpu'), contains='needs a CUDA device')
 
-def test_best_mode():
-    run("test_eq(best_mode('cpu') in modes, True)\ntest_eq(best_mode('cpu'), 'bf16+cl' if cpu_has_bf16() else 'fp32')\ntest_eq(best_mode('cpu'), {'fp32': 'fp32', 'bf16': 'bf16+cl'}[resolve_precision('auto', 'cpu')])  # the library's own choice")
+def test_best_mode_is_the_librarys_choice():
+    assert suite.best_mode('cpu') in suite.modes
+    ft.test_eq(suite.best_mode('cpu'), 'bf16+cl' if suite.cpu_has_bf16() else 'fp32')
+    ft.test_eq(suite.best_mode('cpu'), {'fp32': 'fp32', 'bf16': 'bf16+cl'}[resolve_precision('auto', 'cpu')])
 
 def test_bench_precision():
-    run("rows = bench_precision({'tiny': tiny}, bs=8, rounds=1, device='cpu', peaks={'fp32': 10., 'bf16': 20.})\ntest_eq([(r['net'], r['mode']) for r in rows], [('tiny', m) for m in modes])\ntest_eq(rows[0]['speedup'], 1.)\nassert all(r['img_s'] > 0 and r['gflop_step'] > 0 and r['peak_frac'] > 0 for r in rows)")
+    rows = suite.bench_precision({'tiny': tiny}, bs=8, rounds=1, device='cpu', peaks={'fp32': 10., 'bf16': 20.})
+    ft.test_eq([(r['net'], r['mode']) for r in rows], [('tiny', m) for m in suite.modes])
+    ft.test_eq(rows[0]['speedup'], 1.)
+    assert all(r['img_s'] > 0 and r['gflop_step'] > 0 and r['peak_frac'] > 0 for r in rows)
 
 def test_bench_scaling():
-    run("rows = bench_scaling({'tiny': tiny}, bss=(4, 16), rounds=1, device='cpu')\ntest_eq([r['bs'] for r in rows], [4, 16])\ntest_eq(rows[0]['rel'], 1.)\ntest_close(rows[1]['epoch_min'], 45000/rows[1]['img_s']/60)")
+    rows = suite.bench_scaling({'tiny': tiny}, bss=(4, 16), rounds=1, device='cpu')
+    ft.test_eq([r['bs'] for r in rows], [4, 16])
+    ft.test_eq(rows[0]['rel'], 1.)
+    ft.test_close(rows[1]['epoch_min'], 45000/rows[1]['img_s']/60)
 
-def test_bench_memory():
-    run("rows = bench_memory(partial(DenseNet, 16, 12, bc=True), bs=8, rounds=1, device='cpu', rss=False)\nfor r in rows: print(r)\ntest_eq([r['variant'] for r in rows], ['plain', 'efficient'])\nassert rows[1]['saved_mb'] < 0.9*rows[0]['saved_mb']\ntest_eq(rows[0]['time_rel'], 1.)")
+def test_bench_memory_efficient_block_saves_activations():
+    rows = suite.bench_memory(partial(DenseNet, 16, 12, bc=True), bs=8, rounds=1, device='cpu', rss=False)
+    ft.test_eq([r['variant'] for r in rows], ['plain', 'efficient'])
+    assert rows[1]['saved_mb'] < 0.9*rows[0]['saved_mb']
+    ft.test_eq(rows[0]['time_rel'], 1.)
 
 @pytest.mark.slow
 def test_step_peak_rss():
-    run("mb = step_peak_rss('densenet40-k12', bs=4)\nprint(f'{mb:.1f} MB')\nassert 0 <= mb < 2000")
+    assert 0 <= suite.step_peak_rss('densenet40-k12', bs=4) < 2000
 
-def test_cifar_subset():
-    run("d = Path(tempfile.mkdtemp())\nfolder,real = cifar_subset(d, 100, src=d/'none')  # no such source: random JPEGs\ntest_eq((folder.name, real), ('cifar10-jpg', False))\ntest_eq(len(list(folder.rglob('*.jpg'))), 100)\ntest_eq(len(list((folder/'train').iterdir())), 10)\nif find_cifar10_jpg():\n    folder,real = cifar_subset(d/'real', 50)\n    test_eq((real, len(list(folder.rglob('*.jpg')))), (True, 50))")
+def test_cifar_subset(subset, tmp_path):
+    d, folder, real = subset
+    ft.test_eq((folder.name, real), ('cifar10-jpg', False))
+    ft.test_eq(len(list(folder.rglob('*.jpg'))), 100)
+    ft.test_eq(len(list((folder/'train').iterdir())), 10)
+    if find_cifar10_jpg():
+        folder,real = suite.cifar_subset(tmp_path/'real', 50)
+        ft.test_eq((real, len(list(folder.rglob('*.jpg')))), (True, 50))
 
 @pytest.mark.slow
-def test_bench_data():
-    run("rows = bench_data(folder, bs=16, rounds=1, device='cpu', cache_dir=d)\nfor r in rows: print(r)\ntest_eq([r['pipeline'] for r in rows], ['ours', 'fastai folder', 'torchvision'])\ntest_eq(rows[0]['ours_x'], 1.)\nassert rows[1]['ours_x'] > 1  # the per-image PIL pipeline is slower than batch slicing, even on 50 images")
+def test_bench_data(subset):
+    d, folder, _ = subset
+    rows = suite.bench_data(folder, bs=16, rounds=1, device='cpu', cache_dir=d)
+    ft.test_eq([r['pipeline'] for r in rows], ['ours', 'fastai folder', 'torchvision'])
+    ft.test_eq(rows[0]['ours_x'], 1.)
+    assert rows[1]['ours_x'] > 1   # the per-image PIL pipeline is slower than batch slicing
 
-def test_bench_decode():
-    run("r = bench_decode(str(folder), Path(tempfile.mkdtemp()))\nprint(r)\ntest_eq(r['n'], len(list(folder.rglob('*.jpg'))))\nassert r['first_s'] > 0 and r['cached_s'] > 0")
+def test_bench_decode(subset, tmp_path):
+    _, folder, _ = subset
+    r = suite.bench_decode(str(folder), tmp_path)
+    ft.test_eq(r['n'], len(list(folder.rglob('*.jpg'))))
+    assert r['first_s'] > 0 and r['cached_s'] > 0
 
 def test_bench_learner():
-    run("ddls = digits_dls(bs=32, device='cpu')\nrows = bench_learner(ddls, tiny, n_batch=2, rounds=2)\nfor r in rows: print(r)\ntest_eq([r['precision'] for r in rows], ['fp32', 'bf16'])\nassert all(0.2 < r['ratio'] < 5 for r in rows)")
+    rows = suite.bench_learner(digits_dls(bs=32, device='cpu'), tiny, n_batch=2, rounds=2)
+    ft.test_eq([r['precision'] for r in rows], ['fp32', 'bf16'])
+    assert all(0.2 < r['ratio'] < 5 for r in rows)
 
 def test_md_table():
-    run("test_eq(md_table([dict(a=1.234, b='x'), dict(a=float('nan'))], [('a', 'A', '.1f'), ('b', 'B', str)]),\n        '| A | B |\\n|---|---|\\n| 1.2 | x |\\n| n/a |  |')")
+    ft.test_eq(suite.md_table([dict(a=1.234, b='x'), dict(a=float('nan'))], [('a', 'A', '.1f'), ('b', 'B', str)]),
+            '| A | B |\n|---|---|\n| 1.2 | x |\n| n/a |  |')
 
-def test_main():
-    run("out = Path(tempfile.mkdtemp())/'bench.md'\nwith contextlib.redirect_stdout(io.StringIO()):\n    main(['--quick', '--only', 'learner', '--n-images', '200', '--reps', '1', '--bs', '8', '--out', str(out)])\nmd = out.read_text()\nprint(md)\nassert '## Learner overhead (interleaved)' in md and 'Learner / plain loop, bf16 (time)' in md\ntest_fail(lambda: run_bench(only=['nothing']), contains='Unknown sections')")
+def test_main_writes_the_report(tmp_path):
+    out = tmp_path/'bench.md'
+    with contextlib.redirect_stdout(io.StringIO()):
+        suite.main(['--quick', '--only', 'learner', '--n-images', '200', '--reps', '1', '--bs', '8', '--out', str(out)])
+    md = out.read_text()
+    assert '## Learner overhead (interleaved)' in md and 'Learner / plain loop, bf16 (time)' in md
+    ft.test_fail(lambda: suite.run_bench(only=['nothing']), contains='Unknown sections')

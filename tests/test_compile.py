@@ -26,5 +26,13 @@ def test_compiled_learner_matches_eager(tmp_path):
     x = dls.one_batch()[0][:4]
     torch.testing.assert_close(plain.eval()(x), comp.model._orig_mod.eval()(x))
 
-def test_compile_is_a_run_setting():
-    assert RunConfig(compile=True).compile is True
+def test_compile_is_a_run_setting(tmp_path):
+    "`compile` survives config.json and reaches the learner: a run rebuilt from its record is compiled again."
+    from allconv_fastai.config import save_config, read_config, run_learner
+    cfg = RunConfig(compile=True, widths='8,16', size=16, precision='fp32')
+    (tmp_path/'run').mkdir(); save_config(tmp_path/'run'/'config.json', cfg)
+    back = read_config(tmp_path/'run')
+    assert back.compile is True and back.to_dict() == cfg.to_dict()
+    learn = run_learner(back, digits_dls(size=16, bs=64, device='cpu'))
+    assert hasattr(learn.model, '_orig_mod')                       # torch.compile's wrapper around the plain net
+    assert not hasattr(run_learner(RunConfig(widths='8,16', size=16, precision='fp32'), learn.dls).model, '_orig_mod')

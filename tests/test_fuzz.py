@@ -97,8 +97,11 @@ def test_cache_loader_fuzz(d):
     good = good_cache()
     b = d.draw(mutations(good))
     ref = _load_cache(_in_tmp('c.safetensors', good))
+    assert ref is not None                          # the undamaged cache is served (a loader that refused all would pass otherwise)
     s = _load_cache(_in_tmp('c.safetensors', b))
-    if s is None: return
+    if s is None:
+        assert b != good, "the undamaged cache was refused"
+        return
     assert torch.equal(s.x, ref.x) and torch.equal(s.y, ref.y) and s.vocab == ref.vocab   # the checksum covers tensors and metadata
 
 def test_cache_detects_flipped_pixel():

@@ -12,6 +12,7 @@ from torch import nn
 from fastai.layers import ConvLayer, NormType, Flatten, AdaptiveAvgPool
 from fastai.vision.models.xresnet import init_cnn
 from ..core import AllconvError
+from .registry import register_arch, arch_names, archs
 
 # %% auto #0
 __all__ = ['allcnn_bases', 'allcnn_variants', 'allcnn_archs', 'Shortcut', 'AllCNN', 'model_a', 'model_b', 'model_c',
@@ -78,23 +79,33 @@ class AllCNN(nn.Sequential):
         return nn.Sequential(*list(self)[idx]) if isinstance(idx, slice) else super().__getitem__(idx)
 
 # %% ../../nbs/01_models.allcnn.ipynb #f5363ed4
-def model_a(**kw):        "Model A";        return AllCNN('a', 'model', **kw)
-def model_b(**kw):        "Model B";        return AllCNN('b', 'model', **kw)
-def model_c(**kw):        "Model C";        return AllCNN('c', 'model', **kw)
-def strided_cnn_a(**kw):  "Strided-CNN-A";  return AllCNN('a', 'strided-cnn', **kw)
-def strided_cnn_b(**kw):  "Strided-CNN-B";  return AllCNN('b', 'strided-cnn', **kw)
-def strided_cnn_c(**kw):  "Strided-CNN-C";  return AllCNN('c', 'strided-cnn', **kw)
+@register_arch('allcnn', 'Model A', C10=12.47)
+def model_a(**kw): "Model A"; return AllCNN('a', 'model', **kw)
+@register_arch('allcnn', 'Model B', C10=10.20)
+def model_b(**kw): "Model B"; return AllCNN('b', 'model', **kw)
+@register_arch('allcnn', 'Model C', C10=9.74)
+def model_c(**kw): "Model C"; return AllCNN('c', 'model', **kw)
+@register_arch('allcnn', 'Strided-CNN-A', C10=13.46)
+def strided_cnn_a(**kw): "Strided-CNN-A"; return AllCNN('a', 'strided-cnn', **kw)
+@register_arch('allcnn', 'Strided-CNN-B', C10=10.98)
+def strided_cnn_b(**kw): "Strided-CNN-B"; return AllCNN('b', 'strided-cnn', **kw)
+@register_arch('allcnn', 'Strided-CNN-C', C10=10.19)
+def strided_cnn_c(**kw): "Strided-CNN-C"; return AllCNN('c', 'strided-cnn', **kw)
+@register_arch('allcnn', 'ConvPool-CNN-A', C10=10.21)
 def convpool_cnn_a(**kw): "ConvPool-CNN-A"; return AllCNN('a', 'convpool-cnn', **kw)
+@register_arch('allcnn', 'ConvPool-CNN-B', C10=9.33)
 def convpool_cnn_b(**kw): "ConvPool-CNN-B"; return AllCNN('b', 'convpool-cnn', **kw)
+@register_arch('allcnn', 'ConvPool-CNN-C', C10=9.31)
 def convpool_cnn_c(**kw): "ConvPool-CNN-C"; return AllCNN('c', 'convpool-cnn', **kw)
-def all_cnn_a(**kw):      "All-CNN-A";      return AllCNN('a', 'all-cnn', **kw)
-def all_cnn_b(**kw):      "All-CNN-B";      return AllCNN('b', 'all-cnn', **kw)
-def all_cnn_c(**kw):      "All-CNN-C";      return AllCNN('c', 'all-cnn', **kw)
+@register_arch('allcnn', 'All-CNN-A', C10=10.30)
+def all_cnn_a(**kw): "All-CNN-A"; return AllCNN('a', 'all-cnn', **kw)
+@register_arch('allcnn', 'All-CNN-B', C10=9.10)
+def all_cnn_b(**kw): "All-CNN-B"; return AllCNN('b', 'all-cnn', **kw)
+@register_arch('allcnn', 'All-CNN-C', paper_params=1.3e6, C10=9.08, C10_plus=7.25, C100=33.71)
+def all_cnn_c(**kw): "All-CNN-C"; return AllCNN('c', 'all-cnn', **kw)
 
 # %% ../../nbs/01_models.allcnn.ipynb #0d182291
-allcnn_archs = {f.__name__.replace('_','-'): f for f in (
-    model_a, model_b, model_c, strided_cnn_a, strided_cnn_b, strided_cnn_c,
-    convpool_cnn_a, convpool_cnn_b, convpool_cnn_c, all_cnn_a, all_cnn_b, all_cnn_c)}
+allcnn_archs = {n: archs[n].builder for n in arch_names('allcnn')}
 
 # %% ../../nbs/01_models.allcnn.ipynb #ef3b58d6
 def n_params(m:nn.Module) -> int:

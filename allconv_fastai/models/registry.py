@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from typing import Callable
 from torch import nn
 from ..core import AllconvError
-from .allcnn import allcnn_archs
-from .densenet import densenet_archs
 
 # %% auto #0
 __all__ = ['recipes', 'paper_recipes', 'archs', 'Recipe', 'get_recipe', 'Arch', 'register_arch', 'arch_names', 'arch_info',
@@ -64,27 +62,22 @@ class Arch:
 
 archs = {}
 
-def register_arch(builder, family:str, paper_name:str, paper_params=None, recipe:str='fast', **paper_error) -> Arch:
-    "Register `builder` under its name (with `-` for `_`), with its family, paper name, recipe and paper figures."
-    a = Arch(builder.__name__.replace('_', '-'), family, paper_name, builder, paper_params,
-             {k.replace('_plus', '+'): v for k,v in paper_error.items()}, recipe)
-    archs[a.name] = a
-    return a
-
-# %% ../../nbs/03_models.registry.ipynb #191cd274
-_t3 = {'model-a': 12.47, 'strided-cnn-a': 13.46, 'convpool-cnn-a': 10.21, 'all-cnn-a': 10.30,
-       'model-b': 10.20, 'strided-cnn-b': 10.98, 'convpool-cnn-b': 9.33,  'all-cnn-b': 9.10,
-       'model-c': 9.74,  'strided-cnn-c': 10.19, 'convpool-cnn-c': 9.31,  'all-cnn-c': 9.08}
-for _n,_f in allcnn_archs.items():
-    register_arch(_f, 'allcnn', _f.__doc__, paper_params=1.3e6 if _n=='all-cnn-c' else None, C10=_t3[_n],
-                  **(dict(C10_plus=7.25, C100=33.71) if _n=='all-cnn-c' else {}))
-_t2 = {'densenet40-k12': (1.0e6, 7.00, 5.24, 27.55, 24.42), 'densenet100-k12': (7.0e6, 5.77, 4.10, 23.79, 20.20),
-       'densenet100-k24': (27.2e6, 5.83, 3.74, 23.42, 19.25), 'densenet-bc100-k12': (0.8e6, 5.92, 4.51, 24.15, 22.27),
-       'densenet-bc250-k24': (15.3e6, 5.19, 3.62, 19.64, 17.60), 'densenet-bc190-k40': (25.6e6, None, 3.46, None, 17.18)}
-for _n,_f in densenet_archs.items():
-    _p,*_e = _t2[_n]
-    register_arch(_f, 'densenet', _f.__doc__, paper_params=_p,
-                  **{k: v for k,v in zip(('C10', 'C10_plus', 'C100', 'C100_plus'), _e) if v is not None})
+def register_arch(family:str,              # 'allcnn' or 'densenet': the family's recipes and learner apply
+                  paper_name:str=None,      # The name as the paper prints it (default: the builder's docstring)
+                  paper_params:float=None,  # The parameter count the paper prints, if it prints one
+                  recipe:str='fast',        # The net's default recipe
+                  **paper_error):           # Published test errors (%) by setting: C10, C10_plus, C100, C100_plus
+    "Decorator: register the builder it decorates under its name (with `-` for `_`); the builder is returned unchanged."
+    if family not in recipes:
+        raise AllconvError(f"Unknown family {family!r}.", f"register the net under one of {', '.join(recipes)}.")
+    bad = [k for k in paper_error if k not in ('C10', 'C10_plus', 'C100', 'C100_plus')]
+    if bad: raise AllconvError(f"Unknown paper setting(s) {', '.join(bad)}.", "use C10, C10_plus, C100 or C100_plus.")
+    def register(builder:Callable) -> Callable:
+        a = Arch(builder.__name__.replace('_', '-'), family, paper_name or (builder.__doc__ or '').strip() or builder.__name__,
+                 builder, paper_params, {k.replace('_plus', '+'): v for k,v in paper_error.items()}, recipe)
+        archs[a.name] = a
+        return builder
+    return register
 
 # %% ../../nbs/03_models.registry.ipynb #47ff9f0e
 def _key(name) -> str:
@@ -109,17 +102,19 @@ def arch_info(name) -> Arch:
     if isinstance(name, Arch): return name
     key = _key(name)
     if key in archs: return archs[key]
+    by_paper = [a for a in archs.values() if _key(a.paper_name) == key]   # the name the paper prints, in any spelling
+    if by_paper: return by_paper[0]
     close = [n for n in archs if n.startswith(key + '-k')] or difflib.get_close_matches(key, archs, n=3)  # a depth with several k
     fam = 'DenseNet' if key.startswith('densenet') else 'All-CNN'
     raise AllconvError(f"Unknown {fam} architecture {name!r}.",
         (f"did you mean {' or '.join(map(repr, close))}? " if close else '') + f"Known: {', '.join(archs)}"
         + ("; for another depth or growth rate build `DenseNet(depth, growth, bc=...)`." if fam=='DenseNet' else '.'))
 
-def arch_family(arch) -> str:
-    "'allcnn' or 'densenet' for a registered name or a builder."
+def arch_family(arch) -> str|None:
+    "The registered family ('allcnn', 'densenet') of a net: a name in any spelling, an `Arch` or a registered builder (None for a builder the registry does not hold)."
     if callable(arch) and not isinstance(arch, Arch):
-        nm = getattr(arch, '__name__', '') or getattr(getattr(arch, 'func', None), '__name__', '')
-        return 'densenet' if nm.startswith('densenet') or 'DenseNet' in nm else 'allcnn'
+        f = getattr(arch, 'func', arch)   # a functools.partial of a registered builder is of its family
+        return next((a.family for a in archs.values() if a.builder is f), None)
     return arch_info(arch).family
 
 # %% ../../nbs/03_models.registry.ipynb #3d8ed1a1
