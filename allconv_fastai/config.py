@@ -84,7 +84,7 @@ def _check_type(name, v, typ):
 class RunConfig:
     "Every setting of one run, declared once: constructing it checks each value and fills in every default."
     arch:str='all-cnn-c'         # Net: a registered name (`arch_names()`), e.g. all-cnn-c, model-a, densenet_bc100_k12
-    recipe:str=None              # fast (batch norm, no dropout, one-cycle, label smoothing) or paper; default fast (paper with --schedule paper)
+    recipe:str=None              # fast (batch norm, no dropout, one-cycle, label smoothing), paper, or All-CNN's shipped (the shipped net's: 35 epochs, lr 0.15, wd 5e-4, bs 128); default fast (paper with --schedule paper)
     data:str='digits'            # digits (bundled), cifar10, cifar100, cifar100-coarse, cifar10-jpg, or a folder/archive path
     schedule:str=None            # one-cycle, paper (the paper's step schedule) or step (with --milestones); default: the recipe's
     epochs:int=None              # Epochs (default: the recipe's: 3 fast; 350 All-CNN / 300 DenseNet paper)
@@ -132,7 +132,7 @@ class RunConfig:
         if self.epochs < 1: raise AllconvError(f"`epochs` must be a whole number >= 1, got {self.epochs!r}.", "pass e.g. --epochs 3.")
         self.lr,self.wd = ifnone(self.lr, r.lr),ifnone(self.wd, r.wd)
         self.auto_bs = self.bs is None   # not a setting: a default batch size may shrink to fit small data (`fit_bs`)
-        self.bs = ifnone(self.bs, 64 if self.data=='digits' or fam=='densenet' else 256)
+        self.bs = ifnone(self.bs, r.bs or (64 if self.data=='digits' or fam=='densenet' else 256))
         self.label_smoothing = ifnone(self.label_smoothing, r.label_smoothing)
         self.opt = ifnone(self.opt, 'nesterov' if r.nesterov else 'sgd')
         if self.opt not in optimizers: raise AllconvError(f"Unknown optimizer {self.opt!r}.", f"use one of {', '.join(optimizers)}.")
@@ -261,6 +261,7 @@ def config_from_dict(d:dict, where='config.json') -> RunConfig:
                                    "restore the file, or start a new run in a new folder.")
     names = {f.name for f in fields(RunConfig)}
     kw = {k: v for k,v in d.items() if k in names}
+    if 'smoothing' in d and 'label_smoothing' not in d: kw['label_smoothing'] = d['smoothing']   # the shipped run's own script wrote `smoothing`
     if 'recipe' not in d:  # written before recipes: one-cycle runs had no label smoothing
         kw.setdefault('label_smoothing', 0.)
         kw['recipe'] = 'paper' if d.get('schedule')=='paper' else 'fast'

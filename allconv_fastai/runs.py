@@ -181,10 +181,14 @@ def check_fresh(run_dir):
     d = Path(run_dir)
     check_parents(d)
     names = [p.name for p in d.iterdir() if p.name != '.lock'] if d.is_dir() else []
+    for n in [n for n in names if n.startswith('.') and n.endswith('.tmp')]:   # a write a kill cut short (atomic_write's temporary)
+        (d/n).unlink(missing_ok=True); names.remove(n)
     if not names: return
-    if names == ['config.json']:   # a start that failed before its first epoch (the lock says it is not running): nothing to keep
-        print(f"Replacing {d}: it holds only the config.json of a start that trained nothing.", flush=True)
-        (d/'config.json').unlink(); return
+    if 'config.json' in names and set(names) <= {'config.json', 'data.json', 'zca.safetensors'}:
+        # a start that failed before its first epoch (the lock says it is not running): nothing to keep
+        print(f"Replacing {d}: it holds only the record ({', '.join(sorted(names))}) of a start that trained nothing.", flush=True)
+        for n in names: (d/n).unlink()
+        return
     what = 'a finished run' if (d/'metrics.json').exists() else 'an unfinished run' if (d/'config.json').exists() else 'files'
     raise AllconvError(f"{d} already holds {what}.",
                        f"pass --resume {d} to continue it, or choose a new --out directory." if 'run' in what else

@@ -142,7 +142,7 @@ def test_config_only_folder_is_replaced_and_not_evaluated(tmp_path, capsys, monk
     save_config(tmp_path/'F'/'config.json', RunConfig(data='digits', size=16, widths='16,32', epochs=1, precision='fp32'))
     one_error(capsys, eval_main(['F']), 'No trained run at F', '--resume F')
     assert train_main(['--data', 'digits', '--epochs', '1', '--size', '16', *TINY, '--out', 'F']) == 0
-    assert 'Replacing F: it holds only the config.json of a start that trained nothing' in capsys.readouterr().out
+    assert 'Replacing F: it holds only the record (config.json) of a start that trained nothing' in capsys.readouterr().out
     assert (tmp_path/'F'/'history.csv').exists()
 
 

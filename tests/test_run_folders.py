@@ -199,3 +199,16 @@ def test_resumed_run_lists_each_start(tmp_path, reference):
     train_run(d, resume=True)
     starts = json.loads((d/'config.json').read_text())['starts']
     assert [s['start_epoch'] for s in starts] == [0, 2] and all(s['cpu'] and s['threads'] for s in starts), starts
+
+
+@pytest.mark.parametrize('left', ['a cut-short write', 'config.json and data.json'])
+def test_a_start_killed_before_its_first_epoch_blocks_nothing(tmp_path, left):
+    "SIGKILL can leave atomic_write's temporary file, or a run's record without any epoch: a new start replaces them."
+    run = tmp_path/'run'; run.mkdir()
+    if left == 'a cut-short write': (run/'.config.json.k3y9.tmp').write_text('{"arch": "all-')
+    else:
+        cfg = RunConfig(**TINY, epochs=1, tta=False)
+        from allconv_fastai.config import save_config, save_data_record
+        save_config(run/'config.json', cfg); save_data_record(run, run_dls(cfg))
+    m = train_run(run, **TINY, epochs=1, tta=False)
+    assert m['epochs_trained'] == 1 and sorted(p.name for p in run.iterdir() if p.name.endswith('.tmp')) == []

@@ -150,7 +150,7 @@ def test_nets_slice_like_sequential_and_take_fastais_body_head_idiom():
     learn.freeze(); assert not any(trainable(p for p in net[0].parameters() if id(p) not in bn_ids(net[0])))
 
 def test_import_leaves_fastai_as_it_was():
-    "Every attribute of fastai's classes and modules is the same object before and after `import allconv_fastai`."
+    "Every attribute of fastai's classes and modules is the same object before and after `from allconv_fastai import *`."
     code = textwrap.dedent("""
         import sys, inspect, warnings
         warnings.simplefilter('ignore')
@@ -167,14 +167,14 @@ def test_import_leaves_fastai_as_it_was():
             return out
         from fastai.learner import Learner
         before,fns = snap(),(Learner.to_fp16, Learner.to_bf16, Learner.to_fp32)
-        import allconv_fastai
+        from allconv_fastai import *   # the whole package (its names load on first use)
         after = snap()
         changed = sorted(str(k) for k in before if after.get(k) != before[k])
         assert not changed, changed[:20]
         assert (Learner.to_fp16, Learner.to_bf16, Learner.to_fp32) == fns and all(f.__module__ == 'fastai.callback.fp16' for f in fns)
         print('same', len(before))""")
     # first the fastai modules the package imports, then compare them around the import
-    p = subprocess.run([sys.executable, '-W', 'ignore', '-c', "import sys, allconv_fastai; "
+    p = subprocess.run([sys.executable, '-W', 'ignore', '-c', "import sys; from allconv_fastai import *; "
                         "print(' '.join(sorted(n for n in sys.modules if n == 'fastai' or n.startswith('fastai.'))))"],
                        env=ENV, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-2000:]
@@ -187,7 +187,7 @@ def test_a_plain_fastai_learner_behaves_as_stock_fastai():
     "After the import, fastai's own `Learner.to_fp16()` on a CPU adds `MixedPrecision` as stock fastai does (ours refuses)."
     from fastai.callback.fp16 import MixedPrecision
     from fastai.losses import CrossEntropyLossFlat
-    import allconv_fastai  # noqa: F401
+    from allconv_fastai import allcnn_learner  # noqa: F401 (loads the whole package)
     dls = digits_dls(bs=32, device='cpu')
     plain = Learner(dls, nn.Sequential(nn.Flatten(), nn.Linear(3*32*32, 10)), loss_func=CrossEntropyLossFlat())
     with warnings.catch_warnings():

@@ -31,17 +31,19 @@ class Recipe:
     n_epoch:int             # default number of epochs
     milestones:tuple=()     # the paper's schedule: epochs at which the lr is multiplied by `gamma`
     gamma:float=0.1         # lr factor at each milestone
+    bs:int=None             # batch size (None: the data's default)
 
 recipes = {
     'allcnn':   {'fast':  Recipe('fast',  True,  False, 'one-cycle', 0.1,  1e-3, 0.1, False, 3),
-                 'paper': Recipe('paper', False, True,  'paper',     0.05, 1e-3, 0.,  False, 350, (200, 250, 300))},
+                 'paper': Recipe('paper', False, True,  'paper',     0.05, 1e-3, 0.,  False, 350, (200, 250, 300)),
+                 'shipped': Recipe('shipped', True, False, 'one-cycle', 0.15, 5e-4, 0.1, False, 35, bs=128)},
     'densenet': {'fast':  Recipe('fast',  None,  False, 'one-cycle', 0.1,  1e-4, 0.1, True,  3),
                  'paper': Recipe('paper', None,  False, 'paper',     0.1,  1e-4, 0.,  True,  300, (150, 225))},
 }
 paper_recipes = {f: r['paper'] for f,r in recipes.items()}  # each family's published recipe
 
 def get_recipe(family:str, name:str='fast') -> Recipe:
-    "The recipe called `name` ('fast' or 'paper') for `family` ('allcnn' or 'densenet')."
+    "The recipe called `name` ('fast', 'paper', or All-CNN's 'shipped') for `family` ('allcnn' or 'densenet')."
     if family not in recipes: raise AllconvError(f"Unknown family {family!r}.", f"use one of {', '.join(recipes)}.")
     if name not in recipes[family]:
         raise AllconvError(f"Unknown recipe {name!r}.", f"use one of {', '.join(recipes[family])}, e.g. --recipe paper.")
