@@ -74,6 +74,8 @@ def _check_data(data):
         raise AllconvError(f"No data at {data}.", "check the path, or use one of " + ', '.join(data_names) + '.')
     raise AllconvError(f"Unknown dataset {data!r}.", "use one of " + ', '.join(data_names) + ", or a folder/archive path.")
 
+_types = {'int': int, 'float': (int, float), 'bool': bool}   # a field's annotation -> the values it takes
+
 def _check_type(name, v, typ):
     if v is None: return
     ok = isinstance(v, typ) and not (isinstance(v, bool) and typ in (int, float, (int, float)))
@@ -88,6 +90,7 @@ class RunConfig:
     data:str='digits'            # digits (bundled), cifar10, cifar100, cifar100-coarse, cifar10-jpg, or a folder/archive path
     schedule:str=None            # one-cycle, paper (the paper's step schedule) or step (with --milestones); default: the recipe's
     epochs:int=None              # Epochs (default: the recipe's: 3 fast; 350 All-CNN / 300 DenseNet paper)
+    minutes:float=None           # With the one-cycle schedule: a wall-clock budget; the schedule is stretched over as many whole epochs as fit, at most --epochs
     lr:float=None                # Peak (one-cycle) or initial lr (default: the recipe's: 0.1 fast; 0.05 All-CNN / 0.1 DenseNet paper)
     wd:float=None                # Weight decay (default: the paper's, 1e-3 All-CNN / 1e-4 DenseNet)
     bs:int=None                  # Batch size (default: 64 for the digits and DenseNet, else 256)
@@ -119,10 +122,8 @@ class RunConfig:
         a = arch_info(self.arch)
         self.arch,fam = a.name,a.family
         self.data = _check_data(self.data)
-        for k,t in (('epochs', int), ('bs', int), ('seed', int), ('n_train', int), ('size', int), ('pad', int), ('cutout', int),
-                    ('lr', (int, float)), ('wd', (int, float)), ('gamma', (int, float)), ('label_smoothing', (int, float))):
-            _check_type(k, getattr(self, k), t)
-        for k in ('compile', 'augment', 'zca', 'residual', 'lsuv', 'tta', 'flip', 'bn', 'dropout'): _check_type(k, getattr(self, k), bool)
+        for f in fields(self):   # each value against its field's annotation (str fields are parsed below)
+            if str(f.type) in _types: _check_type(f.name, getattr(self, f.name), _types[str(f.type)])
         self.recipe = ifnone(self.recipe, 'paper' if self.schedule=='paper' else a.recipe)
         r = get_recipe(fam, self.recipe)
         self.schedule = ifnone(self.schedule, r.schedule)
@@ -131,6 +132,10 @@ class RunConfig:
         self.epochs = ifnone(self.epochs, r.n_epoch)
         if self.epochs < 1: raise AllconvError(f"`epochs` must be a whole number >= 1, got {self.epochs!r}.", "pass e.g. --epochs 3.")
         self.lr,self.wd = ifnone(self.lr, r.lr),ifnone(self.wd, r.wd)
+        if self.minutes is not None:
+            check_positive(minutes=self.minutes)
+            if self.schedule != 'one-cycle' or self.pretrained:
+                raise AllconvError("`minutes` (a wall-clock budget) applies to the one-cycle schedule from scratch.", "drop --minutes, or use --schedule one-cycle without --pretrained.")
         self.auto_bs = self.bs is None   # not a setting: a default batch size may shrink to fit small data (`fit_bs`)
         self.bs = ifnone(self.bs, r.bs or (64 if self.data=='digits' or fam=='densenet' else 256))
         self.label_smoothing = ifnone(self.label_smoothing, r.label_smoothing)

@@ -72,6 +72,7 @@ class FrozenFor(Callback):
 def _fit(learn, cfg:RunConfig, cbs, start):
     if cfg.pretrained:   # fine-tuning: one one-cycle schedule; the body's lr a hundredth of the head's, as fastai's fine_tune
         learn.fit_one_cycle(cfg.epochs, slice(cfg.lr/100, cfg.lr), cbs=list(cbs)+[FrozenFor(cfg.freeze_epochs)], start_epoch=start)
+    elif cfg.schedule=='one-cycle' and cfg.minutes: learn.fit_one_cycle_budget(cfg.minutes, cfg.lr, cbs=cbs, max_epochs=cfg.epochs)
     elif cfg.schedule=='one-cycle': learn.fit_one_cycle(cfg.epochs, cfg.lr, cbs=cbs, start_epoch=start)
     else: learn.fit_step(cfg.epochs, cfg.lr, cfg.milestones, cfg.gamma, cbs=cbs, start_epoch=start)   # 'paper': its milestones, the run's gamma
 
@@ -141,6 +142,10 @@ def _train(run_dir, cfg, resume, dls, cbs, t0):
     if not resume and is_rank0(): save_config(run_dir/'config.json', cfg, learn); save_data_record(run_dir, dls)
     use_plain_progress(learn)
     start = learn.resume(run_dir, cfg.epochs) if resume and (run_dir/'last.pth').exists() else 0
+    if start and cfg.minutes:
+        raise AllconvError(f"{run_dir} trains to a wall-clock budget (minutes={cfg.minutes:g}), whose schedule was planned from the "
+                           "time per epoch of its first start, so it cannot be continued.",
+                           f"evaluate its last checkpoint as it is (allconv-eval {run_dir}), or start it again in a new folder.")
     if is_rank0():
         record_start(run_dir, learn, start)
         if not (run_dir/'data.json').exists(): save_data_record(run_dir, dls)   # a run started before runs kept it

@@ -21,7 +21,8 @@ from .core import AllconvError, atomic_write
 # %% auto #0
 __all__ = ['plain_model', 'save_checkpoint', 'load_checkpoint', 'check_run_dir', 'read_json', 'write_json', 'read_metrics',
            'read_history', 'write_history', 'check_parents', 'check_fresh', 'RunLock', 'Checkpoint', 'History',
-           'StopOnNaN', 'RunStopped', 'GracefulStop', 'save_run_plots', 'PlainProgress', 'use_plain_progress']
+           'StopOnNaN', 'RunStopped', 'GracefulStop', 'save_run_plots', 'plot_minutes', 'PlainProgress',
+           'use_plain_progress']
 
 # %% ../nbs/12_runs.ipynb #41640be6
 def _tensors(o, prefix=''):
@@ -381,6 +382,24 @@ def save_run_plots(run_dir, learn:Learner=None) -> list:
         with atomic_write(out[1]) as f: fig.savefig(f, format='png', dpi=100)
         plt.close(fig)
     return out
+
+def plot_minutes(run_dir,              # A run folder whose history.csv has per-epoch minutes
+                 target:float=None,    # A target accuracy to mark, e.g. 0.88
+                 budget:float=None,    # A budget in minutes to mark, e.g. 60
+                 title:str=None) -> Path:
+    "Save `accuracy_vs_minutes.png` in `run_dir`: validation accuracy against the training minutes summed over the epochs."
+    import matplotlib.pyplot as plt
+    run_dir = Path(run_dir)
+    h = pd.read_csv(run_dir/'history.csv')
+    fig,ax = plt.subplots(figsize=(6, 4))
+    ax.plot(h.minutes.cumsum(), h.accuracy, marker='o', label='validation accuracy (per epoch)')
+    if target is not None: ax.axhline(target, ls='--', color='grey', label=f'{target:.0%} target')
+    if budget is not None: ax.axvline(budget, ls=':', color='grey', label=f'{budget:g}-minute budget')
+    ax.set(xlabel='minutes of training', ylabel='validation accuracy', title=title or run_dir.name)
+    ax.legend(loc='lower right'); fig.tight_layout()
+    with atomic_write(run_dir/'accuracy_vs_minutes.png') as f: fig.savefig(f, format='png', dpi=100)
+    plt.close(fig)
+    return run_dir/'accuracy_vs_minutes.png'
 
 # %% ../nbs/12_runs.ipynb #90e5e176
 class PlainProgress(Callback):

@@ -212,3 +212,14 @@ def test_a_start_killed_before_its_first_epoch_blocks_nothing(tmp_path, left):
         save_config(run/'config.json', cfg); save_data_record(run, run_dls(cfg))
     m = train_run(run, **TINY, epochs=1, tta=False)
     assert m['epochs_trained'] == 1 and sorted(p.name for p in run.iterdir() if p.name.endswith('.tmp')) == []
+
+def test_a_wall_clock_budget_is_a_run_setting(tmp_path):
+    "`minutes`: one-cycle stretched over the whole epochs that fit (at most `epochs`), recorded; its plan cannot be continued."
+    from allconv_fastai.core import AllconvError
+    run = tmp_path/'run'
+    m = train_run(run, **TINY, epochs=50, minutes=0.1, tta=False)
+    assert 1 <= m['epochs_trained'] < 50 and m['weights'] == f"last.pth (epoch {m['epochs_trained']-1})"
+    assert json.loads((run/'config.json').read_text())['minutes'] == 0.1
+    (run/'metrics.json').unlink()
+    with pytest.raises(AllconvError, match='cannot be continued'): train_run(run, resume=True)
+    with pytest.raises(AllconvError, match='applies to the one-cycle schedule'): RunConfig(minutes=5, schedule='paper')
