@@ -384,7 +384,7 @@ def save_run_plots(run_dir, learn:Learner=None) -> list:
     return out
 
 def plot_minutes(run_dir,              # A run folder whose history.csv has per-epoch minutes
-                 target:float=None,    # A target accuracy to mark, e.g. 0.88
+                 targets=(),           # Target accuracies to mark, e.g. (0.88,)
                  budget:float=None,    # A budget in minutes to mark, e.g. 60
                  title:str=None) -> Path:
     "Save `accuracy_vs_minutes.png` in `run_dir`: validation accuracy against the training minutes summed over the epochs."
@@ -393,7 +393,7 @@ def plot_minutes(run_dir,              # A run folder whose history.csv has per-
     h = pd.read_csv(run_dir/'history.csv')
     fig,ax = plt.subplots(figsize=(6, 4))
     ax.plot(h.minutes.cumsum(), h.accuracy, marker='o', label='validation accuracy (per epoch)')
-    if target is not None: ax.axhline(target, ls='--', color='grey', label=f'{target:.0%} target')
+    for t,ls in zip(targets, ('--', ':', '-.')): ax.axhline(t, ls=ls, color='grey', label=f'{100*t:g}% target')
     if budget is not None: ax.axvline(budget, ls=':', color='grey', label=f'{budget:g}-minute budget')
     ax.set(xlabel='minutes of training', ylabel='validation accuracy', title=title or run_dir.name)
     ax.legend(loc='lower right'); fig.tight_layout()

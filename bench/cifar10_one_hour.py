@@ -28,6 +28,6 @@ def main(argv=None):
         m = train_run(a.out, RunConfig(arch='all-cnn-c', recipe='shipped', data='cifar10-jpg', valid=5000, seed=42,
                                        epochs=200, minutes=a.minutes, precision=a.precision))   # the budget, not 200 epochs, ends training
         print(json.dumps(m, indent=1))
-    print(plot_minutes(a.plot or a.out, target=0.88, budget=60, title='All-CNN-C on CIFAR-10 training JPEGs, one CPU'))
+    print(plot_minutes(a.plot or a.out, targets=(0.88,), budget=60, title='All-CNN-C on CIFAR-10 training JPEGs, one CPU'))
 
 if __name__ == '__main__': main()

@@ -4,10 +4,12 @@ Four stages, each time-boxed, each writing its results the moment it has them (a
 
 1. tests: `pytest -m cuda tests/test_cuda.py` (junit XML and log).
 2. allcnn: All-CNN-C with the fast recipe on the CIFAR-10 training JPEGs (45,000 train / the seeded 5,000 held out),
-   up to 30 epochs of one-cycle: per-epoch img/s, wall-clock minutes and validation accuracy; minutes to 90% and to
-   92.75% (the paper's C10+ figure, 7.25% error) where reached; final accuracy plain and with mirror TTA.
+   up to 30 epochs of one-cycle on the stage's wall-clock budget (`RunConfig(minutes=...)`), trained by `train_run`
+   into the run folder `allcnn-c/`: per-epoch img/s (of the epoch's wall time), minutes and validation accuracy;
+   minutes to 90% and to 92.75% (the paper's C10+ figure, 7.25% error) where reached; final accuracy plain and with
+   mirror TTA.
 3. table3: the C row of the All-CNN paper's Table 3 (model-c, strided-cnn-c, convpool-cnn-c, all-cnn-c) on the same
-   data, all with the recipe of stage 2 for the few epochs that fit.
+   data, all with the recipe of stage 2 for the few epochs that fit (run folders under `table3/`).
 4. densenet: DenseNet-BC-100 img/s and peak GPU memory per training step, plain vs checkpointed (`efficient=True`).
 
 The fast recipe (stage 2 and 3), every value in one place: batch norm after every conv but the last, no dropout,
@@ -26,12 +28,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 import pandas as pd, torch
 import torch.nn.functional as F
-from fastai.callback.core import Callback, CancelFitException
-from fastai.callback.schedule import ParamScheduler, combined_cos
-from fastai.losses import LabelSmoothingCrossEntropyFlat
 from fastai.torch_core import set_seed
-from allconv_fastai import (cifar_dls, allcnn_learner, get_arch, DenseNet, n_params, paper_table3, find_cifar10_jpg,
-                            saved_activation_bytes, atomic_write)
+from allconv_fastai import (cifar_dls, get_arch, DenseNet, n_params, paper_table3, find_cifar10_jpg, saved_activation_bytes,
+                            atomic_write, machine_info, write_json, plot_minutes, RunConfig, train_run)
 
 REPO = Path(__file__).resolve().parents[1]
 TARGETS = (0.90, 0.9275)  # accuracies whose wall-clock minutes we report; 92.75% = the paper's All-CNN-C on C10+
@@ -39,7 +38,7 @@ TARGETS = (0.90, 0.9275)  # accuracies whose wall-clock minutes we report; 92.75
 # Full size (GPU) and toy size (--dry-run on a CPU). Boxes are seconds of wall clock per stage.
 FULL = dict(bs=512, lr=0.4, wd=5e-4, smoothing=0.1, widths=(96, 192), epochs=30, table3_epochs=15,
             boxes=dict(tests=120, allcnn=140, table3=90, densenet=50), densenet_bs=(64, 256), densenet_rounds=5)
-TOY = dict(bs=32, lr=0.1, wd=5e-4, smoothing=0.1, widths=(16, 32), epochs=1, table3_epochs=1,
+TOY = dict(bs=32, lr=0.1, wd=5e-4, smoothing=0.1, widths=(16, 32), epochs=2, table3_epochs=1,
            boxes=dict(tests=120, allcnn=60, table3=60, densenet=30), densenet_bs=(8,), densenet_rounds=2)
 TABLE3_C = ('model-c', 'strided-cnn-c', 'convpool-cnn-c', 'all-cnn-c')
 
@@ -47,26 +46,19 @@ class Cut(Exception): "The wall-clock limit's SIGTERM arrived."
 
 def _on_term(signum, frame): raise Cut(f"signal {signum}: the time limit cut the run")
 
-def write_json(path, obj):
-    with atomic_write(path, 'w') as f: json.dump(obj, f, indent=1, default=str)
-
 def write_csv(path, rows):
     with atomic_write(path, 'w') as f: pd.DataFrame(rows).to_csv(f, index=False)
 
 def sync(dev):
     if dev.type == 'cuda': torch.cuda.synchronize(dev)
 
-def cpu_name() -> str:
-    try: return next(l.split(':', 1)[1].strip() for l in Path('/proc/cpuinfo').read_text().splitlines() if l.startswith('model name'))
-    except (OSError, StopIteration): return platform.processor() or platform.machine()
-
 def versions(dev) -> dict:
-    "Library versions, the GPU and the CPU."
-    import fastai, fastcore, torchvision, allconv_fastai
-    v = dict(python=platform.python_version(), torch=torch.__version__, torchvision=torchvision.__version__,
-             fastai=fastai.__version__, fastcore=fastcore.__version__, allconv_fastai=allconv_fastai.__version__,
-             cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
-             device=str(dev), gpu=None, gpu_memory_gib=None, cpu=cpu_name(), cpu_cores=os.cpu_count(), platform=platform.platform())
+    "The library's `machine_info`, with the other libraries' versions, CUDA, cuDNN and the GPU's memory."
+    import fastcore, torchvision, allconv_fastai
+    v = dict(machine_info(dev), torchvision=torchvision.__version__, fastcore=fastcore.__version__,
+             allconv_fastai=allconv_fastai.__version__, cuda=torch.version.cuda,
+             cudnn=torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+             gpu=None, gpu_memory_gib=None, cpu_cores=os.cpu_count(), platform=platform.platform())
     if dev.type == 'cuda':
         p = torch.cuda.get_device_properties(dev)
         v.update(gpu=p.name, gpu_memory_gib=round(p.total_memory/2**30, 1), bf16=torch.cuda.is_bf16_supported())
@@ -117,94 +109,49 @@ def toy_folder(root:Path, n_per:int=24, seed:int=0) -> Path:
     return root
 
 def load_data(dry:bool, cfg, dev, tmp:Path):
-    "The 45,000/5,000 seeded split of the CIFAR-10 JPEGs (a toy folder with --dry-run), on `dev`."
+    "The 45,000/5,000 seeded split of the CIFAR-10 JPEGs (a toy folder with --dry-run), on `dev`; with the settings that name it."
     t0 = time.time()
-    if dry: dls = cifar_dls(str(toy_folder(tmp/'toy-cifar')), bs=cfg['bs'], valid=40, seed=42, device=dev, cache_dir=tmp)
+    if dry: data = dict(data=str(toy_folder(tmp/'toy-cifar')), valid=40)
     else:
         if find_cifar10_jpg() is None: return None,0.
-        dls = cifar_dls('cifar10-jpg', bs=cfg['bs'], valid=5000, seed=42, device=dev, cache_dir=tmp)
+        data = dict(data='cifar10-jpg', valid=5000)
+    dls = cifar_dls(data['data'], bs=cfg['bs'], valid=data['valid'], seed=42, device=dev, cache_dir=tmp)
+    dls.settings = data
     return dls,time.time()-t0
 
-class OneCycleInBox(ParamScheduler):
-    "fastai's one-cycle (lr and momentum) over the fit's epochs, or over fewer where they would not fit in `seconds`."
-    def __init__(self, lr_max:float, seconds:float, div:float=25., div_final:float=1e5, pct_start:float=0.25,
-                 moms=(0.95, 0.85, 0.95)):
-        super().__init__({'lr': combined_cos(pct_start, lr_max/div, lr_max, lr_max/div_final), 'mom': combined_cos(pct_start, *moms)})
-        self.seconds = seconds
-    def before_fit(self): super().before_fit(); self.t0,self.n_plan = time.time(),self.n_epoch
-    def before_epoch(self):
-        # re-plan from the measured time per epoch (training + validation); stop where the next one would not fit
-        if self.epoch == 0: return
-        self.n_plan = min(self.n_epoch, max(self.epoch, int(self.seconds // ((time.time() - self.t0)/self.epoch))))
-        if self.epoch >= self.n_plan: raise CancelFitException
-    def before_batch(self):
-        if not self.training: return
-        pct = min((self.epoch + self.iter/self.n_iter)/self.n_plan, 1.)
-        for k,f in self.scheds.items(): self.opt.set_hyper(k, f(pct))
+def run_config(dls, arch:str, cfg, epochs:int, seconds:float, tta:bool) -> RunConfig:
+    "The fast recipe at the GPU check's batch size and lr, trained to a wall-clock budget of `seconds` (at most `epochs`)."
+    return RunConfig(arch=arch, recipe='shipped', **dls.settings, seed=42, bs=cfg['bs'], lr=cfg['lr'], wd=cfg['wd'],
+                     label_smoothing=cfg['smoothing'], widths=','.join(map(str, cfg['widths'])), epochs=epochs,
+                     minutes=max(seconds, 1)/60, precision='auto', tta=tta)
 
-class EpochLog(Callback):
-    "After each epoch: wall-clock minutes since fit began, training img/s and the recorder's values, appended to `path`."
-    order = 95
-    def __init__(self, path, dev): self.path,self.dev,self.rows = Path(path) if path else None,dev,[]
-    def before_fit(self): sync(self.dev); self.t0 = time.time()
-    def before_train(self): sync(self.dev); self.t_train = time.time()
-    def after_train(self): sync(self.dev); self.train_s = time.time() - self.t_train
-    def after_epoch(self):
-        sync(self.dev)
-        vals = dict(zip(self.recorder.metric_names[1:-1], self.recorder.values[-1]))
-        n = len(self.dls.train)*self.dls.train.bs
-        self.rows.append(dict(epoch=self.epoch, minutes=(time.time()-self.t0)/60, train_seconds=self.train_s,
-                              img_s=n/self.train_s, **vals, lr=self.opt.hypers[-1]['lr']))
-        if self.path: write_csv(self.path, self.rows)
-
-def fast_learner(dls, arch, cfg, out):
-    set_seed(42)
-    return allcnn_learner(dls, arch, bn=True, dropout=False, widths=cfg['widths'], lr=cfg['lr'], wd=cfg['wd'],
-                          precision='auto', loss_func=LabelSmoothingCrossEntropyFlat(eps=cfg['smoothing']), path=out)
-
-def plot_minutes(csv:Path, png:Path, title:str, n_valid:int):
-    "Validation accuracy against wall-clock minutes of training, from the per-epoch CSV."
-    import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
-    m = pd.read_csv(csv)
-    fig,ax = plt.subplots(figsize=(6, 4))
-    ax.plot(m.minutes, m.accuracy, marker='o', label=f'validation accuracy ({n_valid:,} held out)')
-    for t,ls in zip(TARGETS, ('--', ':')): ax.axhline(t, ls=ls, color='grey', label=f'{100*t:g}%')
-    ax.set(xlabel='wall-clock minutes of training', ylabel='accuracy', title=title, xlim=(0, None))
-    ax.legend(); fig.tight_layout()
-    with atomic_write(png) as f: fig.savefig(f, format='png', dpi=100)
-    plt.close(fig)
+def epochs_table(run:Path, n_train:int) -> pd.DataFrame:
+    "Per epoch, from the run's history.csv: minutes since training began, the epoch's seconds and training images/s (of its wall time)."
+    h = pd.read_csv(run/'history.csv')
+    return pd.DataFrame(dict(epoch=h.epoch, minutes=h.minutes.cumsum(), seconds=h.minutes*60, img_s=n_train/(h.minutes*60),
+                             train_loss=h.train_loss, valid_loss=h.valid_loss, accuracy=h.accuracy))
 
 # ---- stage 2: All-CNN-C, the fast recipe
 def stage_allcnn(out:Path, box:float, cfg, dev, dls) -> dict:
-    learn = fast_learner(dls, 'all-cnn-c', cfg, out)
-    csv = out/'allcnn_c_epochs.csv'
-    log = EpochLog(csv, dev)
-    res = dict(data=dls.data_name, net='all-cnn-c', params=n_params(learn.model), bs=cfg['bs'], lr=cfg['lr'], wd=cfg['wd'],
-               label_smoothing=cfg['smoothing'], widths=list(cfg['widths']), max_epochs=cfg['epochs'],
-               precision=[type(c).__name__ for c in learn.cbs if type(c).__name__ in ('MixedPrecision', 'CPUAutocast', 'ChannelsLast')],
-               box_seconds=round(box))
+    run = out/'allcnn-c'
+    res = dict(data=dls.data_name, net='all-cnn-c', params=n_params(get_arch('all-cnn-c', widths=cfg['widths'], bn=True)),
+               bs=cfg['bs'], lr=cfg['lr'], wd=cfg['wd'], label_smoothing=cfg['smoothing'], widths=list(cfg['widths']),
+               max_epochs=cfg['epochs'], box_seconds=round(box), run=str(run))
     write_json(out/'allcnn_c.json', {**res, 'status': 'training'})
-    try:
-        # one-cycle over 30 epochs, or over fewer if 30 would not fit the box (~10 s kept for the evaluation)
-        learn.fit(cfg['epochs'], cbs=[OneCycleInBox(cfg['lr'], max(box - 10, 1)), log])
-    finally:
-        if csv.exists():
-            where = torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'CPU (dry run)'
-            plot_minutes(csv, out/'accuracy_vs_minutes.png', f"All-CNN-C, fast recipe, {'+'.join(res['precision'])}, {where}",
-                         len(dls.valid_ds))
-    m = pd.read_csv(csv)
-    res.update(epochs=len(m), train_minutes=round(float(m.minutes.iloc[-1]), 3), img_s_median=round(float(m.img_s.median())),
-               img_s_after_first=round(float(m.img_s.iloc[1:].median())) if len(m) > 1 else None)
+    # one-cycle over 30 epochs, or over fewer if 30 would not fit the box (~10 s kept for the evaluation)
+    m = train_run(run, run_config(dls, 'all-cnn-c', cfg, cfg['epochs'], box - 10, tta=True), dls=dls)
+    e = epochs_table(run, len(dls.train_ds))
+    e.to_csv(out/'allcnn_c_epochs.csv', index=False)
+    where = torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'CPU (dry run)'
+    prec = json.loads((run/'config.json').read_text())['env']['precision']
+    plot_minutes(run, targets=TARGETS, title=f"All-CNN-C, fast recipe, {prec}, {where}")
+    res.update(precision=prec, epochs=len(e), train_minutes=round(float(e.minutes.iloc[-1]), 3), img_s_median=round(float(e.img_s.median())),
+               img_s_after_first=round(float(e.img_s.iloc[1:].median())) if len(e) > 1 else None)
     for t in TARGETS:
-        hit = m[m.accuracy >= t]
+        hit = e[e.accuracy >= t]
         res[f'minutes_to_{100*t:g}'] = None if hit.empty else round(float(hit.minutes.iloc[0]), 3)
         res[f'epoch_to_{100*t:g}'] = None if hit.empty else int(hit.epoch.iloc[0])
-    with learn.no_bar(), learn.no_logging():
-        res['valid_accuracy'] = float(learn.validate()[1])
-        for k,kw in (('valid_accuracy_mirror_tta', {}), ('valid_accuracy_mirror_shift_tta', dict(translate=True))):
-            p,t = learn.mirror_tta(**kw)
-            res[k] = float((p.argmax(1) == t).float().mean())
-    res['status'] = 'done'
+    res.update(valid_accuracy=m['valid_accuracy'], valid_accuracy_mirror_tta=m.get('valid_tta_accuracy'), status='done')
     write_json(out/'allcnn_c.json', res)
     return res
 
@@ -219,13 +166,12 @@ def stage_table3(out:Path, box:float, cfg, dev, dls) -> dict:
     for i,arch in enumerate(TABLE3_C):
         per = (box - (time.time() - t0))/(len(TABLE3_C) - i)   # what is left, shared by the nets still to run
         if per < 3: rows.append(dict(net=arch, status='skipped: out of time')); continue
-        learn = fast_learner(dls, arch, cfg, out)
-        log = EpochLog(None, dev)
-        t1 = time.time()
-        learn.fit(cfg['table3_epochs'], cbs=[OneCycleInBox(cfg['lr'], max(per - 3, 1)), log])
-        with learn.no_bar(), learn.no_logging(): acc = float(learn.validate()[1])
-        rows.append(dict(net=arch, params=n_params(learn.model), epochs=len(log.rows), seconds=round(time.time()-t1, 1),
-                         img_s=round(statistics.median(r['img_s'] for r in log.rows)), valid_accuracy=acc,
+        run = out/'table3'/arch
+        m = train_run(run, run_config(dls, arch, cfg, cfg['table3_epochs'], per - 3, tta=False), dls=dls)
+        e = epochs_table(run, len(dls.train_ds))
+        acc = m['valid_accuracy']
+        rows.append(dict(net=arch, params=n_params(get_arch(arch, widths=cfg['widths'], bn=True)), epochs=m['epochs_trained'],
+                         seconds=m['seconds'], img_s=round(float(e.img_s.median())), valid_accuracy=acc,
                          valid_error=round(100*(1-acc), 2), paper_test_error=paper_table3[arch], status='done'))
         write_csv(csv, rows)
         write_json(out/'table3_c.json', dict(protocol=protocol, rows=rows))

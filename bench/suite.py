@@ -19,7 +19,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from fastcore.basics import store_attr
 from fastai.torch_core import default_device
 from fastai.callback.core import Callback, CancelFitException, CancelValidException
-from allconv_fastai.core import AllconvError, atomic_write, check_positive, find_cifar10_jpg, cpu_model
+from allconv_fastai.core import AllconvError, atomic_write, check_positive, find_cifar10_jpg, cpu_model, machine_info
 from allconv_fastai.data.augment import batch_flip, batch_translate
 from allconv_fastai.data.loaders import cifar_dls
 from allconv_fastai.learner import allcnn_learner
@@ -31,13 +31,11 @@ from allconv_fastai.models.densenet import densenet_bc100_k12, densenet40_k12, s
 get_densenet = get_arch  # the registry builds any DenseNet by name
 
 
-def machine_info(device=None) -> dict:
-    "CPU model, cores, torch version, thread count and load average (and the GPU, if `device` is one)."
+def bench_env(device=None) -> dict:
+    "The library's `machine_info`, with what a benchmark's reader needs beside it: cores, load average, native bf16."
     dev = torch.device(device or default_device())
-    res = dict(cpu=cpu_model(), cores=os.cpu_count(), torch=torch.__version__, threads=torch.get_num_threads(),
-               load_avg=' '.join(f'{x:.2f}' for x in os.getloadavg()), bf16_cpu=cpu_has_bf16(), device=str(dev))
-    if dev.type=='cuda': res['gpu'] = torch.cuda.get_device_name(dev)
-    return res
+    return dict(machine_info(dev), cores=os.cpu_count(), load_avg=' '.join(f'{x:.2f}' for x in os.getloadavg()),
+                bf16_cpu=cpu_has_bf16())
 
 def sync(device=None):
     "Wait for queued GPU work (on a CPU there is none)."
@@ -479,7 +477,7 @@ def _run_bench(quick, device, reps, n_images, bs, only, workers, command, t_star
     dev = torch.device(device or default_device())
     if dev.type=='cuda' and not torch.cuda.is_available():
         raise AllconvError("`--device cuda` but torch sees no GPU.", "run on a machine with a GPU, or use --device cpu.")
-    res = dict(info=machine_info(dev), best_mode=best_mode(dev), notes=[], quick=quick)
+    res = dict(info=bench_env(dev), best_mode=best_mode(dev), notes=[], quick=quick)
     load,cores = os.getloadavg()[0],res['info']['cores']
     res['notes'].append(f"Load average (1, 5, 15 min) at the start: {res['info']['load_avg']} on {cores} cores" + (
         ": other jobs were running, so absolute speeds are noisy and the ratios are what to read. On an oversubscribed "

@@ -20,10 +20,12 @@ def subset(tmp_path_factory):
     folder,real = suite.cifar_subset(d, 100, src=d/'none')
     return d, folder, real
 
-def test_machine_info():
-    info = suite.machine_info('cpu')
+def test_bench_env_extends_the_librarys_machine_info():
+    from allconv_fastai.core import machine_info
+    info = suite.bench_env('cpu')
+    ft.test_eq({k: info[k] for k in machine_info('cpu')}, machine_info('cpu'))
     ft.test_eq(info['torch'], torch.__version__)
-    assert info['cores'] >= 1 and len(info['load_avg'].split()) == 3
+    assert info['cores'] >= 1 and len(info['load_avg'].split()) == 3 and isinstance(info['bf16_cpu'], bool)
 
 def test_interleave_and_paired_ratio():
     ts = suite.interleave(dict(short=lambda: time.sleep(0.01), long=lambda: time.sleep(0.03)), rounds=3)

@@ -25,12 +25,15 @@ def test_dry_run_writes_every_result(tmp_path):
         assert t['skipped'] == len(t['tests']) and all('needs a CUDA GPU' in c['message'] for c in t['tests'].values())
     ET.parse(out/'pytest_cuda.xml')
     a = json.loads((out/'allcnn_c.json').read_text())
-    assert a['status'] == 'done' and a['epochs'] == 1 and 0 <= a['valid_accuracy'] <= 1 and 0 <= a['valid_accuracy_mirror_tta'] <= 1
+    assert a['status'] == 'done' and a['epochs'] == 2 and 0 <= a['valid_accuracy'] <= 1 and 0 <= a['valid_accuracy_mirror_tta'] <= 1
     assert {'minutes_to_90', 'minutes_to_92.75'} <= set(a)
     e = pd.read_csv(out/'allcnn_c_epochs.csv')
-    assert list(e.columns[:7]) == ['epoch', 'minutes', 'train_seconds', 'img_s', 'train_loss', 'valid_loss', 'accuracy']
-    assert len(e) == 1 and (e.img_s > 0).all()
-    assert (out/'accuracy_vs_minutes.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    assert list(e.columns[:7]) == ['epoch', 'minutes', 'seconds', 'img_s', 'train_loss', 'valid_loss', 'accuracy']
+    assert len(e) == 2 and (e.img_s > 0).all()
+    run = out/'allcnn-c'   # trained through train_run: a run folder like any other, with the budget in its record
+    assert json.loads((run/'config.json').read_text())['minutes'] > 0 and json.loads((run/'metrics.json').read_text())['epochs_trained'] == 2
+    assert (run/'accuracy_vs_minutes.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    assert all((out/'table3'/n/'metrics.json').exists() for n in ('model-c', 'strided-cnn-c', 'convpool-cnn-c', 'all-cnn-c'))
     t3 = pd.read_csv(out/'table3_c.csv')
     assert list(t3.net) == ['model-c', 'strided-cnn-c', 'convpool-cnn-c', 'all-cnn-c'] and (t3.status == 'done').all()
     assert list(t3.paper_test_error) == [9.74, 10.19, 9.31, 9.08]
