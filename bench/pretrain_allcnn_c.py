@@ -26,8 +26,9 @@ def main(argv=None):
     import json
     from allconv_fastai.pretrained import card_from_run, export_run, weights_dir
     if a.card:
+        from allconv_fastai.runs import write_json
         card = card_from_run(SHIPPED_RUN, weights_dir()/'all-cnn-c.safetensors')
-        (weights_dir()/'all-cnn-c.json').write_text(json.dumps(card, indent=1))
+        write_json(weights_dir()/'all-cnn-c.json', card)
     elif a.export: card = export_run(a.out)
     else:
         from allconv_fastai.config import RunConfig
