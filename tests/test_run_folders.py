@@ -78,7 +78,8 @@ def test_two_starts_into_one_out(tmp_path):
     run = tmp_path/'race'
     a = cli('--out', run, '--epochs', 200, *CLI_TINY)
     try:
-        wait_for(lambda: (run/'config.json').exists() and (run/'.lock').exists() and (run/'.lock').read_text().strip(), a, 'A started')
+        started = lambda: (run/'config.json').exists() and b'"starts"' in (run/'config.json').read_bytes()   # A's own last write to it
+        wait_for(lambda: started() and (run/'.lock').exists() and (run/'.lock').read_text().strip(), a, 'A started')
         cfg = (run/'config.json').read_bytes()
         b = cli('--out', run, '--epochs', 3, '--lr', 0.2, *CLI_TINY)
         out, err = b.communicate(timeout=300)
