@@ -192,6 +192,12 @@ def nb2md(nb:dict, page:str, linker:Linker, stage:Path) -> tuple[str,str]:
 
 # ---------------------------------------------------------------- nbdev processing
 
+def _readable_defaults(md:str) -> str:
+    "Defaults whose repr is `<...>` (a function, a sentinel object) as text: raw, they would be HTML tags in a table."
+    md = re.sub(r'<function ([\w.]+) at 0x[0-9a-f]+>', r'\1', md)
+    md = re.sub(r'<object object at 0x[0-9a-f]+>', '(not set)', md)
+    return re.sub(r"<class '([\w.]+)'>", r'\1', md)
+
 def _table_renderer():
     "Make `show_doc` add a docments table (name, type, default, details) under the signature, like nbdev 2 did."
     import nbdev.showdoc as sd
@@ -201,14 +207,14 @@ def _table_renderer():
     def _repr_markdown_(self):
         md = orig(self)
         try: tbl = DocmentTbl(self.sym)
-        except Exception: return md
-        if not tbl.has_docment: return md
+        except Exception: return _readable_defaults(md)
+        if not tbl.has_docment: return _readable_defaults(md)
         try:  # the signature without the trailing comments, which the table now shows
             dt = DocmentText(self.sym, maxline=self.maxline, docstring=False)
             for v in dt.dm.values(): v['docment'] = None
             md = md.replace(f'```python\n{self.dm}\n```', f'```python\n{dt}\n```', 1)
         except Exception: pass
-        return md + '\n\n' + str(tbl)
+        return _readable_defaults(md + '\n\n' + str(tbl))
     sd.BasicMarkdownRenderer._repr_markdown_ = _repr_markdown_
     sd.BasicMarkdownRenderer._allconv_tables = True
 

@@ -105,6 +105,13 @@ def test_every_page_renders(crawl):
            for p,i in crawl['pages'].items() if len(i['article'].strip()) < 20 or i['console']}
     assert not bad, f'pages empty or with browser errors (title, text length, errors): {bad}'
 
+def test_no_raw_object_reprs_on_any_page(crawl):
+    "Defaults such as a sentinel object or a function show as text, not as `<object ... at 0x...>` (an HTML tag in a table)."
+    site = crawl['site']
+    bad = [(f.relative_to(site).as_posix(), m) for f in site.rglob('*.html')
+           for m in re.findall(r'(?:<|&lt;)(?:object|function) [^>&]{0,80} at 0x[0-9a-f]+', f.read_text(errors='replace'))]
+    assert not bad, bad[:10]
+
 def test_home_page_is_the_index_notebook(crawl):
     home = crawl['pages']['index.html']['article']
     nb = json.loads((ROOT/'nbs'/'index.ipynb').read_text())
