@@ -52,9 +52,11 @@ def stored_help(name:str) -> str|None:
     try: return _json.loads((resources.files('allconv_fastai')/'cli_help.json').read_text(encoding='utf-8')).get(name)
     except (OSError, ValueError): return None
 
-def _help_asked(argv) -> bool:
+def _stored_help_exit(name:str, argv):
+    "Where `argv` asks for help and `allconv-{name}`'s is stored, print it and exit 0, as argparse's --help does."
     argv = list(argv)
-    return bool({'-h', '--help'} & set(argv[:argv.index('--')] if '--' in argv else argv))
+    if {'-h', '--help'} & set(argv[:argv.index('--')] if '--' in argv else argv) and (h := stored_help(name)) is not None:
+        print(h, end=''); raise SystemExit(0)
 
 def _main(func, cls=None, skip=(), defaults=None, positional=(), typed_only:bool=False):
     "The command-line entry point of `func`: options from `func`'s parameters and `cls`'s fields (a class, or a function returning one, called only to build the parser); `--help` from the stored text, without importing torch; errors as one line."
@@ -66,8 +68,7 @@ def _main(func, cls=None, skip=(), defaults=None, positional=(), typed_only:bool
         return p
     def main(argv=None, prog=None):
         argv = list(sys.argv[1:] if argv is None else argv)
-        if prog is None and _help_asked(argv) and (h := stored_help(name)) is not None:
-            print(h, end=''); raise SystemExit(0)   # as argparse's --help does
+        if prog is None: _stored_help_exit(name, argv)
         from fastai.distributed import teardown_distrib
         from allconv_fastai.runs import RunStopped
         args = vars(parser(prog).parse_args(argv))
@@ -314,7 +315,7 @@ def main(argv=None) -> int:
 def _campaign_main(argv=None) -> int:
     "`allconv-campaign`: its `--help` from the stored text, the rest from `allconv_fastai.campaign`."
     argv = list(sys.argv[1:] if argv is None else argv)
-    if _help_asked(argv) and (h := stored_help('campaign')) is not None: print(h, end=''); raise SystemExit(0)
+    _stored_help_exit('campaign', argv)
     from allconv_fastai.campaign import campaign_main
     return campaign_main(argv)
 

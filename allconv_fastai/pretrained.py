@@ -118,7 +118,7 @@ def export_run(run_dir,             # A finished run (its last.pth is the final 
     "Write the final weights of the run in `run_dir` as safetensors, and their card from `card_from_run`, into `dest`."
     from safetensors.torch import save as st_save
     from allconv_fastai.core import atomic_write
-    from allconv_fastai.runs import load_checkpoint
+    from allconv_fastai.runs import load_checkpoint, write_json
     run_dir = Path(run_dir)
     arch = arch_info(_run_file(run_dir, 'config.json')['arch']).name
     if not (run_dir/'last.pth').exists(): raise AllconvError(f"{run_dir} has no last.pth.", "pass the folder of a finished run.")
@@ -127,7 +127,7 @@ def export_run(run_dir,             # A finished run (its last.pth is the final 
     state = load_checkpoint(run_dir/'last.pth')['model']
     with atomic_write(dest/f'{arch}.safetensors') as f: f.write(st_save({k: v.contiguous() for k,v in state.items()}))
     card = card_from_run(run_dir, dest/f'{arch}.safetensors')
-    with atomic_write(dest/f'{arch}.json', 'w') as f: json.dump(card, f, indent=1)
+    write_json(dest/f'{arch}.json', card)
     return card
 
 

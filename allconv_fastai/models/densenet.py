@@ -155,17 +155,17 @@ def _named(depth, growth, bc, kw):
     "`DenseNet(depth, growth, bc)` with any of the three overridden by `kw` (e.g. `growth=4` for a narrow variant)."
     return DenseNet(**{'depth': depth, 'growth': growth, 'bc': bc, **kw})
 
-@register_arch('densenet', 'DenseNet (L=40, k=12)', paper_params=1.0e6, C10=7.00, C10_plus=5.24, C100=27.55, C100_plus=24.42)
+@register_arch('densenet', paper_params=1.0e6, C10=7.00, C10_plus=5.24, C100=27.55, C100_plus=24.42)
 def densenet40_k12(**kw): "DenseNet (L=40, k=12)"; return _named(40, 12, False, kw)
-@register_arch('densenet', 'DenseNet (L=100, k=12)', paper_params=7.0e6, C10=5.77, C10_plus=4.10, C100=23.79, C100_plus=20.20)
+@register_arch('densenet', paper_params=7.0e6, C10=5.77, C10_plus=4.10, C100=23.79, C100_plus=20.20)
 def densenet100_k12(**kw): "DenseNet (L=100, k=12)"; return _named(100, 12, False, kw)
-@register_arch('densenet', 'DenseNet (L=100, k=24)', paper_params=27.2e6, C10=5.83, C10_plus=3.74, C100=23.42, C100_plus=19.25)
+@register_arch('densenet', paper_params=27.2e6, C10=5.83, C10_plus=3.74, C100=23.42, C100_plus=19.25)
 def densenet100_k24(**kw): "DenseNet (L=100, k=24)"; return _named(100, 24, False, kw)
-@register_arch('densenet', 'DenseNet-BC (L=100, k=12)', paper_params=0.8e6, C10=5.92, C10_plus=4.51, C100=24.15, C100_plus=22.27)
+@register_arch('densenet', paper_params=0.8e6, C10=5.92, C10_plus=4.51, C100=24.15, C100_plus=22.27)
 def densenet_bc100_k12(**kw): "DenseNet-BC (L=100, k=12)"; return _named(100, 12, True, kw)
-@register_arch('densenet', 'DenseNet-BC (L=250, k=24)', paper_params=15.3e6, C10=5.19, C10_plus=3.62, C100=19.64, C100_plus=17.60)
+@register_arch('densenet', paper_params=15.3e6, C10=5.19, C10_plus=3.62, C100=19.64, C100_plus=17.60)
 def densenet_bc250_k24(**kw): "DenseNet-BC (L=250, k=24)"; return _named(250, 24, True, kw)
-@register_arch('densenet', 'DenseNet-BC (L=190, k=40)', paper_params=25.6e6, C10_plus=3.46, C100_plus=17.18)
+@register_arch('densenet', paper_params=25.6e6, C10_plus=3.46, C100_plus=17.18)
 def densenet_bc190_k40(**kw): "DenseNet-BC (L=190, k=40)"; return _named(190, 40, True, kw)
 
 # %% ../../nbs/02_models.densenet.ipynb #e431ad0a
