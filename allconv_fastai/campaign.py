@@ -15,8 +15,8 @@ from torch import nn
 from .core import AllconvError, cpu_model
 from .models.registry import arch_info
 from .runs import RunLock, RunStopped, read_json, write_json, read_metrics, load_checkpoint
-from .config import RunConfig, run_dls, read_config
-from .experiments import train_run, _key, _DATA
+from .config import RunConfig, data_settings, run_dls, read_config
+from .experiments import train_run, _key
 
 # %% auto #0
 __all__ = ['PlannedRun', 'Plan', 'best_lr', 'forward_flops', 'run_flops', 'file_run', 'filed_metrics', 'campaign_status',
@@ -39,7 +39,11 @@ class PlannedRun:
 
 class Plan:
     "A named, ordered list of `PlannedRun`s; `report`, given, writes the plan's tables from its results folder."
-    def __init__(self, name:str, desc:str='', report:Callable=None): self.name,self.desc,self.report,self.runs = name,desc,report,{}
+    def __init__(self,
+        name:str,              # The plan's name: its results go to RESULTS/name, its unfinished runs to WORK/name
+        desc:str='',           # One line on what the plan measures
+        report:Callable=None,  # Writes the plan's tables from its results folder (e.g. `table3_report`)
+    ): self.name,self.desc,self.report,self.runs = name,desc,report,{}
     def add(self, name:str, cfg=None, keep_weights:bool=True, **settings) -> PlannedRun:
         "Add the run `name` with settings `cfg` (a `RunConfig` or a function of the finished runs' metrics), or `RunConfig(**settings)`."
         if name in self.runs: raise AllconvError(f"Plan {self.name} already has a run called {name!r}.", "give each run its own name.")
@@ -51,7 +55,9 @@ class Plan:
     def __repr__(self): return f"Plan({self.name!r}, {len(self)} runs)"
 
 # %% ../nbs/19_campaign.ipynb #b96c7ac4
-def best_lr(done:dict, prefix:str) -> float:
+def best_lr(done:dict,   # The finished runs' metrics by run name
+            prefix:str,  # Name prefix of the sweep's runs, e.g. 'sweep/all-cnn-c-lr'
+           ) -> float:
     "The lr of the finished run named `prefix...` with the best validation accuracy that did not diverge."
     cands = {n: m for n,m in done.items() if n.startswith(prefix)}
     if not cands: raise KeyError(prefix + '*')
@@ -60,7 +66,9 @@ def best_lr(done:dict, prefix:str) -> float:
     return max(ok.values(), key=lambda m: m['valid_accuracy'])['lr']
 
 # %% ../nbs/19_campaign.ipynb #456197f9
-def forward_flops(model:nn.Module, size:int=32) -> int:
+def forward_flops(model:nn.Module, # The net (run once, on the CPU, in eval mode)
+                  size:int=32,     # Side of the input image in pixels
+                 ) -> int:
     "FLOPs (2 x multiply-adds) of the convolutions and linear layers of `model` on one `size`x`size` RGB image."
     total = []
     def hook(m, inp, out):
@@ -74,7 +82,10 @@ def forward_flops(model:nn.Module, size:int=32) -> int:
     return int(sum(total))
 
 _flops_cache = {}
-def run_flops(cfg:RunConfig, n_train:int, n_valid:int) -> float:
+def run_flops(cfg:RunConfig, # The run's settings: net, widths, image size, epochs
+              n_train:int,   # Training images per epoch
+              n_valid:int,   # Validation images per epoch
+             ) -> float:
     "Training FLOPs of the run `cfg` on `n_train` training and `n_valid` validation images per epoch (a step is ~3 forward passes)."
     size = cfg.size or 32
     key = (cfg.arch, cfg.widths, cfg.residual, size)
@@ -93,7 +104,10 @@ def _sha256(p) -> str:
         for b in iter(lambda: f.read(1<<20), b''): h.update(b)
     return h.hexdigest()
 
-def file_run(run_dir, dest, keep_weights:bool=True, **extra) -> dict:
+def file_run(run_dir,                 # A finished run folder (with metrics.json)
+             dest,                    # The filed run's folder, replaced by a complete copy
+             keep_weights:bool=True,  # Also file the final weights (bf16 safetensors) and their SHA-256
+             **extra) -> dict:
     "File the finished run in `run_dir` as `dest`: its small files, its final weights (bf16 safetensors) and their SHA-256; returns its metrics."
     from safetensors.torch import save_file
     run_dir,dest = Path(run_dir),Path(dest)
@@ -118,7 +132,8 @@ def file_run(run_dir, dest, keep_weights:bool=True, **extra) -> dict:
     os.replace(tmp, dest)
     return m
 
-def filed_metrics(dest) -> dict|None:
+def filed_metrics(dest, # A filed run's folder
+                 ) -> dict|None:
     "The metrics of a run filed at `dest`, or None when it is not (yet) filed."
     return read_metrics(dest) if (Path(dest)/'metrics.json').exists() else None
 
@@ -155,7 +170,10 @@ def _report(plan, out) -> list:
 def _hours(s): return f"{s/3600:.1f} h" if s >= 3600 else f"{s/60:.0f} min"
 
 # %% ../nbs/19_campaign.ipynb #e89d42eb
-def campaign_status(plan:Plan, results='bench/results', work='runs/campaign') -> list:
+def campaign_status(plan:Plan,              # The plan (see `load_plan`)
+                    results='bench/results', # Folder of the filed runs (RESULTS/PLAN/RUN)
+                    work='runs/campaign',    # Folder of the unfinished runs (WORK/PLAN/RUN)
+                   ) -> list:
     "One dict per run of `plan`: name, state (filed, started, waiting), and its metrics or settings; with an estimate of the time left here."
     out,wd = Path(results)/plan.name,Path(work)/plan.name
     done,rows,cpu = {},[],cpu_model()
@@ -208,7 +226,7 @@ def run_campaign(plan:Plan,                  # The plan (see `load_plan`)
                 raise AllconvError(f"The plan's settings for {name} changed since it started in {rd}.",
                                    f"delete {rd} to start it again with the plan's settings.")
             print(f"[{i+1}/{len(plan)}] {name}" + (" (resuming)" if resume else ''), flush=True)
-            ck = [getattr(cfg, k) for k in _DATA]
+            ck = [getattr(cfg, k) for k in data_settings]
             if dls is None or dkey != ck: dls,dkey = run_dls(cfg),ck
             try: m = train_run(rd, cfg, resume=resume, dls=dls)
             except RunStopped as e: stop.sig = signal.Signals(e.signum); break
@@ -231,7 +249,8 @@ def run_campaign(plan:Plan,                  # The plan (see `load_plan`)
     return trained
 
 # %% ../nbs/19_campaign.ipynb #e38ead3d
-def load_plan(plan) -> Plan:
+def load_plan(plan, # A `Plan`, a plan file's path, or the name of one in bench/plans/
+             ) -> Plan:
     "The `plan` object of a plan file: a path to a .py file, or a name looked up as `bench/plans/<name>.py` here."
     if isinstance(plan, Plan): return plan
     p = Path(plan)
@@ -259,7 +278,8 @@ def campaign_parser() -> argparse.ArgumentParser:
     ap.add_argument('--report', action='store_true', help="regenerate the plan's tables and plots from its filed runs; train nothing")
     return ap
 
-def campaign_main(argv=None) -> int:
+def campaign_main(argv=None, # Command-line arguments (default: `sys.argv[1:]`)
+                 ) -> int:
     "Command-line entry point: `allconv-campaign PLAN [--status] [--commit] [--results DIR] [--work DIR] [--max-runs N]`."
     ap = campaign_parser()
     a = ap.parse_args(argv)

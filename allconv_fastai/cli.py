@@ -47,7 +47,8 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
     "Help 100 columns wide, whatever the terminal: the text stored in `cli_help.json` is the text the parser prints."
     def __init__(self, prog, **kwargs): super().__init__(prog, **{**kwargs, 'width': 100})
 
-def stored_help(name:str) -> str|None:
+def stored_help(name:str, # A command: 'train', 'eval', 'table3', 'predict' or 'campaign'
+               ) -> str|None:
     "The `--help` text of `allconv-{name}` stored with the package (None where it is not stored)."
     try: return _json.loads((resources.files('allconv_fastai')/'cli_help.json').read_text(encoding='utf-8')).get(name)
     except (OSError, ValueError): return None
@@ -66,7 +67,9 @@ def _main(func, cls=None, skip=(), defaults=None, positional=(), typed_only:bool
         _options(p, func, positional=positional)
         if cls is not None: _options(p, cls if isinstance(cls, type) else cls(), skip=skip, defaults=defaults, typed_only=typed_only)
         return p
-    def main(argv=None, prog=None):
+    def main(argv=None,  # Command-line arguments (default: `sys.argv[1:]`)
+             prog=None,  # Program name in usage and errors (default: `allconv-NAME`); given, `--help` is built, not read from the stored text
+            ):
         argv = list(sys.argv[1:] if argv is None else argv)
         if prog is None: _stored_help_exit(name, argv)
         from fastai.distributed import teardown_distrib
@@ -302,7 +305,8 @@ predict_main = _main(allconv_predict, positional=('source',))
 # %% ../nbs/17_cli.ipynb #e8d91dd0
 commands = dict(train=train_main, eval=eval_main, table3=table3_main, predict=predict_main)  # `python -m allconv_fastai.cli CMD`
 
-def main(argv=None) -> int:
+def main(argv=None, # 'CMD [options]' as a list (default: `sys.argv[1:]`)
+        ) -> int:
     "Run `python -m allconv_fastai.cli CMD [options]`."
     argv = list(sys.argv[1:] if argv is None else argv)
     cmd = argv.pop(0) if argv else ''
@@ -326,7 +330,8 @@ def cli_help() -> dict:
     from allconv_fastai.campaign import campaign_parser
     return {**{k: f.parser().format_help() for k,f in commands.items()}, 'campaign': campaign_parser().format_help()}
 
-def write_cli_help(path=None) -> Path:
+def write_cli_help(path=None, # File to write (default: the package's `cli_help.json`)
+                  ) -> Path:
     "Store `cli_help()` in the package's `cli_help.json` (or `path`), for `--help` without torch."
     path = Path(path) if path else Path(str(resources.files('allconv_fastai')))/'cli_help.json'
     path.write_text(_json.dumps(cli_help(), indent=1, ensure_ascii=False) + '\n', encoding='utf-8')

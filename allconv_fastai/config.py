@@ -21,10 +21,10 @@ from .callback.schedule import paper_milestones
 from .learner import allcnn_learner, densenet_learner, paper_sgd
 
 # %% auto #0
-__all__ = ['data_names', 'schedules', 'optimizers', 'max_image_size', 'min_size', 'check_size', 'RunConfig', 'run_dls',
-           'run_learner', 'run_env', 'config_from_dict', 'save_config', 'read_config', 'data_fingerprint',
-           'check_fingerprint', 'run_weights', 'load_run_weights', 'load_run', 'save_data_record', 'record_dls',
-           'read_split']
+__all__ = ['data_names', 'schedules', 'optimizers', 'max_image_size', 'data_settings', 'setting', 'min_size', 'check_size',
+           'RunConfig', 'run_dls', 'run_learner', 'run_env', 'config_from_dict', 'save_config', 'read_config',
+           'data_fingerprint', 'check_fingerprint', 'run_weights', 'load_run_weights', 'load_run', 'save_data_record',
+           'record_dls', 'read_split']
 
 # %% ../nbs/13_config.ipynb #9e91d205
 data_names = ('digits', 'cifar10', 'cifar100', 'cifar100-coarse', 'cifar10-jpg')  # built-in datasets (or a path)
@@ -38,6 +38,29 @@ def _ints(v, what):
     try: return tuple(int(o) for o in str(v).replace(' ', '').split(',') if o)
     except ValueError: raise AllconvError(f"`{what}` must be whole numbers separated by commas, got {v!r}.",
                                           f"pass e.g. --{what} 16,32.") from None
+
+def _floats(v, what):
+    "A tuple of floats from '0.2,0.5', [0.2, 0.5], 0.9 or None."
+    if v is None: return None
+    if isinstance(v, (int, float)) and not isinstance(v, bool): return (float(v),)
+    try: return tuple(float(o) for o in (v if isinstance(v, (tuple, list)) else str(v).replace(' ', '').split(',')) if o != '')
+    except (TypeError, ValueError): raise AllconvError(f"`{what}` must be numbers separated by commas, got {v!r}.",
+                                                       f"pass e.g. --{what.replace('_', '-')} 0.2,0.5.") from None
+
+def setting(default=None,         # The field's default
+            *, data:bool=False,   # It shapes the data: runs that agree on every such setting share their `DataLoaders`
+            required:bool=False,  # Every config.json has held it: a record without it is refused
+            json:str=None,        # 'ints', 'floats' or 'split' where its JSON value is not its annotation's type
+           ):
+    "A field of `RunConfig` with what its record needs to know: `data` (it shapes the data), `required` (every config.json has held it), `json` ('ints', 'floats' or 'split': its JSON value is not its annotation's)."
+    return dataclasses.field(default=default, metadata=dict(data=data, required=required, json=json))
+
+_isnum = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+_json_kinds = {   # a field's `json` metadata -> its JSON values in words, and their check
+    'ints':   ('a list of whole numbers', lambda v: isinstance(v, str) or isinstance(v, list) and all(isinstance(o, int) and not isinstance(o, bool) for o in v)),
+    'floats': ('a list of numbers', lambda v: isinstance(v, str) or _isnum(v) or isinstance(v, list) and all(map(_isnum, v))),
+    'split':  ("a count, a fraction, 'test' or 'folder'", lambda v: _isnum(v) or isinstance(v, str)),
+}
 
 def _valid(v):
     "The validation split as `cifar_dls` takes it: a count, a fraction, 'test' or 'folder'."
@@ -57,7 +80,11 @@ def min_size(arch:str, widths:tuple|None=None) -> int:
             except RuntimeError: continue
     return 65
 
-def check_size(arch:str, size:int, widths=None, what:str='`size`'):
+def check_size(arch:str,           # A registered net's name
+               size:int,           # The image side asked for (None: the data's own)
+               widths=None,        # All-CNN's two stage widths (None: the paper's)
+               what:str='`size`',  # What the message calls the size
+              ):
     "Refuse images of side `size` that are smaller than the net `arch` accepts, naming the smallest it does."
     if size is None or size >= 32: return   # every net takes CIFAR's 32x32
     lo = min_size(arch, tuple(widths) if widths else None)
@@ -85,40 +112,43 @@ def _check_type(name, v, typ):
 @dataclass
 class RunConfig:
     "Every setting of one run, declared once: constructing it checks each value and fills in every default."
-    arch:str='all-cnn-c'         # Net: a registered name (`arch_names()`), e.g. all-cnn-c, model-a, densenet_bc100_k12
-    recipe:str=None              # fast (batch norm, no dropout, one-cycle, label smoothing), paper, or All-CNN's shipped (the shipped net's: 35 epochs, lr 0.15, wd 5e-4, bs 128); default fast (paper with --schedule paper)
-    data:str='digits'            # digits (bundled), cifar10, cifar100, cifar100-coarse, cifar10-jpg, or a folder/archive path
-    schedule:str=None            # one-cycle, paper (the paper's step schedule) or step (with --milestones); default: the recipe's
-    epochs:int=None              # Epochs (default: the recipe's: 3 fast; 350 All-CNN / 300 DenseNet paper)
-    minutes:float=None           # With the one-cycle schedule: a wall-clock budget; the schedule is stretched over as many whole epochs as fit, at most --epochs
-    lr:float=None                # Peak (one-cycle) or initial lr (default: the recipe's: 0.1 fast; 0.05 All-CNN / 0.1 DenseNet paper)
-    wd:float=None                # Weight decay (default: the paper's, 1e-3 All-CNN / 1e-4 DenseNet)
-    bs:int=None                  # Batch size (default: 64 for the digits and DenseNet, else 256)
-    milestones:str=None          # With --schedule step: epochs where the lr is multiplied by gamma, e.g. 150,225
-    gamma:float=0.1              # With --schedule step or paper: the lr factor at each milestone
-    label_smoothing:float=None   # Label smoothing of the loss (default: the recipe's, 0.1 fast / 0 paper)
-    opt:str=None                 # Optimizer: sgd (momentum 0.9), nesterov (SGD, Nesterov momentum 0.9) or adam (fastai's Adam, decoupled wd); default: the recipe's (sgd All-CNN, nesterov DenseNet)
-    precision:str='auto'         # auto, fp32, bf16 or fp16 (auto: bf16/fp16 where the hardware computes it natively)
-    compile:bool=False           # Compile the net with torch.compile
-    seed:int=42                  # Seed of the validation split and of the initial weights
-    valid:str=None               # Validation split: a count, a fraction, 'test', or 'folder' (a valid/ folder); default 0.2 digits, else the data's valid/ folder, or 5000 (20% under 25,000 images); the run records what it resolved to
-    n_train:int=None             # Train on this many (seeded, stratified) training images only (CIFAR and folders)
-    size:int=None                # Resize the images to SIZE x SIZE (default: 16 for the digits, whose 8x8 originals hold no more detail; as stored otherwise)
-    augment:bool=True            # Random translations (and flips, except for the digits) of the training images
-    pad:int=None                 # Largest random translation in pixels (default: 4, 2 for the digits; 0 with --no-augment)
-    flip:bool=None               # Random left-right flips (default: on, off for the digits and with --no-augment)
-    cutout:int=0                 # Side of a cutout square in pixels (0: no cutout)
-    zca:bool=False               # The All-CNN paper's preprocessing: GCN + ZCA whitening fitted on the training split
-    bn:bool=None                 # All-CNN: batch norm after each conv (default: the recipe's: on fast, off paper)
-    dropout:bool=None            # The paper's dropout (default: the recipe's: off fast, on paper)
-    residual:bool=False          # All-CNN: identity shortcuts around same-shape convs
-    widths:str=None              # All-CNN: the two stage widths, e.g. 16,32 (default: 64,128 for the digits, else the paper's 96,192)
-    lsuv:bool=False              # LSUV-initialise the net on one training batch
-    pretrained:bool=False        # Start from the shipped weights (All-CNN-C): a new head for these classes, the body frozen for the first --freeze-epochs, then all trained, the body at lr/100
-    freeze_epochs:int=1          # With --pretrained: epochs at the start that train the head (and batch norms) only
-    tta:bool=True                # Also report test-time-augmentation accuracy at the end
+    arch:str=setting('all-cnn-c', required=True)          # Net: a registered name (`arch_names()`), e.g. all-cnn-c, model-a, densenet_bc100_k12
+    recipe:str=None                                       # fast (batch norm, no dropout, one-cycle, label smoothing), paper, or All-CNN's shipped (the shipped net's: 35 epochs, lr 0.15, wd 5e-4, bs 128); default fast (paper with --schedule paper)
+    data:str=setting('digits', data=True, required=True)  # digits (bundled), cifar10, cifar100, cifar100-coarse, cifar10-jpg, or a folder/archive path
+    schedule:str=None                                     # one-cycle, paper (the paper's step schedule) or step (with --milestones); default: the recipe's
+    epochs:int=setting(required=True)                     # Epochs (default: the recipe's: 3 fast; 350 All-CNN / 300 DenseNet paper)
+    minutes:float=None                                    # With the one-cycle schedule: a wall-clock budget; the schedule is stretched over as many whole epochs as fit, at most --epochs
+    lr:float=setting(required=True)                       # Peak (one-cycle) or initial lr (default: the recipe's: 0.1 fast; 0.05 All-CNN / 0.1 DenseNet paper)
+    wd:float=None                                         # Weight decay (default: the paper's, 1e-3 All-CNN / 1e-4 DenseNet)
+    bs:int=setting(data=True, required=True)              # Batch size (default: 64 for the digits and DenseNet, else 256)
+    milestones:str=setting(json='ints')                   # With --schedule step: epochs where the lr is multiplied by gamma, e.g. 150,225
+    gamma:float=None                                      # With --schedule step or paper: the lr factor at each milestone (default: the recipe's, 0.1)
+    label_smoothing:float=None                            # Label smoothing of the loss (default: the recipe's, 0.1 fast / 0 paper)
+    moms:str=setting(json='floats')                       # Momentum: one value for the step schedules (default 0.9, the papers'), or one-cycle's start,middle,end (default 0.95,0.85,0.95, fastai's); Adam's first beta
+    opt:str=None                                          # Optimizer: sgd (SGD with momentum --moms), nesterov (SGD with Nesterov momentum) or adam (fastai's Adam, decoupled wd); default: the recipe's (sgd All-CNN, nesterov DenseNet)
+    precision:str='auto'                                  # auto, fp32, bf16 or fp16 (auto: bf16/fp16 where the hardware computes it natively)
+    compile:bool=False                                    # Compile the net with torch.compile
+    seed:int=setting(42, data=True, required=True)        # Seed of the validation split and of the initial weights
+    valid:str=setting(data=True, json='split')            # Validation split: a count, a fraction, 'test', or 'folder' (a valid/ folder); default 0.2 digits, else the data's valid/ folder, or 5000 (20% under 25,000 images); the run records what it resolved to
+    n_train:int=setting(data=True)                        # Train on this many (seeded, stratified) training images only (CIFAR and folders)
+    size:int=setting(data=True)                           # Resize the images to SIZE x SIZE (default: 16 for the digits, whose 8x8 originals hold no more detail; as stored otherwise)
+    augment:bool=True                                     # Random translations (and flips, except for the digits) of the training images
+    pad:int=setting(data=True)                            # Largest random translation in pixels (default: 4, 2 for the digits; 0 with --no-augment)
+    flip:bool=setting(data=True)                          # Random left-right flips (default: on, off for the digits and with --no-augment)
+    cutout:int=setting(0, data=True)                      # Side of a cutout square in pixels (0: no cutout)
+    zca:bool=setting(False, data=True)                    # The All-CNN paper's preprocessing: GCN + ZCA whitening fitted on the training split
+    bn:bool=None                                          # All-CNN: batch norm after each conv (default: the recipe's: on fast, off paper)
+    dropout:bool=None                                     # The paper's dropout (default: the recipe's: off fast, on paper)
+    drop_p:str=setting(json='floats')                     # With --dropout: its probabilities, All-CNN's on the input,after each downsampling (default 0.2,0.5, the paper's) or DenseNet's after each conv (default 0.2)
+    residual:bool=False                                   # All-CNN: identity shortcuts around same-shape convs
+    widths:str=setting(json='ints')                       # All-CNN: the two stage widths, e.g. 16,32 (default: 64,128 for the digits, else the paper's 96,192)
+    lsuv:bool=False                                       # LSUV-initialise the net on one training batch
+    pretrained:bool=False                                 # Start from the shipped weights (All-CNN-C): a new head for these classes, the body frozen for the first --freeze-epochs, then all trained, the body at lr/100
+    freeze_epochs:int=1                                   # With --pretrained: epochs at the start that train the head (and batch norms) only
+    tta:bool=True                                         # Also report test-time-augmentation accuracy at the end
 
     def __post_init__(self):
+        given = {f.name for f in fields(self) if getattr(self, f.name) is not None}   # asked for; the rest are resolved below
         a = arch_info(self.arch)
         self.arch,fam = a.name,a.family
         self.data = _check_data(self.data)
@@ -136,7 +166,6 @@ class RunConfig:
             check_positive(minutes=self.minutes)
             if self.schedule != 'one-cycle' or self.pretrained:
                 raise AllconvError("`minutes` (a wall-clock budget) applies to the one-cycle schedule from scratch.", "drop --minutes, or use --schedule one-cycle without --pretrained.")
-        self.auto_bs = self.bs is None   # not a setting: a default batch size may shrink to fit small data (`fit_bs`)
         self.bs = ifnone(self.bs, r.bs or (64 if self.data=='digits' or fam=='densenet' else 256))
         self.label_smoothing = ifnone(self.label_smoothing, r.label_smoothing)
         self.opt = ifnone(self.opt, 'nesterov' if r.nesterov else 'sgd')
@@ -151,6 +180,14 @@ class RunConfig:
             raise AllconvError(f"`milestones` only apply to the 'step' schedule (the 'paper' one uses the paper's, {pm}).",
                                "add --schedule step, or drop --milestones.")
         if self.schedule in ('step', 'paper') and self.milestones is None: self.milestones = pm
+        if self.schedule in ('step', 'paper'): self.gamma = ifnone(self.gamma, r.gamma)
+        elif self.gamma is not None: raise AllconvError("`gamma` (the lr factor at each milestone) applies to the step and paper schedules, not to one-cycle.",
+                                                        "drop --gamma, or add --schedule step (with --milestones) or --schedule paper.")
+        cyc = self.schedule=='one-cycle'
+        self.moms = ifnone(_floats(self.moms, 'moms'), (0.95, 0.85, 0.95) if cyc else (0.9,))
+        if len(self.moms) != (3 if cyc else 1) or not all(0 <= m < 1 for m in self.moms):
+            raise AllconvError(f"`moms` must be {'three momenta, one-cycle' if cyc else 'one momentum, the ' + self.schedule + ' schedule'}'s, each in [0, 1); got {self.moms!r}.",
+                               f"pass e.g. --moms {'0.95,0.85,0.95' if cyc else '0.9'}.")
         digits = self.data=='digits'
         if self.n_train is not None and digits:
             raise AllconvError("`n_train` applies to CIFAR and folder data, not to the digits.", "drop --n-train.")
@@ -161,6 +198,14 @@ class RunConfig:
             raise AllconvError(f"`bn`, `residual` and `widths` are All-CNN options; {self.arch} is a DenseNet.", "drop them.")
         if fam=='allcnn': self.bn = ifnone(self.bn, r.bn)
         self.dropout = ifnone(self.dropout, r.dropout)
+        self.drop_p = _floats(self.drop_p, 'drop_p')
+        if self.drop_p is not None and not self.dropout: raise AllconvError("`drop_p` sets the dropout's probabilities; this run has no dropout.", "add --dropout, or drop --drop-p.")
+        if self.dropout:
+            n = 2 if fam=='allcnn' else 1
+            self.drop_p = ifnone(self.drop_p, (0.2, 0.5) if n==2 else (0.2,))
+            if len(self.drop_p) != n or not all(0 <= p < 1 for p in self.drop_p):
+                raise AllconvError(f"`drop_p` must be {'two probabilities (input, after each downsampling)' if n==2 else 'one probability'} in [0, 1) for {self.arch}, got {self.drop_p!r}.",
+                                   f"pass e.g. --drop-p {'0.2,0.5' if n==2 else '0.2'}.")
         self.valid = ifnone(_valid(self.valid), 0.2 if digits else None)   # None: the data decides (`default_valid`)
         if digits and self.valid == 'folder': raise AllconvError("The digits have no valid/ folder.", "pass e.g. --valid 0.2.")
         self.note = ''  # what a default chose and why, printed at the start of a run (not a setting: not in config.json)
@@ -191,14 +236,27 @@ class RunConfig:
             if not 0 <= self.freeze_epochs < self.epochs:
                 raise AllconvError(f"`freeze_epochs` must be in 0..{self.epochs-1} (fewer than the {self.epochs} epochs).", "pass e.g. --freeze-epochs 1.")
 
+        self.resolved = tuple(f.name for f in fields(self) if f.name not in given and getattr(self, f.name) is not None)
+
     @property
     def family(self) -> str: return arch_info(self.arch).family
+    @property
+    def asked(self) -> dict:
+        "The settings as asked for: every field but those a default rule filled in (`resolved`)."
+        return {k: v for k,v in self.to_dict().items() if k not in self.resolved}
+    def resolve(self, **kw) -> RunConfig:
+        "A copy with the settings `kw` filled in by a later default rule (the split the data chose, a batch size shrunk to fit), recorded as resolved."
+        new = dataclasses.replace(self, **kw)
+        new.resolved = tuple(f.name for f in fields(self) if f.name in set(self.resolved) | set(kw) and getattr(new, f.name) is not None)
+        return new
     def to_dict(self) -> dict:
         "The settings as plain JSON values."
         return json.loads(json.dumps(asdict(self)))
 
 # %% ../nbs/13_config.ipynb #67e2adf0
-def run_dls(cfg:RunConfig, device=None):
+def run_dls(cfg:RunConfig, # The run's settings
+            device=None,   # Device for the batches (default: fastai's default device)
+           ):
     "The `DataLoaders` the settings `cfg` ask for: every data option is read from `cfg`."
     if num_distrib() > 1 and torch.cuda.is_available():  # one GPU per process: fastai's default device is the current one
         torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
@@ -214,74 +272,84 @@ def run_dls(cfg:RunConfig, device=None):
                                 "pass a smaller --valid, e.g. 0.2.")
     return dls
 
-def run_learner(cfg:RunConfig, dls, **kw) -> Learner:
+def run_learner(cfg:RunConfig, # The run's settings
+                dls,           # Its data (`run_dls(cfg)`)
+                **kw,          # Passed on to the learner factory (`arch_learner`)
+               ) -> Learner:
     "The fastai `Learner` the settings `cfg` ask for, on `dls`, seeded; `kw` go to the learner factory."
     set_seed(cfg.seed)
     common = dict(recipe=cfg.recipe, lr=cfg.lr, wd=cfg.wd, precision=cfg.precision, lsuv=cfg.lsuv, compile=cfg.compile,
                   pretrained=cfg.pretrained, **kw)
-    if cfg.opt != ('nesterov' if get_recipe(cfg.family, cfg.recipe).nesterov else 'sgd'):
+    mom = 0.9 if cfg.schedule=='one-cycle' else cfg.moms[0]   # the step schedules' momentum; one-cycle's are scheduled by the fit (`train_run`)
+    if cfg.opt=='adam':
         from fastai.optimizer import Adam
-        common['opt_func'] = Adam if cfg.opt=='adam' else paper_sgd(nesterov=cfg.opt=='nesterov')
+        common['opt_func'] = Adam if mom==0.9 else functools.partial(Adam, mom=mom)
+    elif cfg.opt != ('nesterov' if get_recipe(cfg.family, cfg.recipe).nesterov else 'sgd') or mom != 0.9:
+        common['opt_func'] = paper_sgd(nesterov=cfg.opt=='nesterov', mom=mom)
     if cfg.label_smoothing != get_recipe(cfg.family, cfg.recipe).label_smoothing:
         from fastai.losses import LabelSmoothingCrossEntropyFlat, CrossEntropyLossFlat
         common['loss_func'] = LabelSmoothingCrossEntropyFlat(eps=cfg.label_smoothing) if cfg.label_smoothing else CrossEntropyLossFlat()
-    if cfg.family=='densenet': return densenet_learner(dls, cfg.arch, p=0.2 if cfg.dropout else 0., **common)
+    if cfg.family=='densenet': return densenet_learner(dls, cfg.arch, p=cfg.drop_p[0] if cfg.dropout else 0., **common)
     mkw = dict(bn=cfg.bn, dropout=cfg.dropout, residual=cfg.residual)
+    if cfg.dropout: mkw['p_in'],mkw['p_pool'] = cfg.drop_p
     if cfg.widths: mkw['widths'] = tuple(cfg.widths)
     return allcnn_learner(dls, cfg.arch, **common, **mkw)
 
 # %% ../nbs/13_config.ipynb #7546e0e0
-_REQUIRED = ('arch', 'data', 'epochs', 'lr', 'bs', 'seed')
+_REQUIRED = tuple(f.name for f in fields(RunConfig) if f.metadata.get('required'))   # every config.json has held these
+data_settings = tuple(f.name for f in fields(RunConfig) if f.metadata.get('data'))  # the settings that make a run's data
 
-def run_env(learn:Learner) -> dict:
+def run_env(learn:Learner, # A learner built by `run_learner`
+           ) -> dict:
     "What `learn`'s run resolved to on this machine: precision, device, CPU, GPU, versions and the code's git commit."
     dev = getattr(learn.dls, 'device', None) or next(learn.model.parameters()).device
     return dict(precision=resolve_precision(getattr(learn, 'precision', 'auto'), dev), **machine_info(dev), git_commit=git_commit())
 
-_JSON_TYPES = {'valid': "a count, a fraction, 'test' or 'folder'", 'milestones': 'a list of whole numbers', 'widths': 'a list of whole numbers'}
+_annos = {'bool': ('true or false', lambda v: isinstance(v, bool)), 'int': ('a whole number', lambda v: isinstance(v, int) and not isinstance(v, bool)),
+          'float': ('a number', _isnum), 'str': ('a string', lambda v: isinstance(v, str))}
 
-def _json_ok(k, v) -> bool:
-    "Is `v` a JSON value of the type field `k` of `RunConfig` holds?"
-    if v is None: return True
-    anno = {f.name: str(f.type) for f in fields(RunConfig)}[k]
-    isnum = isinstance(v, (int, float)) and not isinstance(v, bool)
-    if k == 'valid': return isnum or isinstance(v, str)
-    if k in ('milestones', 'widths'): return isinstance(v, str) or isinstance(v, list) and all(isinstance(o, int) and not isinstance(o, bool) for o in v)
-    if anno == 'bool': return isinstance(v, bool)
-    if anno == 'int': return isinstance(v, int) and not isinstance(v, bool)
-    if anno == 'float': return isnum
-    return isinstance(v, str)
+def _json_kind(k) -> tuple:
+    "What field `k` of `RunConfig` holds in JSON, in words, and its check: from the field's `json` metadata, else its annotation."
+    f = next(f for f in fields(RunConfig) if f.name==k)
+    return _json_kinds.get(f.metadata.get('json')) or _annos[str(f.type)]
 
-def _expected(k) -> str:
-    "What field `k` of `RunConfig` holds, in words."
-    anno = {f.name: str(f.type) for f in fields(RunConfig)}[k]
-    return _JSON_TYPES.get(k) or {'bool': 'true or false', 'int': 'a whole number', 'float': 'a number'}.get(anno, 'a string')
-
-def config_from_dict(d:dict, where='config.json') -> RunConfig:
+def config_from_dict(d:dict,            # The JSON object of a config.json
+                     where='config.json', # What the messages call it (its path)
+                    ) -> RunConfig:
     "A `RunConfig` from the JSON of a `config.json` (this version's or an earlier one's)."
-    if not isinstance(d, dict): raise AllconvError(f"{where} holds a JSON {type(d).__name__}, not the settings of a run.",
-                                                   "restore the file, or start a new run in a new folder.")
+    fix = "restore the file, or start a new run in a new folder."
+    if not isinstance(d, dict): raise AllconvError(f"{where} holds a JSON {type(d).__name__}, not the settings of a run.", fix)
     missing = [k for k in _REQUIRED if k not in d]
-    if missing: raise AllconvError(f"{where} lacks the setting{'s'[:len(missing)>1]} {', '.join(map(repr, missing))}.",
-                                   "restore the file, or start a new run in a new folder.")
-    names = {f.name for f in fields(RunConfig)}
+    if missing: raise AllconvError(f"{where} lacks the setting{'s'[:len(missing)>1]} {', '.join(map(repr, missing))}.", fix)
+    names = [f.name for f in fields(RunConfig)]
     kw = {k: v for k,v in d.items() if k in names}
     if 'smoothing' in d and 'label_smoothing' not in d: kw['label_smoothing'] = d['smoothing']   # the shipped run's own script wrote `smoothing`
     if 'recipe' not in d:  # written before recipes: one-cycle runs had no label smoothing
         kw.setdefault('label_smoothing', 0.)
         kw['recipe'] = 'paper' if d.get('schedule')=='paper' else 'fast'
+    if kw.get('schedule')=='one-cycle': kw.pop('gamma', None)   # recorded, never used, before gamma was refused there
     for k,v in kw.items():
-        if not _json_ok(k, v): raise AllconvError(f"{where}: the setting `{k}` holds {v!r} ({type(v).__name__}), not {_expected(k)}.",
-                                                  "restore the file, or start a new run in a new folder.")
-    try: return RunConfig(**kw)
-    except AllconvError as e: raise AllconvError(f"{where}: {e.problem}", "restore the file, or start a new run in a new folder.") from None
+        words,ok = _json_kind(k)
+        if v is not None and not ok(v): raise AllconvError(f"{where}: the setting `{k}` holds {v!r} ({type(v).__name__}), not {words}.", fix)
+    res = d.get('resolved', [])
+    if not (isinstance(res, list) and set(res) <= set(names)):
+        raise AllconvError(f"{where}: `resolved` holds {res!r}, not a list of setting names.", fix)
+    try: cfg = RunConfig(**kw)
+    except AllconvError as e: raise AllconvError(f"{where}: {e.problem}", fix) from None
+    cfg.resolved = tuple(k for k in names if k in res or k not in d and getattr(cfg, k) is not None)  # absent: resolved now
+    return cfg
 
-def save_config(path, cfg:RunConfig, learn:Learner=None):
-    "Write `cfg` (and, given `learn`, its resolved environment) to `path` atomically."
+def save_config(path,              # The config.json to write
+                cfg:RunConfig,     # The run's settings
+                learn:Learner=None, # Its learner: adds what the run resolved to on this machine (`env`)
+               ):
+    "Write `cfg` (and, given `learn`, its resolved environment) to `path` atomically: the settings, then which of them a default rule filled in."
     from allconv_fastai.runs import write_json
-    write_json(path, {**cfg.to_dict(), **({'env': run_env(learn)} if learn is not None else {})})
+    write_json(path, {**cfg.to_dict(), 'resolved': list(cfg.resolved), **({'env': run_env(learn)} if learn is not None else {})})
 
-def read_config(run_dir, check_data:bool=True) -> RunConfig:
+def read_config(run_dir,              # A run directory
+                check_data:bool=True, # Check that the run's data is where it was (False: it may have moved)
+               ) -> RunConfig:
     "The settings a run directory was made with (`check_data=False`: without looking for its data, which may have moved)."
     from allconv_fastai.runs import read_json
     p = Path(run_dir)/'config.json'
@@ -291,12 +359,16 @@ def read_config(run_dir, check_data:bool=True) -> RunConfig:
     finally: _check_paths.reset(tok)
 
 # %% ../nbs/13_config.ipynb #19d432cc
-def data_fingerprint(dls) -> dict:
+def data_fingerprint(dls, # The run's `DataLoaders`
+                    ) -> dict:
     "The class names and, per split, the number of images of each class: what says two data sets are the same one."
     counts = lambda ds: torch.bincount(ds.y.cpu(), minlength=len(dls.vocab)).tolist() if getattr(ds, 'y', None) is not None else None
     return dict(vocab=[str(v) for v in dls.vocab], train=counts(dls.train_ds), valid=counts(dls.valid_ds))
 
-def check_fingerprint(run_dir, dls, data:str):
+def check_fingerprint(run_dir,  # A run directory holding data.json
+                      dls,      # Data built from the run's recorded settings
+                      data:str, # The run's recorded data (for the message)
+                     ):
     "Refuse `dls` (built from the run's recorded `data`) when it is not the data the run in `run_dir` was trained on."
     from allconv_fastai.runs import read_json
     p = Path(run_dir)/'data.json'
@@ -312,7 +384,9 @@ def check_fingerprint(run_dir, dls, data:str):
 
 _weight_files = {'last': ('last.pth', 'weights.safetensors'), 'best': ('best.pth',)}
 
-def run_weights(run_dir, checkpoint:str='last') -> Path:
+def run_weights(run_dir,              # A run directory (or a filed campaign run)
+                checkpoint:str='last', # 'last' (the final weights) or 'best' (best.pth)
+               ) -> Path:
     "The weights file of the run in `run_dir`: 'last' (last.pth, or a filed run's weights.safetensors) or 'best' (best.pth)."
     run_dir = Path(run_dir)
     if checkpoint not in _weight_files: raise AllconvError(f"Unknown checkpoint {checkpoint!r}.", "use --checkpoint last or best.")
@@ -324,7 +398,9 @@ def run_weights(run_dir, checkpoint:str='last') -> Path:
     raise AllconvError(f"{run_dir} holds no {' or '.join(_weight_files[checkpoint])}.",
                        "use --checkpoint last, or pass the folder of a trained run.")
 
-def load_run_weights(model, path) -> str:
+def load_run_weights(model, # The net, built as the run built it
+                     path,  # A checkpoint (.pth) or weights file (.safetensors) from `run_weights`
+                    ) -> str:
     "Load a run's weights file into `model` (a checkpoint, or a filed run's bf16 safetensors); return which weights, in words."
     from allconv_fastai.runs import load_checkpoint
     path = Path(path)
@@ -338,7 +414,10 @@ def load_run_weights(model, path) -> str:
         raise AllconvError(f"{path} does not fit this model: {str(e).splitlines()[0]}", "use it with its own run folder.") from None
     return f"{path.name} (the final epoch's, bf16)"
 
-def load_run(run_dir, checkpoint:str='last', device=None) -> Learner:
+def load_run(run_dir,              # A run directory (its data need not be present)
+             checkpoint:str='last', # 'last' or 'best'
+             device=None,           # Device for the learner (default: fastai's default device)
+            ) -> Learner:
     "A fastai `Learner` of the trained run in `run_dir`, built from the folder alone (no training data), ready to `predict` and `export`."
     run_dir = Path(run_dir)
     cfg = read_config(run_dir, check_data=False)   # the data may have moved: nothing of it is read
@@ -356,7 +435,9 @@ def load_run(run_dir, checkpoint:str='last', device=None) -> Learner:
     return learn
 
 # %% ../nbs/13_config.ipynb #a33a7e19
-def save_data_record(run_dir, dls):
+def save_data_record(run_dir, # The run directory to write data.json (and zca.safetensors) into
+                     dls,     # The run's `DataLoaders`
+                    ):
     "Write `data.json` (class names, image size, normalisation, data name) and, for ZCA data, `zca.safetensors` into `run_dir`."
     from fastai.data.transforms import Normalize
     from safetensors.torch import save
@@ -374,7 +455,13 @@ def save_data_record(run_dir, dls):
     write_json(Path(run_dir)/'data.json', rec)
     return rec
 
-def record_dls(run_dir, x, y=None, vocab=None, device=None, bs:int=256):
+def record_dls(run_dir,      # A run directory holding data.json
+               x,            # Images: a uint8 (N,3,H,W) tensor
+               y=None,       # Their labels (indices into `vocab`), if known
+               vocab=None,   # Their class names (must be the run's, in any order)
+               device=None,  # Device for the batches
+               bs:int=256,   # Batch size
+              ):
     "DataLoaders whose validation split is the uint8 images `x` (labels `y` named by `vocab`), prepared as the run in `run_dir` prepared its own."
     from fastai.data.transforms import Normalize
     from safetensors.torch import load_file
@@ -406,7 +493,9 @@ def record_dls(run_dir, x, y=None, vocab=None, device=None, bs:int=256):
     return dls
 
 # %% ../nbs/13_config.ipynb #1de6e47d
-def read_split(source, split:str='test'):
+def read_split(source,          # A folder or archive with `<split>/<class>/` folders, or CIFAR python batches
+               split:str='test', # The split to read: 'test' or 'valid'
+              ):
     "The images of one split of `source` (a folder or archive with `<split>/<class>/` folders, or the CIFAR python batches) as (uint8 x, y, class names); no other split is read."
     from allconv_fastai.data.sources import find_source, load_images, _is_pickle_source, _files, _image_entries, _split_at, decode_image_bytes, _SPLITS
     p,_,label = find_source(source)

@@ -17,7 +17,10 @@ __all__ = ['CIFAR10_JPG_ENV', 'AllconvError', 'check_positive', 'atomic_write', 
 # %% ../nbs/00_core.ipynb #de7d393c
 class AllconvError(ValueError):
     "A bad input: `problem` says what is wrong, `fix` what to do about it."
-    def __init__(self, problem:str, fix:str=''):
+    def __init__(self,
+        problem:str, # What is wrong, in one sentence (the message starts with it)
+        fix:str='',  # What to do about it; '' when there is nothing to suggest
+    ):
         # one line, whatever the messages quoted in it, so a command line can print it as one `error:` line
         problem,fix = ' '.join(str(problem).split()),' '.join(str(fix).split())
         self.problem,self.fix = problem,fix
@@ -39,7 +42,9 @@ def _umask() -> int:
     return m
 
 @contextmanager
-def atomic_write(path, mode:str='wb'):
+def atomic_write(path,        # The file to write; its folder is created if missing
+                 mode:str='wb', # `open` mode of the temporary file: 'wb' for bytes, 'w' for text
+                ):
     "Open a temporary file next to `path`; on success fsync it and rename it over `path` (with the user's umask), on failure remove it."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -63,7 +68,8 @@ def atomic_write(path, mode:str='wb'):
 # %% ../nbs/00_core.ipynb #f3cba785
 CIFAR10_JPG_ENV = 'ALLCONV_CIFAR10_JPG'
 
-def find_cifar10_jpg(start=None) -> Path|None:
+def find_cifar10_jpg(start=None, # Folder to search from, then its parents (default: the current folder)
+                    ) -> Path|None:
     "Path to the shared CIFAR-10 JPEG training images (archive or folder), or `None` when this machine has none."
     env = os.environ.get(CIFAR10_JPG_ENV)
     if env: return Path(env) if Path(env).exists() else None
@@ -87,14 +93,16 @@ def cpu_model() -> str:
     exts = [n for f,n in _CPU_EXTS if f in flags]
     return f"{name} ({', '.join(exts) or 'no AVX2'})"
 
-def git_commit(path=None) -> str|None:
+def git_commit(path=None, # A folder inside the checkout (default: this package's folder)
+              ) -> str|None:
     "The git commit of the checkout at `path` (default: this package's folder), or None outside a git checkout."
     try:
         p = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=path or Path(__file__).parent, capture_output=True, text=True, timeout=10)
         return p.stdout.strip() or None if p.returncode==0 else None
     except (OSError, subprocess.SubprocessError): return None
 
-def machine_info(device=None) -> dict:
+def machine_info(device=None, # The device the run uses (default: 'cuda' when available, else 'cpu')
+                ) -> dict:
     "What this process runs on: CPU model and extensions, threads, GPU, torch and fastai versions."
     import torch, fastai
     dev = str(device) if device is not None else ('cuda' if torch.cuda.is_available() else 'cpu')

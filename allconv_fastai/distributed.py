@@ -34,7 +34,8 @@ class ShardedTrainer(DistributedTrainer):
 
 # %% ../nbs/14_distributed.ipynb #cf6a399f
 @contextmanager
-def data_parallel(learn:Learner):
+def data_parallel(learn:Learner, # The learner to train; its callbacks are restored on exit
+                 ):
     "Train `learn` data-parallel over the processes `torchrun`/`accelerate launch` started; a no-op in one process."
     if num_distrib() <= 1: yield learn; return
     cuda = torch.cuda.is_available()
@@ -48,6 +49,7 @@ def is_rank0() -> bool:
     "True in the process that writes files and prints: the only one, or rank 0 of several."
     return rank_distrib()==0
 
-def say(*args):
+def say(*args, # Values to print, as `print` takes them
+       ):
     "`print` on rank 0 only, flushed."
     if is_rank0(): print(*args, flush=True)

@@ -17,7 +17,7 @@ from .models.registry import archs, arch_family
 from .data.augment import BatchFlip
 from .runs import (read_json, write_json, read_metrics, read_history, write_history, check_parents, check_fresh,
                                  save_run_plots, use_plain_progress, RunLock, RunStopped)
-from .config import RunConfig, run_dls, run_learner, save_config, read_config, run_env, save_data_record, check_fingerprint
+from .config import RunConfig, data_settings, config_from_dict, run_dls, run_learner, save_config, read_config, run_env, save_data_record, check_fingerprint
 from .distributed import data_parallel, is_rank0, say
 
 # %% auto #0
@@ -40,7 +40,10 @@ def _tta(learn, dl):
     if any(isinstance(t, BatchFlip) for t in learn.dls.train.after_batch.fs): return 'mirror',learn.mirror_tta(dl=dl)
     return 'train augmentation',learn.tta(dl=dl)
 
-def evaluate(learn:Learner, tta:bool=True, split:str='valid') -> dict:
+def evaluate(learn:Learner,       # A trained learner
+             tta:bool=True,       # Also report accuracy with test-time augmentation
+             split:str='valid',   # 'valid', or 'test' where the data has a test split
+            ) -> dict:
     "Loss and accuracy of `learn` on `split` ('valid' or 'test'), and its TTA accuracy when `tta`."
     dl = learn.dls.valid if split=='valid' else learn.dls.test
     if dl is None: raise AllconvError(f"{learn.dls.data_name} has no {split} split.", "use --split valid.")
@@ -61,7 +64,8 @@ def evaluate(learn:Learner, tta:bool=True, split:str='valid') -> dict:
 class FrozenFor(Callback):
     "Train the head (and batch norms) only for the first `n` epochs of the fit, then everything; a resumed fit continues exactly."
     order = 71   # after fastai's `SkipToEpoch` (70), so the epochs a resume skips change nothing
-    def __init__(self, n:int): self.n,self.state = n,None
+    def __init__(self, n:int, # Epochs at the start that train the head (and batch norms) only
+                ): self.n,self.state = n,None
     def before_epoch(self):
         frozen = self.epoch < self.n
         if self.state is None: self.opt.freeze_to(-1 if frozen else 0)   # the first epoch this process trains
@@ -71,28 +75,33 @@ class FrozenFor(Callback):
 
 def _fit(learn, cfg:RunConfig, cbs, start):
     if cfg.pretrained:   # fine-tuning: one one-cycle schedule; the body's lr a hundredth of the head's, as fastai's fine_tune
-        learn.fit_one_cycle(cfg.epochs, slice(cfg.lr/100, cfg.lr), cbs=list(cbs)+[FrozenFor(cfg.freeze_epochs)], start_epoch=start)
-    elif cfg.schedule=='one-cycle' and cfg.minutes: learn.fit_one_cycle_budget(cfg.minutes, cfg.lr, cbs=cbs, max_epochs=cfg.epochs)
-    elif cfg.schedule=='one-cycle': learn.fit_one_cycle(cfg.epochs, cfg.lr, cbs=cbs, start_epoch=start)
+        learn.fit_one_cycle(cfg.epochs, slice(cfg.lr/100, cfg.lr), moms=cfg.moms, cbs=list(cbs)+[FrozenFor(cfg.freeze_epochs)], start_epoch=start)
+    elif cfg.schedule=='one-cycle' and cfg.minutes: learn.fit_one_cycle_budget(cfg.minutes, cfg.lr, moms=cfg.moms, cbs=cbs, max_epochs=cfg.epochs)
+    elif cfg.schedule=='one-cycle': learn.fit_one_cycle(cfg.epochs, cfg.lr, moms=cfg.moms, cbs=cbs, start_epoch=start)
     else: learn.fit_step(cfg.epochs, cfg.lr, cfg.milestones, cfg.gamma, cbs=cbs, start_epoch=start)   # 'paper': its milestones, the run's gamma
 
 min_steps = 10   # optimizer steps an epoch that a default batch size leaves at least, where the data allow
 
-def fit_bs(cfg:RunConfig, dls):
+def fit_bs(cfg:RunConfig, # The run's settings
+           dls,           # Its data
+          ):
     "With a default batch size, shrink it (a power of 2) until the training images make `min_steps` steps an epoch; say what was chosen."
     n = len(dls.train_ds)
     steps = lambda bs: n//bs if n >= bs else 1
-    if cfg.auto_bs and steps(cfg.bs) < min_steps and n >= 2*min_steps:
+    if 'bs' in cfg.resolved and steps(cfg.bs) < min_steps and n >= 2*min_steps:
         bs = 2**int(math.log2(n/min_steps))
         say(f"Batch size {bs}: {n} training images make {steps(bs)} optimizer steps an epoch (the default {cfg.bs} would make "
             f"{steps(cfg.bs)}); pass --bs to choose another.")
-        cfg = dataclasses.replace(cfg, bs=bs)
+        cfg = cfg.resolve(bs=bs)
         return cfg,run_dls(cfg)
     if steps(cfg.bs) < 5: say(f"Warning: {n} training images at batch size {cfg.bs} make {steps(cfg.bs)} optimizer step(s) an epoch; "
                               "a smaller --bs makes more.")
     return cfg,dls
 
-def record_start(run_dir, learn:Learner, start_epoch:int):
+def record_start(run_dir,         # The run directory
+                 learn:Learner,   # Its learner
+                 start_epoch:int, # The epoch this start begins at (0: the first start)
+                ):
     "Add this start's machine to `config.json`'s `starts` (the first start's is also its `env`): a resumed run lists each."
     p = Path(run_dir)/'config.json'
     d = read_json(p)
@@ -136,7 +145,7 @@ def train_run(run_dir,              # Directory for the run's files (must be new
 
 def _train(run_dir, cfg, resume, dls, cbs, t0):
     if cfg.valid is None and getattr(dls, 'valid_setting', None) is not None:   # what the data chose: recorded, so eval rebuilds it
-        cfg = dataclasses.replace(cfg, valid=dls.valid_setting)
+        cfg = cfg.resolve(valid=dls.valid_setting)
     if resume: check_fingerprint(run_dir, dls, cfg.data)
     learn = run_learner(cfg, dls)
     if not resume and is_rank0(): save_config(run_dir/'config.json', cfg, learn); save_data_record(run_dir, dls)
@@ -180,13 +189,14 @@ def _train(run_dir, cfg, resume, dls, cbs, t0):
 
 # %% ../nbs/15_experiments.ipynb #def237e1
 paper_lrs = (0.25, 0.1, 0.05, 0.01)  # the All-CNN paper's lr candidates
-_DATA = ('data', 'bs', 'valid', 'seed', 'n_train', 'size', 'pad', 'flip', 'cutout', 'zca')  # the settings that make the data
 
 def _key(cfg:dict, other:dict=None) -> dict:
     "The settings that must match for a run to be reused (`valid` left to the data matches what the data chose)."
     return {k: v for k,v in cfg.items() if k not in ('tta', 'env') and not (k=='valid' and other is not None and other.get(k) is None)}
 
-def run_grid(out, runs:dict) -> pd.DataFrame:
+def run_grid(out,       # Folder for the runs (`out/name`) and results.json/results.csv
+             runs:dict, # {name: `RunConfig`}, trained in order
+            ) -> pd.DataFrame:
     "Train each `{name: RunConfig}` of `runs` as `out/name`, skipping finished ones; a row of results per run."
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     rp = out/'results.json'
@@ -195,13 +205,13 @@ def run_grid(out, runs:dict) -> pd.DataFrame:
     for i,(name,cfg) in enumerate(runs.items()):
         rd,cd = out/name,cfg.to_dict()
         if name in recs or (rd/'config.json').exists():
-            old = recs[name]['config'] if name in recs else read_config(rd).to_dict()
+            old = (config_from_dict(recs[name]['config'], rp) if name in recs else read_config(rd)).to_dict()   # as this version reads it
             if _key(old, cd) != _key(cd):
                 raise AllconvError(f"{rd} was run with other settings than this grid's.",
                                    "use a new output folder for a grid with different settings.")
         if name in recs: say(f"[{i+1}/{len(runs)}] {name}: done before, skipped."); continue
         say(f"[{i+1}/{len(runs)}] {name}")
-        if dls is None or dkey != [cd[k] for k in _DATA]: dls,dkey = run_dls(cfg),[cd[k] for k in _DATA]
+        if dls is None or dkey != [cd[k] for k in data_settings]: dls,dkey = run_dls(cfg),[cd[k] for k in data_settings]
         m = train_run(rd, cfg, resume=(rd/'config.json').exists(), dls=dls)
         recs[name] = dict(name=name, config=cd, **{k: m.get(k) for k in ('data_name', 'valid_loss', 'valid_accuracy', 'valid_tta_accuracy',
                           'test_loss', 'test_accuracy', 'diverged', 'diverged_why', 'epochs_trained', 'seconds')})
@@ -243,7 +253,8 @@ def lr_sweep(out,                  # Folder for the runs (`out/lr0.1`, ...) and 
 paper_table3 = {n: a.paper_error['C10'] for n,a in archs.items() if a.family=='allcnn'}  # Table 3: CIFAR-10 test error (%), no augmentation
 
 # %% ../nbs/15_experiments.ipynb #eb9610c9
-def table3_frame(df:pd.DataFrame) -> pd.DataFrame:
+def table3_frame(df:pd.DataFrame, # The grid's results (`run_grid`), one row per net and lr
+                ) -> pd.DataFrame:
     "One row per net from a grid's results `df`: the lr selected on validation, its errors, and the paper's test error."
     rows = []
     for arch,g in df.groupby('arch', sort=False):
@@ -255,21 +266,24 @@ def table3_frame(df:pd.DataFrame) -> pd.DataFrame:
                          diverged_lrs=' '.join(f"{lr:g}" for lr in g[g.diverged.astype(bool)].lr)))
     return pd.DataFrame(rows)
 
-def table3_markdown(t:pd.DataFrame, data_name:str='') -> str:
-    "`table3_frame` as a Markdown table."
+def table3_markdown(t:pd.DataFrame,   # `table3_frame`'s table
+                    data_name:str='', # The data's name, for the caption
+                   ) -> str:
+    "`table3_frame` as a Markdown table: the validation error the lr was chosen on, the test error where the data has a test split."
     has_test = t.test_error.notna().any()
     f = lambda v: '' if v is None or pd.isna(v) else f"{v:.2f}"
+    cols = ['net', 'selected lr', 'valid error'] + (['test error'] if has_test else []) + ['paper test error (C10)', 'diverged lrs']
     lines = [f"Table 3 reproduction{' on ' + data_name if data_name else ''}: error (%), lr selected on validation." +
              ('' if has_test else " This data has no test split: our column is the validation error."), '',
-             f"| net | selected lr | valid error | {'test error' if has_test else 'valid error (ours)'} | paper test error (C10) | diverged lrs |",
-             '|---|---|---|---|---|---|']
+             '| ' + ' | '.join(cols) + ' |', '|' + '---|'*len(cols)]
     for _,r in t.iterrows():
-        ours = r.test_error if has_test else r.valid_error
-        lines.append(f"| {r.net} | {'' if pd.isna(r.selected_lr) else f'{r.selected_lr:g}'} | {f(r.valid_error)} | {f(ours)} | "
-                     f"{f(r.paper_test_error)} | {r.diverged_lrs or '-'} |")
+        vals = [r.net, '' if pd.isna(r.selected_lr) else f'{r.selected_lr:g}', f(r.valid_error)] + ([f(r.test_error)] if has_test else [])
+        lines.append('| ' + ' | '.join(vals + [f(r.paper_test_error), r.diverged_lrs or '-']) + ' |')
     return '\n'.join(lines) + '\n'
 
-def table3_plot(t:pd.DataFrame, path):
+def table3_plot(t:pd.DataFrame, # `table3_frame`'s table
+                path,           # The PNG file to write
+               ):
     "Bar chart of our error beside the paper's for each net, saved to `path`."
     import matplotlib.pyplot as plt
     has_test = t.test_error.notna().any()
@@ -278,7 +292,8 @@ def table3_plot(t:pd.DataFrame, path):
     fig,ax = plt.subplots(figsize=(max(5, 0.9*len(t)+2), 3.5))
     ax.bar(x-0.2, ours, 0.4, label='ours (test)' if has_test else 'ours (valid)')
     ax.bar(x+0.2, t.paper_test_error.astype(float), 0.4, label='paper (C10 test)')
-    ax.set_xticks(x, t.net, rotation=30, ha='right'); ax.set_ylabel('error (%)'); ax.legend()
+    ax.set_xticks(x, t.net, rotation=30, ha='right'); ax.set_ylabel('error (%)')
+    ax.legend(loc='lower left', bbox_to_anchor=(0, 1.02), ncol=2, frameon=False)   # above the axes: it covers no bar
     fig.tight_layout()
     with atomic_write(path) as f: fig.savefig(f, format='png', dpi=100)
     plt.close(fig)

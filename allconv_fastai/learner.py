@@ -30,12 +30,15 @@ import fastai.vision.learner  # registers `plot_top_losses` and `show_results` f
 __all__ = ['paper_sgd', 'head_split', 'AllconvLearner', 'arch_learner', 'allcnn_learner', 'densenet_learner']
 
 # %% ../nbs/11_learner.ipynb #bd6775c3
-def paper_sgd(nesterov:bool=False):
-    "The papers' optimizer: PyTorch SGD (momentum 0.9, coupled L2 weight decay) as a fastai `opt_func`."
-    return partial(OptimWrapper, opt=partial(torch.optim.SGD, momentum=0.9, nesterov=nesterov))
+def paper_sgd(nesterov:bool=False, # Nesterov momentum (DenseNet's recipes)
+              mom:float=0.9,       # Momentum (the papers' 0.9); a one-cycle fit schedules it instead
+             ):
+    "The papers' optimizer: PyTorch SGD (momentum, coupled L2 weight decay) as a fastai `opt_func`."
+    return partial(OptimWrapper, opt=partial(torch.optim.SGD, momentum=mom, nesterov=nesterov))
 
 # %% ../nbs/11_learner.ipynb #e4c0ac8c
-def head_split(m:nn.Module) -> list:
+def head_split(m:nn.Module, # One of the package's nets (or a `torch.compile`d one)
+              ) -> list:
     "The learners' splitter: body `m[:-3]` and head `m[-3:]` (classifier, pooling, flatten) as two parameter groups."
     m = getattr(m, '_orig_mod', m)   # the net inside a `torch.compile`d one
     if not isinstance(m, nn.Sequential) or len(m) < 4: return trainable_params(m)
@@ -125,6 +128,7 @@ def allcnn_learner(dls:DataLoaders, # Training/validation data
         **kwargs) -> AllconvLearner:
     "A fastai `Learner` for one of the All-CNN paper's nets, trained with a named recipe (`arch_learner` for the All-CNN family)."
     return arch_learner(dls, arch, family='allcnn', **kwargs)
+allcnn_learner.__delwrap__ = arch_learner  # the API table documents the delegated parameters (`keep=True` leaves this unset)
 
 # %% ../nbs/11_learner.ipynb #403ec7a2
 @delegates(arch_learner, keep=True, but=['family'])
@@ -133,3 +137,4 @@ def densenet_learner(dls:DataLoaders, # Training/validation data
         **kwargs) -> AllconvLearner:
     "A fastai `Learner` for a DenseNet / DenseNet-BC, trained with a named recipe (`arch_learner` for the DenseNet family)."
     return arch_learner(dls, arch, family='densenet', **kwargs)
+densenet_learner.__delwrap__ = arch_learner  # the API table documents the delegated parameters

@@ -29,7 +29,8 @@ def pretrained_names() -> list:
     "The nets that ship with trained weights."
     return sorted(p.stem for p in weights_dir().glob('*.json'))
 
-def model_card(arch='all-cnn-c') -> dict:
+def model_card(arch='all-cnn-c', # A net with shipped weights (any spelling of its name; see `pretrained_names`)
+              ) -> dict:
     "The model card of the shipped weights of `arch`."
     name = arch_info(arch).name
     p = weights_dir()/f'{name}.json'
@@ -43,7 +44,9 @@ def model_card(arch='all-cnn-c') -> dict:
 # %% ../nbs/11a_pretrained.ipynb #8b380281
 def _sha256(b:bytes) -> str: return hashlib.sha256(b).hexdigest()
 
-def load_weights(arch='all-cnn-c', path=None) -> dict:
+def load_weights(arch='all-cnn-c', # A net with shipped weights (any spelling of its name)
+                 path=None,         # A safetensors file to read instead of the shipped one (checked against the same card)
+                ) -> dict:
     "The shipped state dict of `arch` (or the safetensors file at `path`), after checking its SHA-256 against the card."
     from safetensors.torch import load as st_load
     card = model_card(arch)
@@ -132,7 +135,10 @@ def export_run(run_dir,             # A finished run (its last.pth is the final 
 
 
 # %% ../nbs/11a_pretrained.ipynb #63847ed0
-def use_stats(dls, mean, std):
+def use_stats(dls,   # The `DataLoaders` to change in place
+              mean,  # Per-channel mean, in 0-1 units (the card's `mean`)
+              std,   # Per-channel standard deviation, in 0-1 units (the card's `std`)
+             ):
     "Make `dls` normalise with the per-channel `mean` and `std` (as trained): every `Normalize` set, or one added where none is."
     found = 0
     for dl in dls.loaders:
@@ -145,7 +151,9 @@ def use_stats(dls, mean, std):
     if hasattr(dls, 'stats'): dls.stats = (torch.tensor(mean), torch.tensor(std))
 
 # %% ../nbs/11a_pretrained.ipynb #c09bdf1f
-def check_data(dls, card:dict):
+def check_data(dls,        # The `DataLoaders` to check
+               card:dict,  # The shipped weights' model card (`model_card`)
+              ):
     "Refuse, in one line, `dls` the shipped net cannot take: images its body cannot run on, or ZCA-whitened data."
     if any(type(t).__name__=='ZCA' for t in dls.train.after_batch.fs):
         raise AllconvError(f"The pretrained {card['arch']} was trained without ZCA whitening.", "build the data without zca.")
@@ -158,7 +166,9 @@ def check_data(dls, card:dict):
                            f"use RGB images of {card['image_size']}x{card['image_size']} (as trained) or larger, e.g. size={card['image_size']}.") from None
 
 # %% ../nbs/11a_pretrained.ipynb #40794caa
-def new_head(m:nn.Module, n_out:int) -> nn.Module:
+def new_head(m:nn.Module, # An All-CNN net, changed in place
+             n_out:int,    # Number of classes of the new head
+            ) -> nn.Module:
     "Replace the class-score conv `m[-3]` of an All-CNN net with a new one of `n_out` outputs, initialised as fastai's heads are."
     old = m[-3]
     m[-3] = nn.Conv2d(old.in_channels, n_out, 1).to(old.weight.device)
@@ -184,7 +194,10 @@ def _check_body_kw(card:dict, model_kw:dict):
             raise AllconvError(f"The pretrained {card['arch']} was trained with {k}={card['model_kw'][k]}, not {v}.",
                                f"drop {k}= (or use the fast recipe: recipe='fast').")
 
-def pretrained_model(arch='all-cnn-c', dls=None, n_out=None, **model_kw) -> nn.Module:
+def pretrained_model(arch='all-cnn-c', # A net with shipped weights (any spelling of its name)
+                     dls=None,          # Data to fit: its stats replace the normaliser's, its classes choose the head
+                     n_out=None,        # Number of classes (default: `dls`'s, else the card's)
+                     **model_kw) -> nn.Module:
     "The net `arch` with the shipped weights; given `dls`, normalised as trained, with a new head unless they hold the card's classes."
     card = model_card(arch)
     _check_body_kw(card, model_kw)

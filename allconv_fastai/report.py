@@ -16,7 +16,8 @@ from .models.registry import archs
 __all__ = ['filed_runs', 'resolvable', 'table3_tables', 'table3_findings', 'table3_report']
 
 # %% ../nbs/20_report.ipynb #e8fdbe40
-def filed_runs(plan_dir) -> pd.DataFrame:
+def filed_runs(plan_dir, # A campaign plan's results folder, e.g. 'bench/results/table3'
+              ) -> pd.DataFrame:
     "One row per run filed under `plan_dir`: its name, settings and metrics (empty when none is filed)."
     plan_dir,rows = Path(plan_dir),[]
     for m in sorted(plan_dir.rglob('metrics.json')):
@@ -28,7 +29,10 @@ def filed_runs(plan_dir) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 # %% ../nbs/20_report.ipynb #bc48c8ea
-def resolvable(acc_a:float, acc_b:float, n:int) -> bool:
+def resolvable(acc_a:float, # One accuracy, a fraction in 0..1
+               acc_b:float, # The other accuracy, a fraction in 0..1
+               n:int,       # Number of images each was measured on
+              ) -> bool:
     "Whether two accuracies on `n` images differ by more than twice the noise of their difference (binomial, independent)."
     p = (acc_a + acc_b)/2
     return abs(acc_a - acc_b) > 2*math.sqrt(2*p*(1-p)/n)
@@ -49,7 +53,8 @@ def _sweep_text(df, prefix) -> str:
     if s.empty: return 'pending'
     return ', '.join(f"{r.lr:g}: {'diverged' if r.m_diverged else f'{100*r.m_valid_accuracy:.1f}%'}" for r in s.sort_values('lr', ascending=False).itertuples())
 
-def table3_tables(plan_dir) -> dict:
+def table3_tables(plan_dir, # The Table 3 campaign's results folder
+                 ) -> dict:
     "The Table 3 campaign's tables (DataFrames) from its filed runs: 'table3', 'paper_setting', 'ablations'."
     df = filed_runs(plan_dir)
     if df.empty: df = pd.DataFrame(columns=['name', 'lr'])
@@ -76,7 +81,9 @@ def table3_tables(plan_dir) -> dict:
     return dict(table3=t3, paper_setting=ps, ablations=ab)
 
 # %% ../nbs/20_report.ipynb #e2192724
-def table3_findings(t3:pd.DataFrame, n_valid:int=5000) -> list:
+def table3_findings(t3:pd.DataFrame,  # The 'table3' table of `table3_tables`
+                    n_valid:int=5000,  # Validation images the accuracies were measured on
+                   ) -> list:
     "Plain sentences on what Table 3's filed rows support: per base, the paper's ordering against ours, and which gaps the noise allows."
     out = []
     for base in 'ABC':
@@ -115,7 +122,8 @@ def _bars(df, label, path, ref=None, ref_label=None, title=''):
     plt.close(fig)
 
 # %% ../nbs/20_report.ipynb #8c463161
-def table3_report(plan_dir) -> Path:
+def table3_report(plan_dir, # The Table 3 campaign's results folder; the report is written there
+                 ) -> Path:
     "Write the Table 3 campaign's report (README.md, CSVs and bar charts) into `plan_dir` from its filed runs; return the README's path."
     plan_dir = Path(plan_dir)
     t = table3_tables(plan_dir)
@@ -133,7 +141,7 @@ def table3_report(plan_dir) -> Path:
           "number of ours is a validation error, and the lrs were chosen on the same validation images.", "",
           f"## Table 3 at an equal budget ({filed(t3)})", "",
           "Ours: the fast recipe (batch norm, no dropout, flip + 4-pixel translation, one-cycle over 10 epochs, label smoothing 0.1, "
-          "SGD momentum 0.9, weight decay 5e-4, batch 128, bf16 autocast). The paper's column is its C10 test error: no augmentation, "
+          "SGD with one-cycle momentum 0.95-0.85-0.95, weight decay 5e-4, batch 128, bf16 autocast). The paper's column is its C10 test error: no augmentation, "
           "dropout, 350 epochs. It is a reference from another setting, not a like-for-like comparison.", "",
           _md(t3, cols), "", *[f"- {s}" for s in table3_findings(t3)], "",
           f"## The C row in the paper's own setting ({filed(ps)})", "",

@@ -54,12 +54,16 @@ def _plain(o):
     if isinstance(o, (list, tuple)): return type(o)(_plain(v) for v in o)
     return o.item() if isinstance(o, np.generic) else o
 
-def plain_model(model:nn.Module) -> nn.Module:
+def plain_model(model:nn.Module, # A net, possibly wrapped by `DistributedDataParallel` and/or `torch.compile`
+               ) -> nn.Module:
     "The net inside a `DistributedDataParallel` and/or `torch.compile` wrapper (or `model` itself)."
     model = getattr(model, 'module', model)
     return getattr(model, '_orig_mod', model)
 
-def save_checkpoint(path, model:nn.Module, opt=None, **meta):
+def save_checkpoint(path,            # File to write (replaced atomically)
+                    model:nn.Module,  # The net whose weights are saved (unwrapped by `plain_model`)
+                    opt=None,         # A fastai optimizer whose state is saved too (for resuming)
+                    **meta):
     "Atomically save `model`'s weights (and `opt`'s state, and plain `meta` values) to `path`, loadable without unpickling code."
     model = plain_model(model)
     state = {'model': {k: v.detach().cpu() for k,v in model.state_dict().items()}, 'meta': meta}
@@ -69,7 +73,11 @@ def save_checkpoint(path, model:nn.Module, opt=None, **meta):
     _write_file(path, buf.getvalue(), 'checkpoint')
     return Path(path)
 
-def load_checkpoint(path, model:nn.Module=None, opt=None, strict:bool=True) -> dict:
+def load_checkpoint(path,                 # A file written by `save_checkpoint`
+                    model:nn.Module=None,  # The net to load the weights into (None: only read the file)
+                    opt=None,              # A fastai optimizer to load the saved state into
+                    strict:bool=True,      # Require the checkpoint's keys to match the model's exactly
+                   ) -> dict:
     "Load a checkpoint written by `save_checkpoint` into `model` (and `opt`), refusing anything but plain tensors."
     path = Path(path)
     if not path.exists(): raise AllconvError(f"No checkpoint at {path}.", "check the run directory, or train without --resume.")
@@ -106,7 +114,9 @@ def _monitor_value(learn, monitor):
         raise AllconvError(f"Cannot monitor {monitor!r}: the learner records {names}.", "monitor one of those.")
     return float(_last_values(learn).get(monitor, float('nan')))
 
-def check_run_dir(run_dir, need:int=0) -> Path:
+def check_run_dir(run_dir,     # The run folder, created if missing
+                  need:int=0,  # Bytes that must be free on its disk
+                 ) -> Path:
     "Create `run_dir` and check that a file can be written there and `need` bytes are free, else raise `AllconvError`."
     run_dir = Path(run_dir)
     try:
@@ -123,7 +133,8 @@ def check_run_dir(run_dir, need:int=0) -> Path:
     return run_dir
 
 # %% ../nbs/12_runs.ipynb #16271989
-def read_json(p) -> dict:
+def read_json(p, # A JSON file holding one object
+             ) -> dict:
     "The JSON object in file `p`, or an `AllconvError` naming the file when it is damaged."
     try: d = json.loads(Path(p).read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -131,13 +142,17 @@ def read_json(p) -> dict:
     if not isinstance(d, dict): raise AllconvError(f"{p} does not hold a JSON object.", "restore it, or start a new run in a new folder.")
     return d
 
-def write_json(path, obj):
+def write_json(path, # File to write (replaced atomically)
+               obj,  # A JSON-able object; other values are written as `str(value)`
+              ):
     "Write `obj` as JSON to `path` atomically."
     with atomic_write(path, 'w') as f: json.dump(obj, f, indent=1, default=str)
 
 _METRICS = ('arch', 'epochs', 'valid_loss', 'valid_accuracy')  # what every finished run's metrics.json holds
 
-def read_metrics(run_dir, strict:bool=False) -> dict|None:
+def read_metrics(run_dir,            # A run folder
+                 strict:bool=False,  # Raise `AllconvError` on a damaged or partial metrics.json instead of returning None
+                ) -> dict|None:
     "The final metrics of a finished run, or None while it is unfinished (or, unless `strict`, when metrics.json is damaged or partial)."
     p = Path(run_dir)/'metrics.json'
     if not p.exists(): return None
@@ -151,7 +166,9 @@ def read_metrics(run_dir, strict:bool=False) -> dict|None:
         print(f"{p} is damaged or partial ({e.problem}); the run will be evaluated again.", flush=True)
         return None
 
-def read_history(run_dir, fname='history.csv') -> list:
+def read_history(run_dir,              # A run folder
+                 fname='history.csv',  # The history file's name in `run_dir`
+                ) -> list:
     "The rows of `run_dir/history.csv` ([] when there is none), or an `AllconvError` when it is damaged."
     p = Path(run_dir)/fname
     if not p.exists(): return []
@@ -162,11 +179,15 @@ def read_history(run_dir, fname='history.csv') -> list:
                                "restore history.csv, or start the run again in a new folder.")
     return h.to_dict('records')
 
-def write_history(run_dir, rows:list, fname='history.csv'):
+def write_history(run_dir,              # A run folder
+                  rows:list,            # One dict per epoch: 'epoch', the losses and metrics, 'lr', 'minutes'
+                  fname='history.csv',  # The history file's name in `run_dir`
+                 ):
     "Write the per-epoch `rows` to `run_dir/history.csv` atomically."
     _write_file(Path(run_dir)/fname, pd.DataFrame(rows).to_csv(index=False), 'history')
 
-def check_parents(run_dir):
+def check_parents(run_dir, # The run folder to be made (it may not exist yet)
+                 ):
     "Refuse a run directory that cannot be made because it, or a folder above it, is a file."
     d = Path(run_dir)
     for p in (d, *d.parents):
@@ -177,7 +198,8 @@ def check_parents(run_dir):
             raise AllconvError(f"The run directory {d} cannot be made: {p} is a file, not a folder.",
                                "choose a new --out directory (an empty or missing one).")
 
-def check_fresh(run_dir):
+def check_fresh(run_dir, # The run folder a new run would train into
+               ):
     "Refuse to train into a directory that already holds something."
     d = Path(run_dir)
     check_parents(d)
@@ -198,7 +220,10 @@ def check_fresh(run_dir):
 # %% ../nbs/12_runs.ipynb #0e4a7654
 class RunLock:
     "Hold `folder/.lock` (an exclusive `flock`, which the OS releases when the process dies) while one process uses `folder`."
-    def __init__(self, folder, what:str='run folder'): self.folder,self.what,self.fd = Path(folder),what,None
+    def __init__(self,
+        folder,                # The folder to hold (created if missing)
+        what:str='run folder', # What the folder is, in error messages
+    ): self.folder,self.what,self.fd = Path(folder),what,None
     @property
     def path(self) -> Path: return self.folder/'.lock'
     def __enter__(self):
@@ -231,7 +256,11 @@ class RunLock:
 class Checkpoint(Callback):
     "Save `last.pth` every epoch (with the run's history so far) and `best.pth` when `monitor` improves, atomically, in `run_dir`."
     order = 65  # after the Recorder has the epoch's values, and after `History` has its row
-    def __init__(self, run_dir, monitor='valid_loss', comp=None):
+    def __init__(self,
+        run_dir,               # The run folder for `last.pth` and `best.pth`
+        monitor='valid_loss',  # The recorded value that decides `best.pth`: 'valid_loss' or a metric's name
+        comp=None,             # Better-than test (default: `np.less` for a loss, `np.greater` otherwise)
+    ):
         self.run_dir,self.monitor = Path(run_dir),monitor
         self.comp = ifnone(comp, np.less if 'loss' in monitor else np.greater)
         self.best = None
@@ -261,7 +290,11 @@ class Checkpoint(Callback):
 class History(Callback):
     "Write `history.csv` in `run_dir` after every trained epoch, with the epoch's minutes; resumed (`append`), it continues the checkpoint's record."
     order = 64  # before `Checkpoint`: a kill between the two leaves a row to redo, never a checkpointed epoch without one
-    def __init__(self, run_dir, fname='history.csv', append=False): self.path,self.append = Path(run_dir)/fname,append
+    def __init__(self,
+        run_dir,              # The run folder
+        fname='history.csv',  # The history file's name in `run_dir`
+        append=False,         # Continue the resumed run's rows instead of starting a new file
+    ): self.path,self.append = Path(run_dir)/fname,append
     def before_fit(self):
         self.rows = []
         if self.append:   # the resumed checkpoint's rows (digest-checked) rather than a file a crash may have cut short
@@ -303,7 +336,11 @@ class StopOnNaN(Callback):
 # %% ../nbs/12_runs.ipynb #1d5e4aa0
 class RunStopped(AllconvError):
     "A run stopped by a signal (SIGTERM, SIGHUP) after finishing its current step; `signum` is the signal's number."
-    def __init__(self, problem, fix='', signum=signal.SIGTERM):
+    def __init__(self,
+        problem,                # What stopped the run, in one sentence
+        fix='',                 # How to continue it (e.g. the resume command)
+        signum=signal.SIGTERM,  # The signal that stopped it
+    ):
         super().__init__(problem, fix); self.signum = int(signum)
 
 class GracefulStop(Callback):
@@ -323,7 +360,11 @@ class GracefulStop(Callback):
 
 # %% ../nbs/12_runs.ipynb #4e26d9af
 @patch
-def run_cbs(self:Learner, run_dir, monitor:str=None, resume:bool=False) -> list:
+def run_cbs(self:Learner,
+        run_dir,            # The run folder the callbacks write to
+        monitor:str=None,   # What `best.pth` tracks (default: 'accuracy' when it is a metric, else 'valid_loss')
+        resume:bool=False,  # Continue the checkpoint's history instead of starting a new one
+    ) -> list:
     "`Checkpoint`, `History`, `StopOnNaN` and `GracefulStop` callbacks writing to `run_dir`."
     monitor = ifnone(monitor, 'accuracy' if 'accuracy' in [m.name for m in self.metrics] else 'valid_loss')
     return [Checkpoint(run_dir, monitor), History(run_dir, append=resume), StopOnNaN(), GracefulStop()]
@@ -342,7 +383,10 @@ def _check_meta(meta, path, n_epoch:int=None):
         raise AllconvError(f"Checkpoint {path}'s history record is damaged.", fix)
 
 @patch
-def resume(self:Learner, run_dir, n_epoch:int=None) -> int:
+def resume(self:Learner,
+        run_dir,           # A run folder holding `last.pth`
+        n_epoch:int=None,  # The run's length in epochs, checked against the checkpoint's (None: not checked)
+    ) -> int:
     "Load `run_dir/last.pth` into this learner (model, optimizer, random state, history); return the epoch to start from."
     if self.opt is None: self.create_opt()
     path = Path(run_dir)/'last.pth'
@@ -359,7 +403,9 @@ def resume(self:Learner, run_dir, n_epoch:int=None) -> int:
     return meta['epoch'] + 1
 
 # %% ../nbs/12_runs.ipynb #0f115ff2
-def save_run_plots(run_dir, learn:Learner=None) -> list:
+def save_run_plots(run_dir,             # A run folder with history.csv; the plots are written there
+                   learn:Learner=None,  # The trained learner, for the per-batch learning rate plot
+                  ) -> list:
     "Save `curves.png` (losses and metrics per epoch) and, given `learn`, `lr.png` (lr per batch) in `run_dir`."
     import matplotlib; import matplotlib.pyplot as plt
     run_dir = Path(run_dir)
@@ -386,7 +432,8 @@ def save_run_plots(run_dir, learn:Learner=None) -> list:
 def plot_minutes(run_dir,              # A run folder whose history.csv has per-epoch minutes
                  targets=(),           # Target accuracies to mark, e.g. (0.88,)
                  budget:float=None,    # A budget in minutes to mark, e.g. 60
-                 title:str=None) -> Path:
+                 title:str=None,       # The plot's title (default: the folder's name)
+                ) -> Path:
     "Save `accuracy_vs_minutes.png` in `run_dir`: validation accuracy against the training minutes summed over the epochs."
     import matplotlib.pyplot as plt
     run_dir = Path(run_dir)
@@ -414,7 +461,8 @@ class PlainProgress(Callback):
     def after_fit(self):
         if self.learn.logger == self._write: self.learn.logger = print
 
-def use_plain_progress(learn):
+def use_plain_progress(learn, # The learner to change in place
+                      ):
     "Swap `learn`'s progress bars for `PlainProgress` when stdout is not a terminal."
     if sys.stdout.isatty(): return
     learn.remove_cb(ProgressCallback)

@@ -20,7 +20,7 @@ __all__ = ['ShortEpochs', 'InterruptAfter', 'RecordShard', 'png_tree', 'cifar_fo
 class ShortEpochs(Callback):
     "Cut every training epoch to `n_batch` batches and skip validation: for checking schedules quickly."
     order = 0
-    def __init__(self, n_batch:int=1): self.n_batch = n_batch
+    def __init__(self, n_batch:int=1): self.n_batch = n_batch  # training batches per epoch
     def before_batch(self):
         if self.training and self.iter >= self.n_batch: raise CancelEpochException
     def before_validate(self): raise CancelValidException
@@ -29,7 +29,7 @@ class ShortEpochs(Callback):
 class InterruptAfter(Callback):
     "Stop training after epoch `epoch`, as an interruption would (for tests and demos)."
     order = 90
-    def __init__(self, epoch:int): self.stop_epoch = epoch
+    def __init__(self, epoch:int): self.stop_epoch = epoch  # the last epoch to finish (0-based)
     def after_epoch(self):
         if self.epoch == self.stop_epoch: raise CancelFitException
 
@@ -37,7 +37,7 @@ class InterruptAfter(Callback):
 class RecordShard(Callback):
     "Write what this rank trained on (first batch's labels and a hash of its images) and its final weights' hash to `out_dir`."
     order = 100
-    def __init__(self, out_dir): self.out_dir,self.first = Path(out_dir),None
+    def __init__(self, out_dir): self.out_dir,self.first = Path(out_dir),None  # folder for `rank{N}.json`
     def before_batch(self):
         if self.training and self.first is None:
             x,y = self.xb[0],self.yb[0]
@@ -53,7 +53,14 @@ class RecordShard(Callback):
         with atomic_write(self.out_dir/f'rank{rank_distrib()}.json', 'w') as f: json.dump(rec, f)
 
 # %% ../nbs/18_test_utils.ipynb #ce5d566f
-def png_tree(root, n_per=3, classes=('cat','dog'), splits=('train','test'), size=32, seed=0, ext='png') -> dict:
+def png_tree(root,                     # Folder to write under (created if missing)
+             n_per=3,                  # Images per class and split
+             classes=('cat','dog'),    # Class folder names
+             splits=('train','test'),  # Split folder names
+             size=32,                  # Side of the square images in pixels
+             seed=0,                   # Seed of the random pixels
+             ext='png',                # 'png', or 'jpg' for JPEG files
+            ) -> dict:
     "Write random images in the untar_data layout under `root`; return {relative path: uint8 tensor}."
     from torchvision.io import encode_png, encode_jpeg
     root = Path(root)
@@ -69,9 +76,12 @@ def png_tree(root, n_per=3, classes=('cat','dog'), splits=('train','test'), size
     return out
 
 # %% ../nbs/18_test_utils.ipynb #def2b90e
-def cifar_folder(root, groups:dict, # where to write; {new class: [CIFAR-10 classes]}
-                 n_train:int=30, n_valid:int=100, # images per new class in train/ and valid/
-                 seed:int=0, src=None, # seed of the draw; the JPEG archive or folder (default: `find_cifar10_jpg()`)
+def cifar_folder(root,           # Folder to write under
+                 groups:dict,    # {new class: [CIFAR-10 classes]}
+                 n_train:int=30, # Images per new class in train/
+                 n_valid:int=100, # Images per new class in valid/
+                 seed:int=0,     # Seed of the draw
+                 src=None,       # The CIFAR-10 JPEG archive or folder (default: `find_cifar10_jpg()`)
                 ) -> Path|None:
     "Write CIFAR-10 images relabelled by `groups` as PNGs in class folders under root/train and root/valid, the valid ones from the 5,000 the shipped net held out."
     from torchvision.io import encode_png

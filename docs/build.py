@@ -12,7 +12,7 @@ pages (nbs/NN_*.ipynb) in notebook order. `nbdev-docs` still builds the Quarto s
 Quarto is installed.
 """
 from __future__ import annotations
-import argparse, base64, json, os, posixpath, re, shutil, sys, time
+import argparse, base64, inspect, json, os, posixpath, re, shutil, sys, time
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -198,6 +198,17 @@ def _readable_defaults(md:str) -> str:
     md = re.sub(r'<object object at 0x[0-9a-f]+>', '(not set)', md)
     return re.sub(r"<class '([\w.]+)'>", r'\1', md)
 
+def _exported(sym):
+    "The package's own copy of a class a notebook defines (its exported module, found in the package's `_modidx`), or None."
+    import importlib
+    from nbdev.config import get_config
+    try: syms = importlib.import_module(f"{get_config().lib_path.name}._modidx").d['syms']
+    except Exception: return None
+    name = getattr(sym, '__qualname__', '')
+    mod = next((m for m,d in syms.items() if f'{m}.{name}' in d), None)
+    try: return getattr(importlib.import_module(mod), name) if mod else None
+    except Exception: return None
+
 def _table_renderer():
     "Make `show_doc` add a docments table (name, type, default, details) under the signature, like nbdev 2 did."
     import nbdev.showdoc as sd
@@ -206,11 +217,15 @@ def _table_renderer():
     orig = sd.BasicMarkdownRenderer._repr_markdown_
     def _repr_markdown_(self):
         md = orig(self)
-        try: tbl = DocmentTbl(self.sym)
+        sym = self.sym
+        try:
+            tbl = DocmentTbl(sym)
+            if not tbl.has_docment and inspect.isclass(sym) and (pkg := _exported(sym)) is not None:
+                sym,tbl = pkg,DocmentTbl(pkg)  # a dataclass defined in a notebook cell: `inspect` reads no source there
         except Exception: return _readable_defaults(md)
         if not tbl.has_docment: return _readable_defaults(md)
         try:  # the signature without the trailing comments, which the table now shows
-            dt = DocmentText(self.sym, maxline=self.maxline, docstring=False)
+            dt = DocmentText(sym, maxline=self.maxline, docstring=False)
             for v in dt.dm.values(): v['docment'] = None
             md = md.replace(f'```python\n{self.dm}\n```', f'```python\n{dt}\n```', 1)
         except Exception: pass
@@ -263,6 +278,36 @@ def external_refs(site:Path) -> list[tuple[str,str]]:
         res += [(f.relative_to(site).as_posix(), u) for u in re.findall(r'url\(\s*["\']?((?:https?:)?//[^)"\']+)', f.read_text(errors='replace'))]
     return res
 
+def _imports_only(src:str) -> bool:
+    import ast
+    try: tree = ast.parse(directives(src)[1])
+    except SyntaxError: return False
+    return bool(tree.body) and all(isinstance(t, (ast.Import, ast.ImportFrom)) for t in tree.body)
+
+def readback_cells(nb:dict) -> tuple:
+    """A notebook's read-back cells (`#| readback`: they print results read from the repository's files; `#| readback:
+    live` where those files still grow), and the cells to run for them: the first code cell, its import cells, them."""
+    code = [c for c in nb['cells'] if c['cell_type']=='code']
+    back = [c for c in code[1:] if 'readback' in directives(_src(c.get('source')))[0]]
+    return back, ([code[0]] + [c for c in code[1:] if c in back or _imports_only(_src(c.get('source')))]) if back else []
+
+def run_readbacks(nb_path:Path) -> dict:
+    "Run `nb_path`'s read-back cells again, in its folder: {cell id: outputs as they are now} (a campaign's newly filed runs appear)."
+    from execnb.shell import CaptureShell
+    from fastcore.nbio import dict2nb
+    nb = json.loads(Path(nb_path).read_text())
+    back,todo = readback_cells(nb)
+    if not back: return {}
+    cwd = os.getcwd(); os.chdir(Path(nb_path).parent)
+    try:
+        sh,run = CaptureShell(path=Path(nb_path).parent),dict2nb({'cells': json.loads(json.dumps(todo)), 'metadata': {}, 'nbformat': 4, 'nbformat_minor': 5})
+        for c in run.cells:
+            sh.cell(c)
+            if sh.exc: raise RuntimeError(f"{nb_path}: a read-back cell failed:\n{c.source}\n{sh.exc!r}")
+    finally: os.chdir(cwd)
+    ids = {c.get('id') for c in back}
+    return {c.id: json.loads(json.dumps(c.outputs)) for c in run.cells if c.get('id') in ids}
+
 def stage_pages(proc:Path, stage:Path=STAGE, nbs:Path=NBS) -> list:
     "Write the Markdown pages and assets into `stage`; return mkdocs' nav."
     from nbdev.config import get_config
@@ -275,7 +320,10 @@ def stage_pages(proc:Path, stage:Path=STAGE, nbs:Path=NBS) -> list:
     for rel,page in pages.items():
         pnb = proc/rel
         if not pnb.exists(): raise FileNotFoundError(f'{pnb} missing: nbdev processing failed for nbs/{rel}')
-        md,titles[rel] = nb2md(json.loads(pnb.read_text()), page, linker, stage)
+        pj,fresh = json.loads(pnb.read_text()),run_readbacks(nbs/rel)   # read-backs as the results are now, not as saved
+        for c in pj['cells']:
+            if c.get('id') in fresh: c['outputs'] = fresh[c['id']]
+        md,titles[rel] = nb2md(pj, page, linker, stage)
         (stage/page).parent.mkdir(parents=True, exist_ok=True)
         (stage/page).write_text(md)
     _fix_method_anchors(stage, pages.values())

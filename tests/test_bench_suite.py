@@ -1,6 +1,7 @@
-"""The benchmark suite's own checks (`bench/suite.py`): each measurement function on tiny sizes, with real assertions
-(ratios, FLOP counts, exact arithmetic, learning on a fixed batch). Each test stands alone; shared inputs are fixtures."""
-import contextlib, importlib.util, io, math, time
+"""The benchmark suite (`bench/suite.py`): each measurement function on tiny sizes, with real assertions (ratios, FLOP
+counts, exact arithmetic, learning on a fixed batch), and `--quick` end to end: the Markdown report it writes has the
+rows and columns it should, with positive finite ratios. Each test stands alone; shared inputs are fixtures."""
+import importlib.util, math, re, time
 from functools import partial
 from pathlib import Path
 import pytest, torch
@@ -110,10 +111,50 @@ def test_md_table():
     ft.test_eq(suite.md_table([dict(a=1.234, b='x'), dict(a=float('nan'))], [('a', 'A', '.1f'), ('b', 'B', str)]),
             '| A | B |\n|---|---|\n| 1.2 | x |\n| n/a |  |')
 
-def test_main_writes_the_report(tmp_path):
+def _tables(md:str) -> dict:
+    "Each '## Section' of the report -> its Markdown table as a list of rows (lists of cell strings), header first."
+    out,name = {},None
+    for line in md.splitlines():
+        if line.startswith('## '): name = line[3:].strip(); out[name] = []
+        elif name and line.startswith('|') and not re.match(r'^\|(-+\|)+$', line):
+            out[name].append([c.strip() for c in line.strip().strip('|').split('|')])
+    return out
+
+def _num(s:str) -> float: return float(s.replace(',', '').rstrip('%'))
+
+def test_quick_report_end_to_end(tmp_path, capsys, monkeypatch):
+    "`python bench/suite.py --quick ...`, through its `main`: every section, printed and written alike."
+    monkeypatch.chdir(tmp_path)
     out = tmp_path/'bench.md'
-    with contextlib.redirect_stdout(io.StringIO()):
-        suite.main(['--quick', '--only', 'learner', '--n-images', '200', '--reps', '1', '--bs', '8', '--out', str(out)])
+    suite.main(['--quick', '--reps', '1', '--n-images', '300', '--bs', '4', '--out', str(out)])
     md = out.read_text()
-    assert '## Learner overhead (interleaved)' in md and 'Learner / plain loop, bf16 (time)' in md
+    assert capsys.readouterr().out.strip().startswith(md.strip()[:200])  # what it printed is what it wrote
+    t = _tables(md)
+    for sec in ('Headline ratios', 'Data pipelines', 'Learner overhead (interleaved)', 'Precision and layout',
+                'Memory: DenseNet-BC-100 concatenation', 'Throughput vs batch size'):
+        assert sec in t and len(t[sec]) >= 3, (sec, t.get(sec))
+    head = t['Headline ratios']
+    assert head[0] == ['measure', 'ratio', 'target', 'met']
+    measures = {row[0]: row for row in head[1:]}
+    for m in ('data: ours / fastai `from_folder` (img/s)', 'Learner / plain loop, fp32 (time)',
+              'Learner / plain loop, bf16 (time)', 'DenseNet-BC-100: efficient / plain saved activations (bytes)',
+              'DenseNet-BC-100: efficient / plain (time per step)'):
+        assert m in measures, (m, list(measures))
+    for row in head[1:]:
+        v = _num(row[1])
+        assert math.isfinite(v) and v > 0, row
+        assert row[3] in ('yes', 'NO', '-'), row
+    # checkpointed concatenation saves memory deterministically, whatever the load
+    assert _num(measures['DenseNet-BC-100: efficient / plain saved activations (bytes)'][1]) < 0.6
+    assert [r[1] for r in t['Precision and layout'][1:4]] == ['fp32', 'bf16', 'bf16+cl']
+    nets = {r[0] for r in t['Throughput vs batch size'][1:]}
+    assert nets == {'All-CNN-C', 'DenseNet-BC-100', 'DenseNet-40'}
+    for row in t['Throughput vs batch size'][1:] + t['Precision and layout'][1:] + t['Data pipelines'][1:]:
+        assert all(math.isfinite(_num(c)) and _num(c) > 0 for c in row[-3:]), row
+    assert 'Load average' in md and 'threads' in md
+
+def test_unknown_sections_are_refused_before_anything_is_written(tmp_path):
     ft.test_fail(lambda: suite.run_bench(only=['nothing']), contains='Unknown sections')
+    with pytest.raises(SystemExit) as e: suite.main(['--only', 'nonsense', '--out', str(tmp_path/'b.md')])
+    assert e.value.code != 0 and 'Unknown sections' in str(e.value.code)
+    assert not (tmp_path/'b.md').exists()

@@ -1,11 +1,11 @@
-"""Campaigns (issue 19): a plan of runs that survives SIGKILL, resumes the interrupted run without redoing finished
+"""Campaigns: a plan of runs that survives SIGKILL, resumes the interrupted run without redoing finished
 epochs, files each finished run, and ends with the results of an uninterrupted campaign."""
-import json, os, signal, subprocess, sys, time
-from pathlib import Path
+import json, signal, subprocess, sys, time
 import pandas as pd
 import pytest
+from allconv_fastai.cli import eval_main, _campaign_main
+from conftest import ENV, save_image
 
-ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1', 'PYTHONWARNINGS': 'ignore'}
 PLAN = '''
 from allconv_fastai.campaign import Plan
 plan = Plan('tiny')
@@ -82,18 +82,16 @@ def test_second_campaign_of_one_plan_is_refused(reference):
     assert q.returncode == 2 and err.count('\n') == 1, err
     assert f"is in use by process {p.pid}" in err
 
-def test_status_lists_runs_and_time_left(reference):
+def test_status_lists_runs_and_time_left(reference, cli):
     tmp, ref = reference
-    p = subprocess.run([sys.executable, '-m', 'allconv_fastai.campaign', str(tmp/'tiny.py'), '--status', '--results',
-                        str(ref/'results'), '--work', str(ref/'work')], capture_output=True, text=True, env=ENV, timeout=300)
+    p = cli(_campaign_main, tmp/'tiny.py', '--status', '--results', ref/'results', '--work', ref/'work')
     assert p.returncode == 0, p.stderr
     lines = p.stdout.splitlines()
     assert [l.split()[:2] for l in lines[:3]] == [['filed', 'a'], ['filed', 'sweep/b'], ['filed', 'c']]
     assert 'Plan tiny: 3 of 3 runs filed, 0 left' in lines[-1]
 
-def test_filed_run_scores_a_test_split_held_elsewhere(reference, tmp_path):
+def test_filed_run_scores_a_test_split_held_elsewhere(reference, tmp_path, cli):
     "allconv-eval FILED_RUN --data D --split test --json: the filed bf16 weights on a test/ folder made here, without training images."
-    from PIL import Image
     from allconv_fastai.config import RunConfig, run_dls
     tmp, ref = reference
     run = ref/'results'/'tiny'/'a'
@@ -101,9 +99,8 @@ def test_filed_run_scores_a_test_split_held_elsewhere(reference, tmp_path):
     dv = run_dls(RunConfig(data='digits', size=16, seed=0))                # its validation images, as PNGs in test/
     for i,(x,y) in enumerate(zip(dv.valid_ds.x.cpu(), dv.valid_ds.y.cpu())):
         (tmp_path/'copy'/'test'/dv.vocab[int(y)]).mkdir(parents=True, exist_ok=True)
-        Image.fromarray(x.permute(1,2,0).numpy()).save(tmp_path/'copy'/'test'/dv.vocab[int(y)]/f'{i}.png')
-    p = subprocess.run([sys.executable, '-m', 'allconv_fastai.cli', 'eval', str(run), '--data', str(tmp_path/'copy'), '--split', 'test',
-                        '--json'], capture_output=True, text=True, env=ENV, timeout=300)
+        save_image(tmp_path/'copy'/'test'/dv.vocab[int(y)]/f'{i}.png', x)
+    p = cli(eval_main, run, '--data', tmp_path/'copy', '--split', 'test', '--json')
     assert p.returncode == 0, p.stderr[-2000:]
     r = json.loads(p.stdout)
     assert r['weights'].startswith('weights.safetensors') and set(r) >= {'test_loss', 'test_accuracy'}

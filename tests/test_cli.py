@@ -1,23 +1,16 @@
-"The console commands, run as a user would from a shell, on the bundled digits with a narrow net and tiny epochs."
-import json, os, re, signal, subprocess, sys, time
-from pathlib import Path
+"""The console commands on the bundled digits with a narrow net and tiny epochs: what they write and print, how they
+refuse a setting (one `error:` line, exit status 2, nothing written), and their `--help`. Each is called in this
+process through its entry point, except where the process itself is the point (a kill, `--help` without torch)."""
+import json, subprocess, sys
 import pandas as pd
 import pytest
+from allconv_fastai.cli import train_main, eval_main, main
+from conftest import BIN, command, one_line, printed, start, wait_for
 
-BIN = Path(sys.executable).parent
-TINY = ['--widths', '16,32', '--size', '16', '--precision', 'fp32']
+SMALL = ['--widths', '16,32', '--size', '16', '--precision', 'fp32']
 
-def run(cmd, cwd, **kw):
-    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
-    exe = [str(BIN/cmd[0])] if (BIN/cmd[0]).exists() else [sys.executable, '-m', 'allconv_fastai.cli', cmd[0].split('-')[-1]]
-    return subprocess.run(exe + [str(o) for o in cmd[1:]], cwd=cwd, env=env, capture_output=True, text=True, timeout=600, **kw)
-
-def printed(out, what='valid accuracy'):
-    "The accuracy a command printed after `what`."
-    return float(re.search(rf"{what} (?:\([^)]*\) )?([0-9.]+)", out).group(1))
-
-def test_train_writes_a_run_and_eval_reads_it(tmp_path):
-    p = run(['allconv-train', '--epochs', '2', '--out', 'runs/c', *TINY], tmp_path)
+def test_train_writes_a_run_and_eval_reads_it(tmp_path, cli):
+    p = cli(train_main, '--epochs', '2', '--out', 'runs/c', *SMALL, cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     d = tmp_path/'runs'/'c'
     for f in ('config.json', 'history.csv', 'last.pth', 'best.pth', 'metrics.json', 'curves.png', 'lr.png'):
@@ -29,52 +22,66 @@ def test_train_writes_a_run_and_eval_reads_it(tmp_path):
     assert printed(p.stdout, 'valid accuracy with TTA') == pytest.approx(m['valid_tta_accuracy'], abs=1e-4)
     assert list(pd.read_csv(d/'history.csv').epoch) == [0, 1]
     assert json.loads((d/'config.json').read_text())['widths'] == [16, 32]
-    assert '\r' not in p.stdout                                         # no progress-bar noise in a pipe
+    assert '\r' not in p.stdout                                         # no progress-bar noise when not on a terminal
 
-    e = run(['allconv-eval', 'runs/c', '--tta'], tmp_path)
+    e = cli(eval_main, 'runs/c', '--tta')
     assert e.returncode == 0, e.stderr
     best = max(pd.read_csv(d/'history.csv').accuracy)                  # best.pth holds the best epoch
     assert printed(e.stdout) == pytest.approx(best, abs=1e-4)
     assert 0 < printed(e.stdout, 'valid accuracy with TTA') <= 1
 
     # a finished run is never overwritten
-    again = run(['allconv-train', '--epochs', '2', '--out', 'runs/c', *TINY], tmp_path)
+    again = cli(train_main, '--epochs', '2', '--out', 'runs/c', *SMALL)
     assert again.returncode == 2 and 'already holds a finished run' in again.stderr
     assert (d/'metrics.json').read_text() == json.dumps(m, indent=1)
 
-def test_resume_continues_a_killed_run(tmp_path):
-    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
-    args = [str(BIN/'allconv-train'), '--epochs', '3', '--out', 'runs/r', '--no-tta', *TINY]
-    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def test_resume_continues_a_killed_run(tmp_path, cli):
+    "SIGKILL after the first checkpoint (a real process), then `--resume` finishes the run with one continuous history."
+    proc = start('allconv-train', '--epochs', '6', '--out', 'runs/r', '--no-tta', *SMALL, cwd=tmp_path)   # 6: not over before the kill, even on a busy machine
     last = tmp_path/'runs'/'r'/'last.pth'
-    t0 = time.time()
-    while not last.exists() and proc.poll() is None and time.time()-t0 < 300: time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL); proc.wait()
+    try: wait_for(last.exists, proc, 'first epoch checkpointed')
+    finally: proc.kill(); proc.communicate()
     d = last.parent
     if (d/'metrics.json').exists(): pytest.skip("the run finished before it could be killed")
     done = len(pd.read_csv(d/'history.csv'))
-    p = run(['allconv-train', '--resume', 'runs/r'], tmp_path)
+    p = cli(train_main, '--resume', 'runs/r', cwd=tmp_path)
     assert p.returncode == 0, p.stderr
-    assert f"Resuming runs/r at epoch {done} of 3" in p.stdout
-    assert list(pd.read_csv(d/'history.csv').epoch) == [0, 1, 2]      # one continuous history
+    assert f"Resuming runs/r at epoch {done} of 6" in p.stdout
+    assert list(pd.read_csv(d/'history.csv').epoch) == list(range(6))   # one continuous history
     assert json.loads((d/'metrics.json').read_text())['resumed_from'] == done
 
-@pytest.mark.parametrize('args,msg', [
-    (['--arch', 'all-cnn-x'], 'all-cnn-c'),
-    (['--lr', '-0.1'], 'pass `lr` > 0'),
-    (['--data', '/no/such/cifar'], 'No data at /no/such/cifar'),
-    (['--data', 'imagenet'], 'Unknown dataset'),
-])
-def test_bad_arguments_fail_in_one_line(tmp_path, args, msg):
-    p = run(['allconv-train', *args], tmp_path)
-    assert p.returncode == 2
-    assert 'Traceback' not in p.stderr
-    last = p.stderr.strip().splitlines()[-1]
-    assert last.startswith('error: ') and msg in last and 'Fix: ' in last, p.stderr
-    assert not (tmp_path/'runs').exists()                               # nothing written
+BAD = {  # the options, and what the one error line must name
+    'unknown net': (['--arch', 'densenet-typo'], ['Unknown DenseNet architecture', 'did you mean']),
+    'unknown All-CNN': (['--arch', 'all-cnn-x'], ['all-cnn-c']),
+    'negative lr': (['--lr', '-0.1'], ['pass `lr` > 0']),
+    'infinite lr': (['--lr', 'inf'], []),
+    'missing data': (['--data', '/no/such/cifar'], ['No data at /no/such/cifar']),
+    'unknown dataset': (['--data', 'imagenet'], ['Unknown dataset']),
+    '--size 3000': (['--size', '3000'], []),
+    '--valid 0.9999': (['--valid', '0.9999'], []),
+    '--cutout 1000': (['--cutout', '1000'], []),
+    '--widths 0,0': (['--widths', '0,0'], []),
+    'dangling --out link': (['--out', 'link'], []),
+    'looping --out link': (['--out', 'loop'], ['symbolic link to nothing']),
+    '--out at a file': (['--out', 'f'], ['is a file, not a folder', '--out']),
+    '--out under a file': (['--out', 'f/run'], ['is a file, not a folder']),
+}
 
-def test_help_lists_every_option(tmp_path):
-    p = run(['allconv-train', '--help'], tmp_path)
+@pytest.mark.parametrize('bad', BAD)
+def test_impossible_settings_are_one_line_and_write_nothing(tmp_path, cli, bad):
+    args, needles = BAD[bad]
+    (tmp_path/'link').symlink_to(tmp_path/'nowhere')
+    (tmp_path/'loop').symlink_to(tmp_path/'loop2'); (tmp_path/'loop2').symlink_to(tmp_path/'loop')
+    (tmp_path/'f').write_text('x')
+    p = cli(train_main, '--epochs', '1', *args, cwd=tmp_path)
+    assert p.returncode == 2, (p.returncode, p.stderr[-2000:])
+    err = one_line(p.stderr)
+    assert len(err) == 1 and err[0].startswith('error: ') and 'Fix: ' in err[0] and 'Traceback' not in p.stderr, err
+    for n in needles: assert n in err[0], err
+    assert sorted(o.name for o in tmp_path.iterdir()) == ['f', 'link', 'loop', 'loop2'] and (tmp_path/'f').read_text() == 'x'
+
+def test_help_lists_every_option(cli):
+    p = cli(train_main, '--help')
     assert p.returncode == 0
     for o in ('--arch', '--data', '--schedule', '--epochs', '--lr', '--wd', '--bs', '--milestones', '--precision', '--seed',
               '--valid', '--n-train', '--recipe', '--zca', '--cutout', '--bn, --no-bn', '--dropout, --no-dropout', '--residual', '--no-tta', '--resume', '--out'):
@@ -82,9 +89,11 @@ def test_help_lists_every_option(tmp_path):
     assert 'cifar10-jpg --schedule one-cycle --epochs 30' in p.stdout       # how to run the real job
     assert 'Batch size' in p.stdout                                        # help text from the docments
 
-def test_help_answers_without_importing_torch_or_fastai(tmp_path):
-    "Every console command's --help, in a fresh interpreter: the stored text, and neither torch nor fastai imported."
+def test_import_and_help_answer_without_torch_or_fastai(tmp_path):
+    "In a fresh interpreter: `import allconv_fastai` prints nothing, and every command's --help is the stored text, with neither torch nor fastai imported."
     code = ("import sys, contextlib, io\n"
+            "with contextlib.redirect_stdout(io.StringIO()) as o: import allconv_fastai\n"
+            "assert o.getvalue() == '', o.getvalue()\n"
             "from allconv_fastai.cli import train_main, eval_main, table3_main, predict_main, _campaign_main\n"
             "for f in (train_main, eval_main, table3_main, predict_main, _campaign_main):\n"
             "    with contextlib.redirect_stdout(io.StringIO()) as o:\n"
@@ -92,14 +101,14 @@ def test_help_answers_without_importing_torch_or_fastai(tmp_path):
             "        except SystemExit as e: assert e.code == 0, e.code\n"
             "    assert o.getvalue().startswith('usage: allconv-'), o.getvalue()[:200]\n"
             "print(sorted(m for m in ('torch', 'fastai', 'torchvision') if m in sys.modules))")
-    p = subprocess.run([sys.executable, '-c', code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    p = subprocess.run([sys.executable, '-W', 'ignore', '-c', code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0 and p.stdout.strip() == '[]', (p.stdout, p.stderr[-2000:])
-    if (BIN/'allconv-campaign').exists():   # the installed script too
-        q = run(['allconv-campaign', '--help'], tmp_path)
-        assert q.returncode == 0 and 'usage: allconv-campaign' in q.stdout and '--status' in q.stdout, q.stderr
+    assert (BIN/'allconv-campaign').exists()   # the installed script too
+    q = command('allconv-campaign', '--help', cwd=tmp_path)
+    assert q.returncode == 0 and 'usage: allconv-campaign' in q.stdout and '--status' in q.stdout, q.stderr
 
-def test_module_dispatch(tmp_path):
-    p = subprocess.run([sys.executable, '-m', 'allconv_fastai.cli', 'fly'], cwd=tmp_path, capture_output=True, text=True)
-    assert p.returncode == 2 and p.stderr.strip().splitlines()[-1].startswith("error: unknown command 'fly'")
-    p = subprocess.run([sys.executable, '-m', 'allconv_fastai.cli', 'eval', 'nowhere'], cwd=tmp_path, capture_output=True, text=True)
-    assert p.returncode == 2 and 'No run at nowhere' in p.stderr.strip().splitlines()[-1]
+def test_module_dispatch(tmp_path, capsys, monkeypatch):
+    "`python -m allconv_fastai.cli CMD`: an unknown command, and a known one's own refusal, each one line."
+    monkeypatch.chdir(tmp_path)
+    assert main(['fly']) == 2 and capsys.readouterr().err.strip().splitlines()[-1].startswith("error: unknown command 'fly'")
+    assert main(['eval', 'nowhere']) == 2 and 'No run at nowhere' in capsys.readouterr().err.strip().splitlines()[-1]

@@ -5,18 +5,17 @@ Run them with `pytest -m cuda tests/test_cuda.py -rs`. Each is small (the bundle
 except the DenseNet-BC-100 memory test (a few dozen training steps at batch 256)."""
 import math, statistics, time, warnings
 from contextlib import contextmanager
-from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.io import encode_png
 from fastai.callback.core import Callback
 from fastai.callback.fp16 import MixedPrecision
 from fastai.learner import load_learner
 from fastai.torch_core import set_seed
 from allconv_fastai import allcnn_learner, densenet_learner, DenseNet, get_arch, digits_dls, cifar_dls, load_checkpoint
 from allconv_fastai.test_utils import InterruptAfter
+from conftest import image_folder
 
 DEV = 'cuda'  # the device every test runs on
 pytestmark = [pytest.mark.cuda,
@@ -75,15 +74,6 @@ def test_mixed_precision_one_epoch(net, precision):
     assert probe.weights == {(DEV, True)}, probe.weights
     assert all(p.device.type == DEV for p in learn.model.parameters())
 
-def make_image_folder(root:Path, n_per:int=12, n_classes:int=10, seed:int=0) -> Path:
-    "A CIFAR-10-shaped folder of random 32x32 PNGs: root/train/<class>/<i>.png (lossless, so pixels can be compared)."
-    g = torch.Generator().manual_seed(seed)
-    for c in range(n_classes):
-        d = root/'train'/f'class{c}'; d.mkdir(parents=True)
-        for i in range(n_per):
-            (d/f'{i}.png').write_bytes(bytes(encode_png(torch.randint(0, 256, (3,32,32), generator=g, dtype=torch.uint8)).numpy()))
-    return root
-
 _SYNCING = ('cpu', 'numpy', 'item', 'tolist', '__bool__', '__int__', '__float__', '__index__', '__array__')
 
 @contextmanager
@@ -123,7 +113,8 @@ def _shift(x, dy, dx, pad=4):
 
 def test_cifar_dls_on_the_gpu(tmp_path):
     "`cifar_dls(device='cuda')`: images stored once on the GPU, batches made, flipped and translated there, no host copies."
-    root = make_image_folder(tmp_path/'cifar-like')
+    root = tmp_path/'cifar-like'   # CIFAR-10-shaped, lossless PNGs so that pixels can be compared
+    image_folder(root, classes=[f'class{c}' for c in range(10)], n_per=12, size=32)
     dls = cifar_dls(str(root), bs=16, valid=20, seed=0, pad=4, flip=True, device=DEV, cache_dir=tmp_path/'cache')
     for ds in (dls.train_ds, dls.valid_ds):
         assert ds.x.device.type == DEV and ds.x.dtype == torch.uint8 and ds.y.device.type == DEV

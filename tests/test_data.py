@@ -1,64 +1,33 @@
 "The data module on real on-disk formats: untar_data folders, .tar.gz of class folders, CIFAR python pickles; bad input."
-import gzip, io, os, pickle, tarfile, time
+import os, pickle, tarfile, time
 from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torchvision.io import encode_png, encode_jpeg
 import allconv_fastai.data.sources as data
 from allconv_fastai.core import AllconvError, find_cifar10_jpg
 from allconv_fastai import cifar_dls, digits_dls, load_images, cache_path, tensor_dls
-
-C10 = ['airplane','automobile','bird','cat','deer','dog','frog','horse','ship','truck']
-
-
-def _img(g, size=32): return torch.randint(0, 256, (3,size,size), generator=g, dtype=torch.uint8)
+from conftest import C10, cifar_pickle as _pk, cifar10_python_files, image_folder, tar_gz
 
 def make_untar_cifar10(root: Path, n_per=2, classes=C10[:3], size=32, seed=0, ext='png'):
-    "fastai's untar_data(URLs.CIFAR) layout: cifar10/{train,test}/<class>/*.png + labels.txt. Returns the images."
-    g, out = torch.Generator().manual_seed(seed), {}
-    for sp in ('train', 'test'):
-        for c in classes:
-            (root/sp/c).mkdir(parents=True, exist_ok=True)
-            for i in range(n_per):
-                im = _img(g, size)
-                enc = encode_png(im) if ext == 'png' else encode_jpeg(im, quality=100)
-                (root/sp/c/f'{i}_{c}.{ext}').write_bytes(bytes(enc.numpy()))
-                out[(sp, c, i)] = im
-    (root/'labels.txt').write_text('\n'.join(classes) + '\n')
-    return out
+    "fastai's untar_data(URLs.CIFAR) layout: cifar10/{train,test}/<class>/*.png + labels.txt. Returns {(split, class, i): image}."
+    ims = image_folder(root, classes, n_per, splits=('train', 'test'), size=size, seed=seed, ext=ext, labels=True)
+    return {(k.split('/')[0], k.split('/')[1], int(k.split('/')[2][:4])): im for k,im in ims.items()}
 
-def make_untar_cifar100(root: Path, tree=None, n_per=2, seed=0):
-    "CIFAR-100 as class folders grouped in superclass folders: cifar100/{train,test}/<coarse>/<fine>/*.png."
-    tree = tree or {'fish': ['ray', 'shark'], 'trees': ['maple_tree', 'oak_tree', 'palm_tree']}
-    g, out = torch.Generator().manual_seed(seed), {}
-    for sp in ('train', 'test'):
-        for coarse, fines in tree.items():
-            for f in fines:
-                (root/sp/coarse/f).mkdir(parents=True, exist_ok=True)
-                for i in range(n_per):
-                    im = _img(g); (root/sp/coarse/f/f'{i}.png').write_bytes(bytes(encode_png(im).numpy()))
-                    out[(sp, coarse, f, i)] = im
-    return out
-
-def _pk(d): return pickle.dumps({k.encode(): v for k, v in d.items()}, protocol=2)
+def make_untar_cifar100(root: Path, n_per=2, seed=0):
+    "CIFAR-100 as class folders grouped in superclass folders: cifar100/{train,test}/<coarse>/<fine>/*.png. Returns {(split, coarse, fine, i): image}."
+    fines = ('fish/ray', 'fish/shark', 'trees/maple_tree', 'trees/oak_tree', 'trees/palm_tree')
+    ims = image_folder(root, fines, n_per, splits=('train', 'test'), seed=seed)
+    return {tuple(k.split('/')[:3]) + (int(k.split('/')[3][:4]),): im for k,im in ims.items()}
 
 def make_cifar10_python(path: Path, n=4, seed=0, drop=None):
-    "An archive shaped like cifar-10-python.tar.gz (bytes keys, uint8 (N,3072) rows). Returns (x, y, x_test, y_test)."
-    rng = np.random.default_rng(seed)
-    files, xs, ys = {}, [], []
-    for name in ['data_batch_%d' % i for i in range(1, 6)] + ['test_batch']:
-        x = rng.integers(0, 256, (n, 3072), dtype=np.uint8); y = list(rng.integers(0, 10, n))
-        files[name] = _pk({'batch_label': name.encode(), 'labels': [int(v) for v in y], 'data': x,
-                           'filenames': [b'f%d.png' % i for i in range(n)]})
-        xs.append(x); ys.append(y)
-    files['batches.meta'] = _pk({'label_names': [c.encode() for c in C10], 'num_cases_per_batch': n, 'num_vis': 3072})
-    with tarfile.open(path, 'w:gz') as tf:
-        for name, b in files.items():
-            if name == drop: continue
-            ti = tarfile.TarInfo('cifar-10-batches-py/' + name); ti.size = len(b); tf.addfile(ti, io.BytesIO(b))
-    t = lambda a: torch.from_numpy(np.concatenate(a)).view(-1, 3, 32, 32)
-    return t(xs[:5]), torch.tensor(sum(ys[:5], [])), t(xs[5:]), torch.tensor(ys[5])
+    "An archive shaped like cifar-10-python.tar.gz, without the file `drop`. Returns (x, y, x_test, y_test)."
+    files = cifar10_python_files(n, seed)
+    path.write_bytes(tar_gz({k: v for k,v in files.items() if k != drop}))
+    b = {k: pickle.loads(v) for k,v in files.items()}
+    xy = lambda names: (torch.from_numpy(np.concatenate([b[k][b'data'] for k in names])).view(-1, 3, 32, 32),
+                        torch.tensor(sum((b[k][b'labels'] for k in names), [])))
+    return (*xy([f'data_batch_{i}' for i in range(1, 6)]), *xy(['test_batch']))
 
 def make_cifar100_python(path: Path, n=6, seed=0):
     "An archive shaped like cifar-100-python.tar.gz: train/test/meta with fine and coarse labels."
@@ -71,9 +40,7 @@ def make_cifar100_python(path: Path, n=6, seed=0):
         files[name] = _pk({'filenames': [b'x.png'] * n, 'batch_label': b'b', 'fine_labels': yf, 'coarse_labels': yc, 'data': x})
         res[name] = (torch.from_numpy(x).view(-1, 3, 32, 32), torch.tensor(yf), torch.tensor(yc))
     files['meta'] = _pk({'fine_label_names': [f.encode() for f in fine], 'coarse_label_names': [c.encode() for c in coarse]})
-    with tarfile.open(path, 'w:gz') as tf:
-        for name, b in files.items():
-            ti = tarfile.TarInfo('cifar-100-python/' + name); ti.size = len(b); tf.addfile(ti, io.BytesIO(b))
+    path.write_bytes(tar_gz(files, 'cifar-100-python'))
     return res, fine, coarse
 
 def _no_decode(monkeypatch):
@@ -172,7 +139,7 @@ def test_cifar100_python_pickles_fine_coarse(tmp_path, cache):
     assert dls.c == 20 and len(dls.test.dataset) == 6
 
 def test_cache_beside_data_only_when_asked(tmp_path, monkeypatch):
-    # issue 16: by default the cache goes to the per-user cache folder, never beside the data, even when writable
+    # by default the cache goes to the per-user cache folder, never beside the data, even when writable
     monkeypatch.delenv('ALLCONV_CACHE', raising=False)
     monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path/'user-cache'))
     make_untar_cifar10(tmp_path/'data'/'cifar10')
@@ -187,13 +154,6 @@ def test_cache_beside_data_only_when_asked(tmp_path, monkeypatch):
     assert cache_path(tmp_path/'data'/'cifar10').exists()
     from safetensors import safe_open   # plain tensors + json metadata, no pickle
     with safe_open(str(cache_path(tmp_path/'data'/'cifar10')), 'pt') as f: assert set(f.keys()) == {'x', 'y', 'x_test', 'y_test'}
-
-def test_changed_source_rebuilds_cache(tmp_path, cache):
-    make_untar_cifar10(tmp_path/'c')
-    assert not load_images(tmp_path/'c').from_cache and load_images(tmp_path/'c').from_cache
-    time.sleep(0.01); make_untar_cifar10(tmp_path/'c', seed=5)   # new pixels
-    s = load_images(tmp_path/'c')
-    assert not s.from_cache
 
 
 # ---------------------------------------------------------------- bad input
@@ -246,16 +206,12 @@ def test_corrupt_pickle_is_refused(tmp_path, cache):
     "A batch file that tries to run code is refused rather than executed."
     class Evil:
         def __reduce__(self): return (os.system, ('echo hacked',))
-    files = {n: pickle.dumps(Evil()) for n in data.CIFAR10_PY}
-    with tarfile.open(tmp_path/'cifar-10-python.tar.gz', 'w:gz') as tf:
-        for n, b in files.items():
-            ti = tarfile.TarInfo('cifar-10-batches-py/' + n); ti.size = len(b); tf.addfile(ti, io.BytesIO(b))
+    (tmp_path/'cifar-10-python.tar.gz').write_bytes(tar_gz({n: pickle.dumps(Evil()) for n in data.CIFAR10_PY}))
     with pytest.raises(AllconvError, match='not a readable CIFAR batch file.*refusing'): cifar_dls('cifar10', path=tmp_path)
 
 def test_wrong_image_size(tmp_path, cache):
     make_untar_cifar10(tmp_path/'c')
-    g = torch.Generator().manual_seed(0)
-    (tmp_path/'c'/'train'/'bird'/'odd.png').write_bytes(bytes(encode_png(_img(g, 28)).numpy()))
+    image_folder(tmp_path/'c', classes=('bird',), n_per=1, size=28)   # replaces train/bird/0000.png by a 28x28 image
     with pytest.raises(AllconvError, match=r'images differ in size.*Fix: resize'): cifar_dls(tmp_path/'c')
     make_untar_cifar10(tmp_path/'small', size=28)
     with pytest.raises(AllconvError, match=r'CIFAR images must be 3x32x32'): cifar_dls('cifar10', path=tmp_path/'small')

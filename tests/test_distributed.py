@@ -2,6 +2,7 @@
 import json, os, re, socket, subprocess, sys
 from pathlib import Path
 import pandas as pd
+from allconv_fastai.cli import eval_main
 
 def torchrun():
     exe = Path(sys.executable).parent/'torchrun'
@@ -26,7 +27,7 @@ def driver(tmp_path) -> list:
     p.write_text(DRIVER)
     return [str(p), str(tmp_path/'debug')]
 
-def test_two_cpu_processes(tmp_path):
+def test_two_cpu_processes(tmp_path, cli):
     env = {**os.environ, 'OMP_NUM_THREADS': '1'}
     cmd = [*torchrun(), '--standalone', '--nproc_per_node', '2', *driver(tmp_path), 'train', '--epochs', '2',
            '--widths', '16,32', '--size', '16', '--precision', 'fp32', '--out', 'runs/ddp']
@@ -49,13 +50,11 @@ def test_two_cpu_processes(tmp_path):
     assert p.stdout.count('Run directory:') == 1                                    # only rank 0 prints
     assert sorted(o.name for o in tmp_path.iterdir()) == ['debug', 'runs']          # rank 1 wrote no other run dir
     # the checkpoint holds the plain net's weights: it evaluates in one process
-    e = subprocess.run([str(Path(sys.executable).parent/'allconv-eval'), 'runs/ddp'], cwd=tmp_path,
-                       env={**os.environ, 'OMP_NUM_THREADS': '1'}, capture_output=True, text=True, timeout=600)
+    e = cli(eval_main, 'runs/ddp', cwd=tmp_path)
     assert e.returncode == 0, e.stderr
-    # issue 16: the validation accuracy under two processes counts each of the 359 images once (fastai's DistributedDL
-    # pads the last shard to 360): it equals the one-process accuracy of the same weights (last.pth) on the same split
-    e = subprocess.run([str(Path(sys.executable).parent/'allconv-eval'), 'runs/ddp', '--checkpoint', 'last'], cwd=tmp_path,
-                       env={**os.environ, 'OMP_NUM_THREADS': '1'}, capture_output=True, text=True, timeout=600)
+    # the validation accuracy under two processes counts each of the 359 images once (fastai's DistributedDL pads the
+    # last shard to 360): it equals the one-process accuracy of the same weights (last.pth) on the same split
+    e = cli(eval_main, 'runs/ddp', '--checkpoint', 'last')
     assert e.returncode == 0, e.stderr
     assert '1,438 train / 359 valid' in e.stdout and '1,438 train / 359 valid' in m['data_name']
     one = float(re.search(r'valid accuracy ([0-9.]+)', e.stdout).group(1))

@@ -1,28 +1,26 @@
 "The Table 3 grid from the shell: killed after its first run, run again, it skips what is done and finishes the rest."
-import json, os, signal, subprocess, sys, time
-from pathlib import Path
+import json
 import pandas as pd
 from allconv_fastai import table3_frame, table3_markdown, paper_table3
+from allconv_fastai.cli import table3_main
+from conftest import start, wait_for
 
-BIN = Path(sys.executable).parent
 GRID = ['--data', 'digits', '--archs', 'all-cnn-c,model-c', '--lrs', '0.1,0.02', '--epochs', '1', '--widths', '16,32',
         '--size', '16', '--bn', '--no-dropout', '--precision', 'fp32', '--out', 'grid']
 
-def test_grid_resumes_after_a_kill(tmp_path):
-    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
+def test_grid_resumes_after_a_kill(tmp_path, cli):
+    "SIGKILL (a real process) once the first run is filed; the same command again (in this process) finishes the grid."
     res = tmp_path/'grid'/'results.json'
-    proc = subprocess.Popen([str(BIN/'allconv-table3'), *GRID], cwd=tmp_path, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    t0 = time.time()
-    while not res.exists() and proc.poll() is None and time.time()-t0 < 300: time.sleep(0.1)
-    proc.send_signal(signal.SIGKILL); proc.wait()
+    proc = start('allconv-table3', *GRID, cwd=tmp_path)
+    try: wait_for(res.exists, proc, 'first run filed')
+    finally: proc.kill(); proc.communicate()
     first = json.loads(res.read_text())
     assert 1 <= len(first) < 4, first.keys()
     name = next(iter(first))
     assert name == 'all-cnn-c-lr0.1'
     stamp = (tmp_path/'grid'/name/'metrics.json').stat().st_mtime_ns
 
-    p = subprocess.run([str(BIN/'allconv-table3'), *GRID], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    p = cli(table3_main, *GRID, cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert f"{name}: done before, skipped." in p.stdout
     assert (tmp_path/'grid'/name/'metrics.json').stat().st_mtime_ns == stamp        # not trained again

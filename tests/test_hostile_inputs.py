@@ -1,4 +1,4 @@
-"""Issue 21, the data side: every probe of a hostile or surprising input, each with the right result or one line.
+"""Every probe of a hostile or surprising input, each with the right result or one line.
 
 - The decode cache never serves what the folder no longer holds: files moved between class folders, two class folders'
   names swapped, pixels rewritten with the size and modification time put back, a cache forged or copied from elsewhere.
@@ -11,25 +11,15 @@
 """
 import gzip, io, os, subprocess, sys, tarfile, textwrap, time, zlib
 from pathlib import Path
-import numpy as np
 import pytest
 import torch
 from PIL import Image
 from allconv_fastai.core import AllconvError
 from allconv_fastai.data.sources import load_images, cache_path, decode_image_bytes
+from conftest import image_folder, save_image
 
 GUARD = 120   # seconds an operation may take, measured in the child after its imports: generous for a busy 2-core machine
 
-
-def write_images(folder:Path, n:int, seed:int, size:int=8, ext:str='png') -> dict:
-    "Write `n` random RGB images `0000.ext`.. into `folder`; return {name: uint8 (3,H,W) tensor}."
-    rng,out = np.random.default_rng(seed),{}
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        a = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
-        Image.fromarray(a).save(folder/f'{i:04d}.{ext}')
-        out[f'{i:04d}.{ext}'] = torch.from_numpy(a).permute(2,0,1)
-    return out
 
 def true_data(src:Path) -> dict:
     "{(class, file name): image} as the folder holds it now, decoded file by file."
@@ -45,7 +35,7 @@ def assert_serves(s, src:Path):
 def two_classes(tmp_path):
     "train/a and train/b with 10 images each, loaded once (so cached), then left more than a second to age."
     src = tmp_path/'src'
-    for i,c in enumerate('ab'): write_images(src/'train'/c, 10, seed=i)
+    image_folder(src, classes='ab', n_per=10, size=8)
     time.sleep(1.1)   # older than the cache's one-second "racy" window, so that only a changed stat can reveal a change
     s = load_images(src, cache_dir=tmp_path/'cache')
     assert not s.from_cache and load_images(src, cache_dir=tmp_path/'cache').from_cache
@@ -72,7 +62,7 @@ def test_cache_after_swapping_two_class_folder_names_gives_true_labels(two_class
 
 def test_cache_after_rewriting_pixels_with_size_and_mtime_kept_gives_true_pixels(tmp_path, capsys):
     src = tmp_path/'src'
-    for i,c in enumerate('ab'): write_images(src/'train'/c, 10, seed=i, ext='bmp')   # BMP: new pixels keep the file's size
+    image_folder(src, classes='ab', n_per=10, size=8, ext='bmp')   # BMP: new pixels keep the file's size
     time.sleep(1.1)
     load_images(src, cache_dir=tmp_path/'cache')
     p = src/'train/a/0003.bmp'; st = p.stat()
@@ -94,7 +84,7 @@ def test_forged_or_copied_cache_is_not_served(two_classes, tmp_path, capsys):
     from safetensors.torch import load_file, save_file
     src,cache = two_classes
     other = tmp_path/'other'
-    for i,c in enumerate('ab'): write_images(other/'train'/c, 10, seed=7+i)
+    image_folder(other, classes='ab', n_per=10, size=8, seed=7)
     load_images(other, cache_dir=cache)
     cp,ocp = cache_path(src, 'fine', cache),cache_path(other, 'fine', cache)
     cp.write_bytes(ocp.read_bytes())                            # another folder's cache, same counts, sizes and classes
@@ -161,7 +151,7 @@ def png_of(w:int, h:int) -> bytes:
 def data(tmp_path):
     "train/a and train/b with 3 good images each."
     src = tmp_path/'data'
-    for i,c in enumerate('ab'): write_images(src/'train'/c, 3, seed=i)
+    image_folder(src, classes='ab', n_per=3, size=8)
     return src
 
 def test_20000x20000_jpeg_is_refused_before_decoding(data):
@@ -230,7 +220,7 @@ def test_predict_bad_files_each_one_error_line_and_good_ones_classified(tmp_path
     (tmp_path/'big.jpg').write_bytes(jpeg_claiming(20000, 20000))
     (tmp_path/'bomb.png').write_bytes(png_of(10000, 10000))
     os.mkfifo(tmp_path/'pipe.png'); (tmp_path/'zero.png').symlink_to('/dev/zero')
-    Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(tmp_path/'good.png')
+    save_image(tmp_path/'good.png', torch.randint(0, 256, (3, 32, 32), generator=torch.Generator().manual_seed(0), dtype=torch.uint8))
     out = bounded("""
         rc = allconv_fastai.cli.predict_main(['pretrained', 'big.jpg', 'bomb.png', 'pipe.png', 'zero.png', 'good.png'])
         print('rc', rc)""", tmp_path)
@@ -263,9 +253,9 @@ def test_nan_and_inf_images_are_refused_by_predict_and_test_dl():
 @pytest.mark.parametrize('kind', ['folder', 'tar.gz'])
 def test_folders_beside_train_are_ignored_with_a_line(tmp_path, capsys, kind):
     src = tmp_path/'data'
-    for i,c in enumerate('ab'): write_images(src/'train'/c, 3, seed=i)
-    write_images(src/'test'/'a', 2, seed=5)
-    write_images(src/'other'/'junk', 4, seed=9, size=5)   # another size too: were it read, the load would fail
+    image_folder(src, classes='ab', n_per=3, size=8)
+    image_folder(src, classes='a', n_per=2, splits=('test',), size=8, seed=5)
+    image_folder(src, classes=('junk',), n_per=4, splits=('other',), size=5, seed=9)   # another size too: were it read, the load would fail
     if kind == 'tar.gz':
         with tarfile.open(tmp_path/'data.tar.gz', 'w:gz') as tf: tf.add(src, 'data')
         src = tmp_path/'data.tar.gz'
@@ -276,7 +266,7 @@ def test_folders_beside_train_are_ignored_with_a_line(tmp_path, capsys, kind):
 
 def test_labels_txt_is_one_class_per_line_sea_lion(tmp_path):
     src = tmp_path/'data'
-    for i,c in enumerate(('cat', 'sea lion')): write_images(src/'train'/c, 3, seed=i)
+    image_folder(src, classes=('cat', 'sea lion'), n_per=3, size=8)
     (src/'labels.txt').write_text('cat\nsea lion\n')
     s = load_images(src, cache_dir=tmp_path/'cache')
     assert s.vocab == ['cat', 'sea lion'] and torch.bincount(s.y).tolist() == [3, 3]

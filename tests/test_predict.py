@@ -1,23 +1,10 @@
-"Issue 15: `predict`/`test_dl` on images as users have them, `ClassificationInterpretation`, `allconv-predict`, a small export, safe star imports."
-import json, os, subprocess, sys, textwrap
+"`predict`/`test_dl` on images as users have them (paths, PIL, numpy, tensors, fastai's image types), `ClassificationInterpretation`, `allconv-predict`, a small export."
+import json, subprocess, sys, textwrap
 from pathlib import Path
-import numpy as np
 import pytest
 import torch
 from PIL import Image
-
-BIN = Path(sys.executable).parent
-ENV = {**os.environ, 'OMP_NUM_THREADS': '1'}
-
-def cli(args, cwd) -> subprocess.Popen:
-    "Start `allconv-predict` as a user would (the module form where the entry point is not installed in this venv)."
-    exe = [str(BIN/'allconv-predict')] if (BIN/'allconv-predict').exists() else [sys.executable, '-m', 'allconv_fastai.cli', 'predict']
-    return subprocess.Popen(exe + [str(o) for o in args], cwd=cwd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-def done(p:subprocess.Popen):
-    "Wait for `p`; give it `returncode`, `stdout` and `stderr` as `subprocess.run` does."
-    p.stdout,p.stderr = p.communicate(timeout=300)
-    return p
+from conftest import ENV, save_image
 
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory):
@@ -32,7 +19,7 @@ def trained(tmp_path_factory):
     learn = run_learner(cfg, dls, path=d)
     load_checkpoint(d/'run'/'best.pth', learn.model)
     xs = dls.valid_ds.x[:3].cpu()
-    for i,ext in enumerate(('png', 'jpg', 'png')): Image.fromarray(xs[i].permute(1,2,0).numpy()).save(d/f'{"abc"[i]}.{ext}')
+    for i,ext in enumerate(('png', 'jpg', 'png')): save_image(d/f'{"abc"[i]}.{ext}', xs[i])
     learn.export('export.pkl')
     return d,learn,xs
 
@@ -40,9 +27,9 @@ def test_predict_takes_paths_pil_numpy_and_tensors_before_and_after_export(train
     from fastai.learner import load_learner
     d,learn,xs = trained
     x = xs[0]
-    from fastai.vision.core import PILImage, TensorImage
+    from fastai.vision.core import PILImage, PILImageBW, TensorImage
     forms = [d/'a.png', str(d/'a.png'), Image.open(d/'a.png'), x.permute(1,2,0).numpy(), x,
-             PILImage.create(d/'a.png'), TensorImage(x)]                 # fastai's own image types too
+             PILImage.create(d/'a.png'), TensorImage(x), TensorImage(x.float()/255)]   # fastai's own image types too
     learn2 = load_learner(d/'export.pkl')
     for l in (learn, learn2):
         res = [l.predict(o) for o in forms]
@@ -54,8 +41,11 @@ def test_predict_takes_paths_pil_numpy_and_tensors_before_and_after_export(train
     assert learn2.predict(d/'a.png')[0] == learn.predict(d/'a.png')[0]
     # grey, RGBA and another size are converted as the data was
     assert learn.predict(Image.open(d/'a.png').convert('RGBA'))[0] == learn.predict(d/'a.png')[0]
+    assert learn.predict(PILImageBW.create(d/'a.png'))[2].shape == (10,)
     big = Image.open(d/'a.png').resize((48,48), Image.NEAREST)
     assert learn.dls.test_dl([big]).dataset.x.shape == (1,3,16,16)
+    dl = learn.dls.test_dl([PILImage.create(d/'a.png'), TensorImage(x)])   # a batch of fastai's types: the stored pixels
+    assert torch.equal(dl.dataset.x[0].cpu(), x) and torch.equal(dl.dataset.x[1].cpu(), x)
 
 def test_test_dl_over_paths(trained):
     d,learn,_ = trained
@@ -81,11 +71,11 @@ def test_classification_interpretation(trained):
     assert Image.open(d/'top_losses.png').size[0] > 100
     interp.plot_confusion_matrix(); plt.close('all')
 
-def test_allconv_predict_table_errors_and_json(trained, capsys):
+def test_allconv_predict_table_errors_and_json(trained, cli):
     from allconv_fastai.cli import predict_main, commands
     d,learn,_ = trained
     assert commands['predict'] is predict_main
-    p = done(cli(['run', 'a.png', 'b.jpg', 'missing.png'], d))            # from a shell
+    p = cli(predict_main, 'run', 'a.png', 'b.jpg', 'missing.png', cwd=d)
     assert p.returncode != 0
     rows = p.stdout.strip().splitlines()
     assert len(rows) == 1 + 2 and rows[0].split()[:2] == ['image', 'top-1'], p.stdout
@@ -93,12 +83,9 @@ def test_allconv_predict_table_errors_and_json(trained, capsys):
     assert rows[1].split()[1] == learn.predict(d/'a.png')[0]         # the top class is what `predict` says
     errs = p.stderr.strip().splitlines()
     assert len(errs) == 1 and errs[0].startswith('error: ') and 'missing.png' in errs[0], p.stderr
-    # --json through the same entry point, in this process (a second interpreter would only repeat the imports)
-    capsys.readouterr()                                               # drop what `learn.predict` printed
-    rc = predict_main([str(d/'run'), str(d/'a.png'), str(d/'b.jpg'), '--json', '--top-k', '2'])
-    out = capsys.readouterr().out
-    assert rc == 0
-    r = json.loads(out)
+    j = cli(predict_main, d/'run', d/'a.png', d/'b.jpg', '--json', '--top-k', '2')
+    assert j.returncode == 0, j.stderr
+    r = json.loads(j.stdout)
     assert [Path(o['image']).name for o in r] == ['a.png', 'b.jpg'] and all(len(o['top']) == 2 for o in r)
     assert r[0]['top'][0]['probability'] >= r[0]['top'][1]['probability']
     assert r[0]['top'][0]['class'] == rows[1].split()[1]
@@ -117,15 +104,3 @@ def test_export_is_small_and_loads_in_a_fresh_process(trained):
     p = subprocess.run([sys.executable, '-c', code], env=ENV, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     assert p.stdout.split() == want
-
-def test_star_imports_keep_fastai_names():
-    code = textwrap.dedent("""
-        from fastai.vision.all import *
-        import fastai.vision.all as fva
-        from allconv_fastai import *
-        assert callable(models.resnet18)
-        assert resize_images is fva.resize_images, resize_images
-        assert DenseNet is fva.DenseNet, DenseNet
-        print('ok')""")
-    p = subprocess.run([sys.executable, '-c', code], env=ENV, capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0 and p.stdout.strip() == 'ok', p.stderr

@@ -1,29 +1,17 @@
 """The shipped All-CNN-C: it scores on the seeded CIFAR-10 validation split, it takes official-format CIFAR-10 with the
 card's statistics, a tampered or malicious weights file is refused without running anything, and a wheel carries it."""
-import io, json, os, pickle, shutil, subprocess, sys, tarfile
+import os, pickle, subprocess, sys
 from pathlib import Path
-import numpy as np
 import pytest, torch
 from allconv_fastai import (AllconvError, allcnn_learner, cifar_dls, find_cifar10_jpg, load_weights, model_card,
                             pretrained_model, pretrained_names, weights_dir)
+from conftest import cifar10_python_files, tar_gz
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif('all-cnn-c' not in pretrained_names(), reason="no weights in allconv_fastai/weights yet")
-C10 = ['airplane','automobile','bird','cat','deer','dog','frog','horse','ship','truck']
-
-def _pk(d): return pickle.dumps({k.encode(): v for k, v in d.items()}, protocol=2)
-
-def cifar10_python(path: Path, n=20, seed=0):
-    "A small archive shaped like cifar-10-python.tar.gz (bytes keys, uint8 (N,3072) rows)."
-    rng = np.random.default_rng(seed)
-    files = {}
-    for name in ['data_batch_%d' % i for i in range(1, 6)] + ['test_batch']:
-        files[name] = _pk({'batch_label': name.encode(), 'labels': [int(v) for v in rng.integers(0, 10, n)],
-                           'data': rng.integers(0, 256, (n, 3072), dtype=np.uint8), 'filenames': [b'f.png'] * n})
-    files['batches.meta'] = _pk({'label_names': [c.encode() for c in C10], 'num_cases_per_batch': n, 'num_vis': 3072})
-    with tarfile.open(path, 'w:gz') as tf:
-        for name, b in files.items():
-            ti = tarfile.TarInfo('cifar-10-batches-py/' + name); ti.size = len(b); tf.addfile(ti, io.BytesIO(b))
+def cifar10_python(path: Path, n=20) -> Path:
+    "A small archive shaped like cifar-10-python.tar.gz."
+    path.write_bytes(tar_gz(cifar10_python_files(n)))
     return path
 
 @pytest.mark.skipif(find_cifar10_jpg() is None, reason="no CIFAR-10 JPEGs: set ALLCONV_CIFAR10_JPG to cifar10-jpg-train.tar.gz")

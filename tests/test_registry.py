@@ -1,4 +1,4 @@
-"""A net is declared once, at its definition (issue 22): a thirteenth net is one decorated function, and from then on
+"""A net is declared once, at its definition: a thirteenth net is one decorated function, and from then on
 the registry, the learners, `RunConfig`, `train_run` and the command line know it by its name and its paper name."""
 import json
 import pytest

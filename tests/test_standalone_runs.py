@@ -1,10 +1,9 @@
-"""A run folder that stands on its own (issue 20, items 3, 4 and 6): predicting and evaluating need only the folder,
+"""A run folder that stands on its own: predicting and evaluating need only the folder,
 data found again under the recorded path is checked against the run's record, a default batch size fits small data,
 and the numbers say which weights they come from."""
 import io, json, shutil, tarfile
 from pathlib import Path
 import pytest
-from PIL import Image
 from allconv_fastai.core import find_cifar10_jpg
 from allconv_fastai.cli import train_main, eval_main, predict_main
 from allconv_fastai.config import load_run
@@ -125,9 +124,10 @@ def test_frozen_for_resumes_exactly(tmp_path):
     data = cifar_folder(tmp_path/'own', n_per=12)
     kw = dict(data=str(data), pretrained=True, epochs=3, seed=0, precision='fp32', tta=False)
     train_run(tmp_path/'a', **kw)
-    try: train_run(tmp_path/'b', **kw, cbs=[InterruptAfter(0)])
-    except Exception: pass
+    train_run(tmp_path/'b', **kw, cbs=[InterruptAfter(0)])
+    assert load_checkpoint(tmp_path/'b'/'last.pth')['meta']['epoch'] == 0     # stopped after the frozen epoch
     (tmp_path/'b'/'metrics.json').unlink(missing_ok=True)
     train_run(tmp_path/'b', resume=True)
+    assert load_checkpoint(tmp_path/'b'/'last.pth')['meta']['epoch'] == 2
     a, b = (load_checkpoint(tmp_path/r/'last.pth')['model'] for r in 'ab')
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -23,7 +23,7 @@ __all__ = ['precisions', 'CPUAutocast', 'cpu_has_bf16', 'resolve_precision', 'pr
 class CPUAutocast(Callback):
     "Run the forward pass and loss under CPU autocast to `dtype`; predictions come back as fp32."
     order = 10  # where fastai's MixedPrecision sits
-    def __init__(self, dtype=torch.bfloat16): self.dtype = dtype
+    def __init__(self, dtype=torch.bfloat16): self.dtype = dtype  # autocast dtype: bf16 (CPUs have no fp16 autocast)
     def before_batch(self):
         self.autocast = torch.autocast('cpu', dtype=self.dtype)
         self.autocast.__enter__()
@@ -44,7 +44,9 @@ def cpu_has_bf16() -> bool:
 # %% ../../nbs/08_callback.precision.ipynb #b7cd335c
 precisions = ('auto', 'fp32', 'bf16', 'fp16')
 
-def resolve_precision(precision:str='auto', device=None) -> str:
+def resolve_precision(precision:str='auto', # 'auto', 'fp32', 'bf16' or 'fp16'
+                      device=None,           # The training device (default: fastai's `default_device()`)
+                     ) -> str:
     "What `precision` means on `device`: 'auto' becomes bf16 or fp16 on CUDA, bf16 on a CPU with native bf16, else fp32."
     if precision not in precisions:
         raise AllconvError(f"Unknown precision {precision!r}.", f"use one of {', '.join(precisions)}.")
@@ -53,7 +55,9 @@ def resolve_precision(precision:str='auto', device=None) -> str:
     if dev.type=='cuda': return 'bf16' if torch.cuda.is_bf16_supported() else 'fp16'
     return 'bf16' if dev.type=='cpu' and cpu_has_bf16() else 'fp32'
 
-def precision_cbs(precision:str='auto', device=None) -> list:
+def precision_cbs(precision:str='auto', # 'auto', 'fp32', 'bf16' or 'fp16' (resolved by `resolve_precision`)
+                  device=None,           # The training device (default: fastai's `default_device()`)
+                 ) -> list:
     "fastai callbacks for `precision` ('auto', 'fp32', 'bf16', 'fp16') on `device`."
     dev = torch.device(device or default_device())
     precision = resolve_precision(precision, dev)
@@ -108,7 +112,7 @@ def malloc_trim():
 class TrimHostMemory(Callback):
     "Every `every` training batches, return the C heap's freed memory to the OS, so CPU training's RSS stays flat."
     order = 100
-    def __init__(self, every:int=50): check_positive(every=every); self.every = every
+    def __init__(self, every:int=50): check_positive(every=every); self.every = every  # training batches between trims
     def before_fit(self): self.n_trims,self.n = 0,0
     def after_batch(self):
         if not self.training or malloc_trim() is None: return

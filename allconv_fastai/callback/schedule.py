@@ -21,7 +21,12 @@ __all__ = ['SchedStep', 'paper_milestones', 'BudgetOneCycle']
 # %% ../../nbs/09_callback.schedule.ipynb #e7d013af
 class SchedStep:
     "Piecewise-constant schedule over `n_epoch` epochs: `start`, times `gamma` at each epoch in `milestones`."
-    def __init__(self, start, n_epoch, milestones, gamma=0.1): store_attr()
+    def __init__(self,
+        start:float,   # Value before the first milestone (the learning rate)
+        n_epoch:int,   # Epochs the schedule spans (`pct` 1.0 is the end of epoch `n_epoch`)
+        milestones,    # Epochs (0-based, ascending) at which the value is multiplied by `gamma`
+        gamma=0.1,     # Factor applied at each milestone
+    ): store_attr()
     def __call__(self, pct):
         epoch = math.floor(pct*self.n_epoch + 1e-6)
         return self.start * self.gamma**sum(epoch >= m for m in self.milestones)
@@ -33,8 +38,16 @@ def _check_fit(n_epoch, lr):
     check_positive(lr=lr)
 
 @patch
-def fit_step(self:Learner, n_epoch:int, lr:float=None, milestones=(), gamma:float=0.1, wd=None, cbs=None,
-             reset_opt=False, start_epoch=0):
+def fit_step(self:Learner,
+        n_epoch:int,        # Epochs to train
+        lr:float=None,      # Starting learning rate (default: the learner's `lr`)
+        milestones=(),      # Epochs at which the learning rate is multiplied by `gamma`
+        gamma:float=0.1,    # Factor applied at each milestone
+        wd=None,            # Weight decay (default: the learner's)
+        cbs=None,           # Extra callbacks for this fit
+        reset_opt=False,    # Make a new optimizer (dropping momentum state) before fitting
+        start_epoch=0,      # First epoch to run (the schedule still spans `n_epoch`), for resuming
+    ):
     "Fit for `n_epoch` epochs at `lr`, multiplying it by `gamma` at each epoch in `milestones`."
     lr = ifnone(lr, self.lr)
     _check_fit(n_epoch, lr)
@@ -42,14 +55,23 @@ def fit_step(self:Learner, n_epoch:int, lr:float=None, milestones=(), gamma:floa
     self.fit(n_epoch, cbs=L(ParamScheduler(sched))+L(cbs), wd=wd, reset_opt=reset_opt, start_epoch=start_epoch)
 
 # %% ../../nbs/09_callback.schedule.ipynb #64aa8e05
-def paper_milestones(family:str, n_epoch:int=None) -> tuple:
+def paper_milestones(family:str,      # 'allcnn' or 'densenet'
+                     n_epoch:int=None, # Run length in epochs (default: the paper's, 350 or 300)
+                    ) -> tuple:
     "The family's lr milestones, scaled from the paper's length to `n_epoch`."
     r = paper_recipes[family]
     n_epoch = ifnone(n_epoch, r.n_epoch)
     return tuple(int(round(m*n_epoch/r.n_epoch)) for m in r.milestones)
 
 @patch
-def fit_paper(self:Learner, n_epoch:int=None, lr:float=None, wd=None, cbs=None, reset_opt=False, start_epoch=0):
+def fit_paper(self:Learner,
+        n_epoch:int=None,   # Epochs to train (default: the paper's); the milestones scale with it
+        lr:float=None,      # Starting learning rate (default: the learner's `lr`)
+        wd=None,            # Weight decay (default: the learner's)
+        cbs=None,           # Extra callbacks for this fit
+        reset_opt=False,    # Make a new optimizer (dropping momentum state) before fitting
+        start_epoch=0,      # First epoch to run, for resuming
+    ):
     "Fit with the paper's recipe for this learner's family, scaled to `n_epoch` epochs."
     family = getattr(self, 'family', 'allcnn')
     r = paper_recipes[family]
@@ -59,8 +81,15 @@ def fit_paper(self:Learner, n_epoch:int=None, lr:float=None, wd=None, cbs=None, 
 # %% ../../nbs/09_callback.schedule.ipynb #0c4db4bd
 class BudgetOneCycle(ParamScheduler):
     "fastai's one-cycle lr and momentum schedules, stretched over as many whole epochs as fit in `minutes`."
-    def __init__(self, lr_max:float, minutes:float, div:float=25., div_final:float=1e5, pct_start:float=0.25,
-                 moms=(0.95, 0.85, 0.95), clock=time.monotonic):
+    def __init__(self,
+        lr_max:float,           # Peak learning rate
+        minutes:float,          # Wall-clock budget for training plus validation, in minutes
+        div:float=25.,          # Starting learning rate is `lr_max/div`
+        div_final:float=1e5,    # Final learning rate is `lr_max/div_final`
+        pct_start:float=0.25,   # Fraction of the planned epochs spent warming up
+        moms=(0.95, 0.85, 0.95),# Momentum at the start, the peak and the end
+        clock=time.monotonic,   # Time source in seconds (tests pass a fake clock)
+    ):
         check_positive(lr_max=lr_max, minutes=minutes)
         super().__init__({'lr': combined_cos(pct_start, lr_max/div, lr_max, lr_max/div_final),
                           'mom': combined_cos(pct_start, *moms)})
@@ -80,7 +109,16 @@ class BudgetOneCycle(ParamScheduler):
         self._update_val(min((self.epoch + self.iter/self.n_iter)/n_plan, 1.))
 
 @patch
-def fit_one_cycle_budget(self:Learner, minutes:float, lr_max:float=None, div:float=25., div_final:float=1e5,
-                         pct_start:float=0.25, moms=(0.95, 0.85, 0.95), wd=None, cbs=None, max_epochs:int=1000):
+def fit_one_cycle_budget(self:Learner,
+        minutes:float,          # Wall-clock budget for training plus validation, in minutes
+        lr_max:float=None,      # Peak learning rate (default: the learner's `lr`)
+        div:float=25.,          # Starting learning rate is `lr_max/div`
+        div_final:float=1e5,    # Final learning rate is `lr_max/div_final`
+        pct_start:float=0.25,   # Fraction of the planned epochs spent warming up
+        moms=(0.95, 0.85, 0.95),# Momentum at the start, the peak and the end
+        wd=None,                # Weight decay (default: the learner's)
+        cbs=None,               # Extra callbacks for this fit
+        max_epochs:int=1000,    # Most epochs, however fast they are
+    ):
     "One-cycle training fitted to `minutes` of wall-clock time: as many whole epochs as fit (at most `max_epochs`)."
     self.fit(max_epochs, wd=wd, cbs=[BudgetOneCycle(ifnone(lr_max, self.lr), minutes, div, div_final, pct_start, moms)]+L(cbs))

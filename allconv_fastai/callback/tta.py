@@ -31,7 +31,11 @@ class _View(Callback):
 
 # %% ../../nbs/10_callback.tta.ipynb #e4350274
 @patch
-def mirror_tta(self:Learner, ds_idx:int=1, dl=None, translate:bool=False):
+def mirror_tta(self:Learner,
+        ds_idx:int=1,          # Which of `dls` to predict on: 0 training, 1 validation
+        dl=None,               # A `DataLoader` to use instead of `dls[ds_idx]`
+        translate:bool=False,  # Also average the four 1-pixel shifts (6 views instead of 2)
+    ):
     "Predictions on `ds_idx` (or `dl`) averaged over the image and its mirror (and 1-pixel shifts when `translate`)."
     dl = ifnone(dl, self.dls[ds_idx])
     views = [dict(), dict(flip=True)]

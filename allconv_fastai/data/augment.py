@@ -19,13 +19,20 @@ __all__ = ['batch_flip', 'batch_translate', 'batch_cutout', 'BatchFlip', 'BatchT
            'resize_images']
 
 # %% ../../nbs/06_data.augment.ipynb #93d3b0bf
-def batch_flip(x, p:float=0.5, flips=None):
+def batch_flip(x,             # Batch of images (B,C,H,W), any dtype
+               p:float=0.5,   # Probability of mirroring each image
+               flips=None,    # Bool vector (B,) choosing the images to mirror (default: drawn with `p`)
+              ):
     "Mirror each image of `x` left-right with probability `p` (or where the bool vector `flips` is True)."
     if flips is None: flips = torch.rand(x.shape[0], device=x.device) < p
     return torch.where(flips[:,None,None,None], x.flip(3), x)
 
 # %% ../../nbs/06_data.augment.ipynb #983283d2
-def batch_translate(x, pad:int=4, dy=None, dx=None):
+def batch_translate(x,           # Batch of images (B,C,H,W), any dtype
+                    pad:int=4,   # Largest shift in pixels, each direction
+                    dy=None,     # Int vector (B,) of vertical shifts in -pad..pad (default: random)
+                    dx=None,     # Int vector (B,) of horizontal shifts in -pad..pad (default: random)
+                   ):
     "Shift each image of `x` by its own offset (`dy`,`dx` in -pad..pad, random if None), filling with zeros."
     B,C,H,W = x.shape
     if pad==0: return x
@@ -38,7 +45,11 @@ def batch_translate(x, pad:int=4, dy=None, dx=None):
     return xp.flatten(2).gather(2, idx).view(B,C,H,W)
 
 # %% ../../nbs/06_data.augment.ipynb #391bdf21
-def batch_cutout(x, size:int=8, cy=None, cx=None):
+def batch_cutout(x,            # Batch of images (B,C,H,W)
+                 size:int=8,   # Side of the zeroed square in pixels
+                 cy=None,      # Int vector (B,) of the squares' centre rows (default: random)
+                 cx=None,      # Int vector (B,) of the squares' centre columns (default: random)
+                ):
     "Zero a `size`x`size` square centred at (`cy`,`cx`) (random if None) in each image of `x`."
     B,C,H,W = x.shape
     if cy is None: cy = torch.randint(0, H, (B,), device=x.device)
@@ -72,12 +83,18 @@ class BatchCutout(DisplayedTransform):
     def encodes(self, x:TensorImage): return batch_cutout(x, self.size)
 
 # %% ../../nbs/06_data.augment.ipynb #4c0a1007
-def gcn(x, sqrt_bias:float=10.):
+def gcn(x,                     # Flattened float images (B,D), in 0-255 units
+        sqrt_bias:float=10.,   # Added to each image's variance before the square root (the paper's 10, in 0-255 units)
+       ):
     "Global contrast normalisation of flattened float images `x` (B,D) given in 0-255 units."
     x = x - x.mean(1, keepdim=True)
     return x / (sqrt_bias + x.var(1, keepdim=True)).sqrt()
 
-def zca_fit(x, eps:float=0.1, sqrt_bias:float=10., chunk:int=5000):
+def zca_fit(x,                   # uint8 training images (N,C,H,W)
+            eps:float=0.1,       # Added to each eigenvalue before inverting (regularises the whitening)
+            sqrt_bias:float=10.,  # GCN's bias (see `gcn`)
+            chunk:int=5000,      # Images per step of the covariance sum (bounds memory)
+           ):
     "Fit GCN + ZCA on uint8 images `x` (N,C,H,W): returns the mean (D,) and whitening matrix (D,D), float32."
     n,d = len(x),x[0].numel()
     if n < 2: raise AllconvError(f"ZCA needs at least 2 training images, got {n}.", "pass more training images or zca=False.")
@@ -93,13 +110,20 @@ def zca_fit(x, eps:float=0.1, sqrt_bias:float=10., chunk:int=5000):
 class ZCA(DisplayedTransform):
     "GCN + ZCA whitening (fitted by `zca_fit`) of every batch, on every split."
     order,parameters = 15,L('mean','W')
-    def __init__(self, mean, W, sqrt_bias:float=10.): store_attr()  # from `zca_fit`
+    def __init__(self,
+        mean,                 # Mean (D,) of the GCN'd training images, from `zca_fit`
+        W,                    # Whitening matrix (D,D), from `zca_fit`
+        sqrt_bias:float=10.,  # GCN's bias, as passed to `zca_fit`
+    ): store_attr()
     def encodes(self, x:TensorImage):
         f = gcn(x.flatten(1).float()*255, self.sqrt_bias)
         return ((f - self.mean) @ self.W).view(x.shape)
 
 # %% ../../nbs/06_data.augment.ipynb #a2983146
-def resize_images(x, size:int, chunk:int=5000):
+def resize_images(x,              # uint8 images (N,3,H,W)
+                  size:int,       # Side of the resized images in pixels
+                  chunk:int=5000, # Images resized per step (bounds memory)
+                 ):
     "Resize uint8 images (N,3,H,W) to `size`x`size` (bilinear, antialiased), staying uint8."
     if x.shape[-1]==size and x.shape[-2]==size: return x
     out = [F.interpolate(x[i:i+chunk].float(), size=(size,size), mode='bilinear', antialias=True, align_corners=False)

@@ -34,7 +34,12 @@ class _ILoc:
 class TensorImages:
     "One split held as tensors: uint8 images (N,3,H,W), int64 labels (or None), class names, and a `split_idx`."
     n_inp = 1
-    def __init__(self, x, y=None, vocab=None, split_idx:int=1): store_attr()  # 0 = training split (augmented)
+    def __init__(self,
+        x,                # uint8 images (N,3,H,W)
+        y=None,           # int64 labels (N,), or None for unlabelled images
+        vocab=None,       # Class names, indexed by label
+        split_idx:int=1,  # 0 = training split (augmented), 1 = validation/test
+    ): store_attr()
     def __len__(self): return len(self.x)
     def __getitem__(self, i):
         x = TensorImage(self.x[i])
@@ -117,7 +122,11 @@ def _as_images(items, like:TensorImages) -> TensorImages:
 
 class TensorDL(TfmdDL):
     "A fastai `TfmdDL` over `TensorImages` that makes each batch by slicing the tensors: no per-item work, no workers."
-    def __init__(self, dataset, bs:int=64, shuffle:bool=False, num_workers:int=0,
+    def __init__(self,
+                 dataset,              # A `TensorImages`
+                 bs:int=64,            # Batch size
+                 shuffle:bool=False,   # Draw a new on-device random order every epoch
+                 num_workers:int=0,    # Ignored: batches are tensor slices, made in this process
                  batch_threads:int|None=1, # CPU threads for making a batch (None: torch's setting)
                  **kwargs):
         self.batch_threads = batch_threads
@@ -152,7 +161,14 @@ class TensorDL(TfmdDL):
 # %% ../../nbs/07_data.loaders.ipynb #05b1b7ea
 class TensorDataLoaders(DataLoaders):
     "fastai `DataLoaders` over `TensorDL`s, with `test`, `vocab`, `c`, `stats` and a printable `data_name`."
-    def __init__(self, *loaders, path='.', device=None, data_name:str='', stats=None, from_cache:bool=False):
+    def __init__(self,
+        *loaders,               # The `TensorDL`s: training, validation and optionally test
+        path='.',               # Where `learn.export` and friends write
+        device=None,            # Device of the batches (default: fastai's `default_device()`)
+        data_name:str='',       # Label for printed results
+        stats=None,             # (mean, std) per channel of the training images, as `Normalize` uses them
+        from_cache:bool=False,  # Did the images come from a decode cache
+    ):
         super().__init__(*loaders, path=path, device=device)
         store_attr('data_name,stats,from_cache')
     @property
@@ -210,7 +226,13 @@ def _channel_stats(x, pre=None, chunk:int=5000, max_n:int=10000):
     return mean.float().as_subclass(torch.Tensor), std.float().as_subclass(torch.Tensor)
 
 # %% ../../nbs/07_data.loaders.ipynb #b0b3ca34
-def tensor_dls(x, y, vocab, x_valid, y_valid, x_test=None, y_test=None,
+def tensor_dls(x,        # Training images, uint8 (N,3,H,W)
+               y,        # Training labels, int (N,)
+               vocab,    # Class names, indexed by label
+               x_valid,  # Validation images, uint8 (M,3,H,W)
+               y_valid,  # Validation labels, int (M,)
+               x_test=None, # Test images, uint8, or None for no test split
+               y_test=None, # Test labels, int (None for an unlabelled test split)
                bs:int=256, # training batch size (validation and test use twice this)
                pad:int=4, # largest random translation in pixels (0: none)
                flip:bool=True, # random left-right flips
@@ -256,7 +278,9 @@ def tensor_dls(x, y, vocab, x_valid, y_valid, x_test=None, y_test=None,
     return TensorDataLoaders(*dls, path=path, device=device, data_name=data_name, stats=(mean, std), from_cache=from_cache)
 
 # %% ../../nbs/07_data.loaders.ipynb #2459297c
-def default_valid(n:int, n_classes:int=1) -> int:
+def default_valid(n:int,          # Number of training images
+                  n_classes:int=1, # Number of classes: at least this many images are held out and kept
+                 ) -> int:
     "How many of `n` training images to hold out when `valid` is not given: 5,000 (as the papers) from 25,000 images up, else 20%."
     nv = min(5000, round(0.2*n))
     return max(1, min(max(nv, n_classes), n - n_classes))

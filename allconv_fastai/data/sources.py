@@ -27,14 +27,14 @@ IMAGE_EXTS = ('.png','.jpg','.jpeg','.bmp','.gif','.webp','.tif','.tiff','.ppm',
 @dataclass
 class ImageSet:
     "One decoded source: uint8 images (N,3,H,W), int64 labels, class names, the official test split and a `valid/` folder's split if any."
-    x: torch.Tensor
-    y: torch.Tensor
-    vocab: list
-    x_test: torch.Tensor|None = None
-    y_test: torch.Tensor|None = None
+    x: torch.Tensor                     # training images, uint8 (N,3,H,W)
+    y: torch.Tensor                     # training labels, int64 (N,)
+    vocab: list                         # class names, indexed by label
+    x_test: torch.Tensor|None = None    # the official test split's images, if the source has one
+    y_test: torch.Tensor|None = None    # the test split's labels
     from_cache: bool = False  # True when read from the cache, with no decoding
     x_valid: torch.Tensor|None = None  # the images of a `valid/` (or `val/`) folder beside `train/`
-    y_valid: torch.Tensor|None = None
+    y_valid: torch.Tensor|None = None   # the labels of that `valid/` folder's images
 
 # %% ../../nbs/05_data.sources.ipynb #33f1e750
 MAX_BYTES = 1 << 28   # 256 MiB: the most bytes read from one image file, archive member or CIFAR batch file
@@ -48,7 +48,10 @@ def _kind(mode:int) -> str:
 
 def _size(n:int) -> str: return f"{n/2**30:.1f} GiB" if n >= 2**30 else f"{n/2**20:.0f} MiB" if n >= 2**20 else f"{n:,} bytes"
 
-def read_file(p, limit:int=MAX_BYTES, name:str|None=None) -> bytes:
+def read_file(p,                     # Path of the file
+              limit:int=MAX_BYTES,   # Most bytes to read (default 256 MiB)
+              name:str|None=None,    # Name for error messages (default: `p`)
+             ) -> bytes:
     "The bytes of the regular file `p`: a pipe or device is refused without blocking, a file over `limit` bytes without reading it."
     name = name or str(p)
     try: fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)   # O_NONBLOCK: opening a FIFO with no writer returns at once
@@ -72,7 +75,9 @@ def _too_big(name:str, pixels:int, size:str='') -> AllconvError:
     return AllconvError(f"{name} is {size + ' = ' if size else ''}{pixels:,} pixels, more than the {MAX_PIXELS:,} an image may have (MAX_PIXELS).",
                         "shrink it, or remove it from the data.")
 
-def pil_to_chw(im, name:str='image') -> torch.Tensor:
+def pil_to_chw(im,                # An opened PIL image, any mode
+               name:str='image',  # Name for error messages (the file's path)
+              ) -> torch.Tensor:
     "A PIL image as a uint8 (3,H,W) tensor; an image over `MAX_PIXELS` is refused before its pixels are decoded."
     w,h = im.size
     if w*h > MAX_PIXELS: raise _too_big(name, w*h, f"{w}x{h}")
@@ -80,7 +85,9 @@ def pil_to_chw(im, name:str='image') -> torch.Tensor:
     a = np.frombuffer(im.tobytes(), np.uint8).reshape(h, w, 3)
     return torch.from_numpy(a.transpose(2,0,1).copy())
 
-def decode_image_bytes(b:bytes, name:str='image') -> torch.Tensor:
+def decode_image_bytes(b:bytes,           # The encoded file's bytes
+                       name:str='image',  # Name for error messages (the file's path)
+                      ) -> torch.Tensor:
     "Decode one encoded image (PNG, JPEG, BMP, GIF, WebP, TIFF, PPM/PGM) with PIL to a uint8 (3,H,W) tensor, its size checked first."
     from PIL import Image
     try:
@@ -129,7 +136,10 @@ def default_cache_dir() -> Path:
     "The per-user cache folder: `$XDG_CACHE_HOME/allconv_fastai`, else `~/.cache/allconv_fastai`."
     return Path(os.environ.get('XDG_CACHE_HOME') or '~/.cache').expanduser()/'allconv_fastai'
 
-def cache_path(src, key:str='fine', cache_dir=None) -> Path:
+def cache_path(src,              # The dataset's folder or archive
+               key:str='fine',   # Which labels the cache holds: 'fine', or 'coarse' for CIFAR-100's superclasses
+               cache_dir=None,   # Folder for caches (default: `$ALLCONV_CACHE`, else `default_cache_dir()`)
+              ) -> Path:
     "Where the decode cache of `src` lives: `cache_dir`, else `$ALLCONV_CACHE`, else the per-user `default_cache_dir()`; never beside the data unless one of those points there."
     src = Path(src).resolve()
     cache_dir = cache_dir or os.environ.get(CACHE_ENV)
@@ -393,7 +403,10 @@ def _check_archive(src:Path):
     raise AllconvError(f"{src} is a file but not an archive (not tar, tar.gz, tar.bz2 or tar.xz).",
                        "pass a folder of class folders (train/<class>/<image>) or a .tar.gz of one.")
 
-def load_images(src, label:str='fine', cache_dir=None) -> ImageSet:
+def load_images(src,              # Folder or archive of class folders, or of CIFAR python batches
+                label:str='fine', # Which labels: 'fine', or 'coarse' for CIFAR-100's 20 superclasses
+                cache_dir=None,   # Folder for the decode cache (see `cache_path`)
+               ) -> ImageSet:
     "Decoded images of `src` (folder or archive of class folders, or CIFAR python batches), cached after the first call."
     src = Path(src).expanduser()
     if not src.exists(): raise AllconvError(f"No dataset at {src}.", "pass the folder or archive that holds the images.")
@@ -422,7 +435,9 @@ _NAMED = {'cifar10':       ('CIFAR-10', 'fine', ('cifar10', 'cifar-10-python.tar
           'cifar100-coarse': ('CIFAR-100 (20 coarse classes)', 'coarse', ('cifar100', 'cifar-100-python.tar.gz', 'cifar-100-python')),
           'cifar10-jpg':   ('CIFAR-10 (JPEG q75)', 'fine', ())}
 
-def find_source(source, path=None):
+def find_source(source,     # 'cifar10', 'cifar100', 'cifar100-coarse', 'cifar10-jpg', or a folder/archive path
+                path=None,  # Where to look for a named dataset (default: fastai's data folder; for 'cifar10-jpg', `find_cifar10_jpg()`)
+               ):
     "Resolve a dataset name ('cifar10', 'cifar100', 'cifar100-coarse', 'cifar10-jpg') or path to (path, title, label)."
     if str(source) in _NAMED:
         title,label,cands = _NAMED[str(source)]
@@ -448,7 +463,10 @@ def find_source(source, path=None):
     return p,title,'fine'
 
 # %% ../../nbs/05_data.sources.ipynb #a4b2699b
-def split_idxs(y, valid=5000, seed:int=42):
+def split_idxs(y,            # Labels of the images to split, int (N,)
+               valid=5000,   # Validation images: a count (int), or a fraction of N (float in (0, 1))
+               seed:int=42,  # Random seed of the split
+              ):
     "Seeded, class-stratified (train, valid) index tensors: `valid` is a count or a fraction of `y`."
     from sklearn.model_selection import train_test_split
     n = len(y)

@@ -108,6 +108,7 @@ def all_cnn_c(**kw): "All-CNN-C"; return AllCNN('c', 'all-cnn', **kw)
 allcnn_archs = {n: archs[n].builder for n in arch_names('allcnn')}
 
 # %% ../../nbs/01_models.allcnn.ipynb #ef3b58d6
-def n_params(m:nn.Module) -> int:
+def n_params(m:nn.Module, # Any PyTorch module
+            ) -> int:
     "Number of trainable parameters of `m`."
     return sum(p.numel() for p in m.parameters() if p.requires_grad)

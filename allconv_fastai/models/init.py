@@ -26,7 +26,12 @@ def _layer_output(model, layer, xb):
     finally: h.remove()
     return out['o']
 
-def lsuv_init(model:nn.Module, xb:torch.Tensor, tol:float=1e-3, max_iter:int=10, min_numel:int=64) -> list:
+def lsuv_init(model:nn.Module,   # The net, initialised in place
+              xb:torch.Tensor,    # One input batch, on the model's device
+              tol:float=1e-3,     # Stop rescaling a layer once its output variance is within `tol` of 1
+              max_iter:int=10,    # Most rescalings per layer
+              min_numel:int=64,   # Skip layers whose output on `xb` has fewer elements (too few for a variance)
+             ) -> list:
     "LSUV-initialise every conv/linear layer of `model` on batch `xb`; return the output variance of each."
     layers = [m for m in model.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear))]
     was_training = model.training

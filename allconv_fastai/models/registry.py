@@ -42,7 +42,9 @@ recipes = {
 }
 paper_recipes = {f: r['paper'] for f,r in recipes.items()}  # each family's published recipe
 
-def get_recipe(family:str, name:str='fast') -> Recipe:
+def get_recipe(family:str,       # 'allcnn' or 'densenet'
+               name:str='fast',   # 'fast', 'paper', or (All-CNN only) 'shipped'
+              ) -> Recipe:
     "The recipe called `name` ('fast', 'paper', or All-CNN's 'shipped') for `family` ('allcnn' or 'densenet')."
     if family not in recipes: raise AllconvError(f"Unknown family {family!r}.", f"use one of {', '.join(recipes)}.")
     if name not in recipes[family]:
@@ -95,11 +97,13 @@ def _key(name) -> str:
     ks = [n for n in archs if n.startswith(stem + '-k')]   # a depth alone names the net where one growth rate is registered
     return ks[0] if len(ks)==1 else stem
 
-def arch_names(family:str=None) -> list:
+def arch_names(family:str=None, # 'allcnn' or 'densenet'; None for every registered net
+              ) -> list:
     "The registered nets' names (of one `family`, or all)."
     return [n for n,a in archs.items() if family is None or a.family==family]
 
-def arch_info(name) -> Arch:
+def arch_info(name, # A net's name in any spelling ('all_cnn_c', 'DenseNet-BC (L=100, k=12)'), or an `Arch`
+             ) -> Arch:
     "The registered net called `name` (any spelling), or an `AllconvError` naming the closest matches."
     if isinstance(name, Arch): return name
     key = _key(name)
@@ -112,7 +116,8 @@ def arch_info(name) -> Arch:
         (f"did you mean {' or '.join(map(repr, close))}? " if close else '') + f"Known: {', '.join(archs)}"
         + ("; for another depth or growth rate build `DenseNet(depth, growth, bc=...)`." if fam=='DenseNet' else '.'))
 
-def arch_family(arch) -> str|None:
+def arch_family(arch, # A net's name (any spelling), an `Arch`, or a builder (a `functools.partial` of one too)
+               ) -> str|None:
     "The registered family ('allcnn', 'densenet') of a net: a name in any spelling, an `Arch` or a registered builder (None for a builder the registry does not hold)."
     if callable(arch) and not isinstance(arch, Arch):
         f = getattr(arch, 'func', arch)   # a functools.partial of a registered builder is of its family
@@ -120,7 +125,9 @@ def arch_family(arch) -> str|None:
     return arch_info(arch).family
 
 # %% ../../nbs/03_models.registry.ipynb #3d8ed1a1
-def get_arch(arch, pretrained:bool=False, **kw) -> nn.Module:
+def get_arch(arch,                  # A registered name in any spelling, an `Arch`, or a builder taking `kw`
+             pretrained:bool=False,  # Load the package's shipped weights (see `pretrained_model`)
+             **kw) -> nn.Module:
     "Build the net `arch` (a registered name in any spelling, or a builder) with options `kw`; `pretrained` loads the package's weights."
     if pretrained:
         from allconv_fastai.pretrained import pretrained_model

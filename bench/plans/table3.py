@@ -20,7 +20,7 @@ plan = Plan('table3', __doc__, report=table3_report)
 EPOCHS = 10
 DATA = dict(data='cifar10-jpg', valid=5000, seed=42, bs=128)
 # the fast recipe, as the shipped All-CNN-C was trained: batch norm, no dropout, flip + 4-px translate, one-cycle,
-# label smoothing 0.1, SGD momentum 0.9, weight decay 5e-4, bf16 autocast where the CPU computes it natively
+# label smoothing 0.1, SGD with one-cycle momentum 0.95-0.85-0.95, weight decay 5e-4, bf16 autocast where the CPU computes it natively
 FAST = dict(DATA, recipe='fast', wd=5e-4, label_smoothing=0.1)
 # the paper's setting: dropout, no batch norm, no augmentation, its step schedule (x0.1 at 200/250/300 of 350 epochs,
 # scaled to the budget), SGD momentum 0.9, weight decay 1e-3, no label smoothing
