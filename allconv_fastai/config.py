@@ -39,13 +39,13 @@ def _ints(v, what):
     except ValueError: raise AllconvError(f"`{what}` must be whole numbers separated by commas, got {v!r}.",
                                           f"pass e.g. --{what} 16,32.") from None
 
-def _floats(v, what):
-    "A tuple of floats from '0.2,0.5', [0.2, 0.5], 0.9 or None."
+def _floats(v, what, eg='0.2,0.5'):
+    "A tuple of floats from '0.2,0.5', [0.2, 0.5], 0.9 or None (`eg`: an example for the message)."
     if v is None: return None
     if isinstance(v, (int, float)) and not isinstance(v, bool): return (float(v),)
     try: return tuple(float(o) for o in (v if isinstance(v, (tuple, list)) else str(v).replace(' ', '').split(',')) if o != '')
     except (TypeError, ValueError): raise AllconvError(f"`{what}` must be numbers separated by commas, got {v!r}.",
-                                                       f"pass e.g. --{what.replace('_', '-')} 0.2,0.5.") from None
+                                                       f"pass e.g. --{what.replace('_', '-')} {eg}.") from None
 
 def setting(default=None,         # The field's default
             *, data:bool=False,   # It shapes the data: runs that agree on every such setting share their `DataLoaders`
@@ -109,6 +109,17 @@ def _check_type(name, v, typ):
     if not ok: raise AllconvError(f"`{name}` must be {getattr(typ, '__name__', 'a number')}, got {v!r}.", f"pass a valid --{name.replace('_', '-')}.")
 
 # %% ../nbs/13_config.ipynb #899b4ece
+def _note_given(cls):
+    "Make the dataclass `cls` note which fields its caller passed (`_given`), so a default typed is told from one not typed."
+    init = cls.__init__
+    @functools.wraps(init)
+    def __init__(self, *args, **kw):
+        object.__setattr__(self, '_given', {f.name for f in fields(cls)[:len(args)]} | set(kw))
+        init(self, *args, **kw)
+    cls.__init__ = __init__
+    return cls
+
+@_note_given
 @dataclass
 class RunConfig:
     "Every setting of one run, declared once: constructing it checks each value and fills in every default."
@@ -148,7 +159,7 @@ class RunConfig:
     tta:bool=True                                         # Also report test-time-augmentation accuracy at the end
 
     def __post_init__(self):
-        given = {f.name for f in fields(self) if getattr(self, f.name) is not None}   # asked for; the rest are resolved below
+        given = {k for k in getattr(self, '_given', ()) if getattr(self, k) is not None}   # asked for; the rest are resolved below
         a = arch_info(self.arch)
         self.arch,fam = a.name,a.family
         self.data = _check_data(self.data)
@@ -184,10 +195,12 @@ class RunConfig:
         elif self.gamma is not None: raise AllconvError("`gamma` (the lr factor at each milestone) applies to the step and paper schedules, not to one-cycle.",
                                                         "drop --gamma, or add --schedule step (with --milestones) or --schedule paper.")
         cyc = self.schedule=='one-cycle'
-        self.moms = ifnone(_floats(self.moms, 'moms'), (0.95, 0.85, 0.95) if cyc else (0.9,))
+        self.moms = ifnone(_floats(self.moms, 'moms', '0.95,0.85,0.95' if cyc else '0.9'), (0.95, 0.85, 0.95) if cyc else (0.9,))
         if len(self.moms) != (3 if cyc else 1) or not all(0 <= m < 1 for m in self.moms):
             raise AllconvError(f"`moms` must be {'three momenta, one-cycle' if cyc else 'one momentum, the ' + self.schedule + ' schedule'}'s, each in [0, 1); got {self.moms!r}.",
                                f"pass e.g. --moms {'0.95,0.85,0.95' if cyc else '0.9'}.")
+        if self.opt=='nesterov' and min(self.moms) == 0:
+            raise AllconvError("Nesterov momentum needs a momentum above 0.", "pass --moms above 0, or --opt sgd.")
         digits = self.data=='digits'
         if self.n_train is not None and digits:
             raise AllconvError("`n_train` applies to CIFAR and folder data, not to the digits.", "drop --n-train.")
@@ -242,12 +255,13 @@ class RunConfig:
     def family(self) -> str: return arch_info(self.arch).family
     @property
     def asked(self) -> dict:
-        "The settings as asked for: every field but those a default rule filled in (`resolved`)."
-        return {k: v for k,v in self.to_dict().items() if k not in self.resolved}
+        "The settings as asked for: the fields the caller passed (not None); every other one a default rule filled in (`resolved`)."
+        return {k: v for k,v in self.to_dict().items() if k not in self.resolved and v is not None}
     def resolve(self, **kw) -> RunConfig:
         "A copy with the settings `kw` filled in by a later default rule (the split the data chose, a batch size shrunk to fit), recorded as resolved."
         new = dataclasses.replace(self, **kw)
         new.resolved = tuple(f.name for f in fields(self) if f.name in set(self.resolved) | set(kw) and getattr(new, f.name) is not None)
+        new.note = self.note
         return new
     def to_dict(self) -> dict:
         "The settings as plain JSON values."
@@ -332,7 +346,7 @@ def config_from_dict(d:dict,            # The JSON object of a config.json
         words,ok = _json_kind(k)
         if v is not None and not ok(v): raise AllconvError(f"{where}: the setting `{k}` holds {v!r} ({type(v).__name__}), not {words}.", fix)
     res = d.get('resolved', [])
-    if not (isinstance(res, list) and set(res) <= set(names)):
+    if not (isinstance(res, list) and all(isinstance(k, str) and k in names for k in res)):
         raise AllconvError(f"{where}: `resolved` holds {res!r}, not a list of setting names.", fix)
     try: cfg = RunConfig(**kw)
     except AllconvError as e: raise AllconvError(f"{where}: {e.problem}", fix) from None
@@ -422,7 +436,8 @@ def load_run(run_dir,              # A run directory (its data need not be prese
     run_dir = Path(run_dir)
     cfg = read_config(run_dir, check_data=False)   # the data may have moved: nothing of it is read
     tok = _check_paths.set(False)
-    try: cfg = dataclasses.replace(cfg, precision='fp32', lsuv=False, compile=False, pretrained=False)   # the run's own weights follow
+    keep = {'widths': cfg.widths or (96, 192)} if cfg.pretrained and cfg.family=='allcnn' else {}   # the shipped net's widths, not the digits' default
+    try: cfg = dataclasses.replace(cfg, precision='fp32', lsuv=False, compile=False, pretrained=False, **keep)   # the run's own weights follow
     finally: _check_paths.reset(tok)
     from allconv_fastai.runs import read_json
     if not (run_dir/'data.json').exists():

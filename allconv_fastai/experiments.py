@@ -278,7 +278,7 @@ def table3_markdown(t:pd.DataFrame,   # `table3_frame`'s table
              '| ' + ' | '.join(cols) + ' |', '|' + '---|'*len(cols)]
     for _,r in t.iterrows():
         vals = [r.net, '' if pd.isna(r.selected_lr) else f'{r.selected_lr:g}', f(r.valid_error)] + ([f(r.test_error)] if has_test else [])
-        lines.append('| ' + ' | '.join(vals + [f(r.paper_test_error), r.diverged_lrs or '-']) + ' |')
+        lines.append('| ' + ' | '.join(vals + [f(r.paper_test_error), r.diverged_lrs if isinstance(r.diverged_lrs, str) and r.diverged_lrs else '-']) + ' |')
     return '\n'.join(lines) + '\n'
 
 def table3_plot(t:pd.DataFrame, # `table3_frame`'s table

@@ -75,11 +75,11 @@ def _run_file(run_dir:Path, name:str) -> dict:
 def _recipe_words(c) -> str:
     "The training recipe of the settings `c` (a `RunConfig`), in words."
     aug = [w for w,on in (('flip', c.flip), (f'{c.pad}-pixel translation', c.pad), (f'cutout {c.cutout}', c.cutout)) if on]
-    opt = {'sgd': 'SGD momentum 0.9', 'nesterov': 'SGD Nesterov momentum 0.9', 'adam': 'Adam'}[c.opt]
-    if c.schedule=='one-cycle' and c.opt != 'adam': opt += ' (one-cycle 0.95-0.85)'
+    moms = '-'.join(f'{m:g}' for m in c.moms) + (' (one-cycle)' if c.schedule=='one-cycle' else '')
+    opt = {'sgd': f'SGD momentum {moms}', 'nesterov': f'SGD Nesterov momentum {moms}', 'adam': f'Adam, first beta {moms}'}[c.opt]
     sched = (f"one-cycle over {c.epochs} epochs to lr {c.lr:g}" if c.schedule=='one-cycle' else
              f"{c.schedule} schedule over {c.epochs} epochs from lr {c.lr:g}, times {c.gamma:g} at epochs {c.milestones}")
-    return (f"{c.recipe} recipe: {'batch norm' if c.bn else 'no batch norm'}, {'dropout' if c.dropout else 'no dropout'}, "
+    return (f"{c.recipe} recipe: {'batch norm' if c.bn else 'no batch norm'}, {'dropout ' + ','.join(f'{p:g}' for p in c.drop_p) if c.dropout else 'no dropout'}, "
             f"{' + '.join(aug) or 'no augmentation'}, label smoothing {c.label_smoothing:g}, {sched}, {opt}, "
             f"weight decay {c.wd:g}, batch size {c.bs}, "
             + ("bf16 autocast + channels_last where the CPU computes bf16" if c.precision=='auto' else f"precision {c.precision}"))

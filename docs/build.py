@@ -288,7 +288,7 @@ def readback_cells(nb:dict) -> tuple:
     """A notebook's read-back cells (`#| readback`: they print results read from the repository's files; `#| readback:
     live` where those files still grow), and the cells to run for them: the first code cell, its import cells, them."""
     code = [c for c in nb['cells'] if c['cell_type']=='code']
-    back = [c for c in code[1:] if 'readback' in directives(_src(c.get('source')))[0]]
+    back = [c for c in code if 'readback' in directives(_src(c.get('source')))[0]]
     return back, ([code[0]] + [c for c in code[1:] if c in back or _imports_only(_src(c.get('source')))]) if back else []
 
 def run_readbacks(nb_path:Path) -> dict:
@@ -300,7 +300,7 @@ def run_readbacks(nb_path:Path) -> dict:
     if not back: return {}
     cwd = os.getcwd(); os.chdir(Path(nb_path).parent)
     try:
-        sh,run = CaptureShell(path=Path(nb_path).parent),dict2nb({'cells': json.loads(json.dumps(todo)), 'metadata': {}, 'nbformat': 4, 'nbformat_minor': 5})
+        sh,run = CaptureShell(path=Path(nb_path).parent, mpl_format='png'),dict2nb({'cells': json.loads(json.dumps(todo)), 'metadata': {}, 'nbformat': 4, 'nbformat_minor': 5})
         for c in run.cells:
             sh.cell(c)
             if sh.exc: raise RuntimeError(f"{nb_path}: a read-back cell failed:\n{c.source}\n{sh.exc!r}")
@@ -411,7 +411,16 @@ def main(argv=None):
     ap.add_argument('--readme', action='store_true', help='write README.md from nbs/index.ipynb (and build nothing else)')
     ap.add_argument('--site', default=str(SITE), help='output folder of the site (default: docs/_site)')
     ap.add_argument('--no-strict', action='store_true', help='keep going on broken links and other mkdocs warnings')
+    ap.add_argument('--readbacks', nargs='+', metavar='NB', help="store in these notebooks their read-back cells' outputs as they are now (and build nothing)")
     a = ap.parse_args(argv)
+    if a.readbacks:
+        for p in map(Path, a.readbacks):
+            fresh,nb = run_readbacks(p),json.loads(p.read_text())
+            for c in nb['cells']:
+                if c.get('id') in fresh: c['outputs'] = fresh[c['id']]
+            p.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
+            print(f'{p}: stored the outputs of {len(fresh)} read-back cells')
+        return
     if a.readme:
         (ROOT/'README.md').write_text(readme())
         return print(f'wrote {ROOT/"README.md"}')

@@ -221,8 +221,6 @@ def _exempt(obj, params) -> str|None:
         return f"`__init__` inherited from {init.__module__}: the parameters are that library's (e.g. fastai's `Callback`)"
     return None
 
-# Being rewritten by another change (RunConfig's module and the experiments): each is listed here until its notebook
-# gives it docments; the test fails when a listed name already has its table, so the list only shrinks.
 def _params(obj) -> list:
     "The parameters a caller names: not `self`, not `*args`/`**kwargs`."
     try: sig = inspect.signature(obj)

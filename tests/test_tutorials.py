@@ -28,38 +28,26 @@ def _texts(outputs) -> list:
             if t is not None: res.append(_src(t))
     return res
 
-def _imports_only(src:str) -> bool:
-    import ast
-    try: tree = ast.parse('\n'.join(l for l in src.splitlines() if not l.startswith('#|')))
-    except SyntaxError: return False
-    return bool(tree.body) and all(isinstance(t, (ast.Import, ast.ImportFrom)) for t in tree.body)
+def _docs_build():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('docs_build', ROOT/'docs'/'build.py')
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    return mod
 
-def _readback_cells(nb):
-    "The notebook's first code cell, and its read-back cells with the import cells among them (in order)."
-    code = [c for c in nb['cells'] if c['cell_type'] == 'code']
-    back = [c for c in code[1:] if 'readback' in _opts(_src(c['source']))]
-    return code[0], [c for c in code[1:] if c in back or back and _imports_only(_src(c['source']))]
+docs_build = _docs_build()   # the docs build re-runs the same read-back cells, so a page shows them as they are now
 
-@pytest.mark.parametrize('path', [p for p in TUTORIALS if _readback_cells(json.loads(p.read_text()))[1]], ids=lambda p: p.name)
+@pytest.mark.parametrize('path', [p for p in TUTORIALS if docs_build.readback_cells(json.loads(p.read_text()))[0]], ids=lambda p: p.name)
 def test_readback_cells_print_what_is_stored(path, monkeypatch):
     "Run again (after the notebook's imports), each read-back cell prints the outputs stored with it: none is stale."
-    from fastcore.nbio import dict2nb
-    from execnb.shell import CaptureShell
-    monkeypatch.chdir(path.parent); monkeypatch.setenv('IN_TEST', '1'); monkeypatch.setenv('MPLBACKEND', 'Agg')
+    monkeypatch.setenv('IN_TEST', '1'); monkeypatch.setenv('MPLBACKEND', 'Agg')
     nb = json.loads(path.read_text())
-    first,cells = _readback_cells(nb)
-    sh = CaptureShell(path=path.parent)
-    stored = [_texts(c.get('outputs', [])) for c in cells]
-    run = dict2nb({'cells': [first] + cells, 'metadata': {}, 'nbformat': 4, 'nbformat_minor': 5})
-    for c in run.cells:
-        sh.cell(c)
-        assert not sh.exc, f"{path.name}: a read-back cell failed:\n{c.source}\n{sh.exc}"
-    for c,old in zip(run.cells[1:], stored):
-        if 'readback' not in _opts(c.source): continue
-        new = _texts(c.outputs)
-        assert not any('NaN' in t for t in new), f"{path.name}: a read-back cell prints NaN:\n{c.source}"
-        if _opts(c.source)['readback'] != 'live':
-            assert new == old, f"{path.name}: stored outputs are stale; run the notebook again.\n{c.source}\nstored: {old}\nnow: {new}"
+    back,_ = docs_build.readback_cells(nb)
+    fresh = docs_build.run_readbacks(path)
+    for c in back:
+        src,old,new = _src(c['source']),_texts(c.get('outputs', [])),_texts(fresh[c['id']])
+        assert not any('NaN' in t for t in new), f"{path.name}: a read-back cell prints NaN:\n{src}"
+        if _opts(src)['readback'] != 'live':
+            assert new == old, f"{path.name}: stored outputs are stale; run the notebook again.\n{src}\nstored: {old}\nnow: {new}"
 
 def _known_text() -> str:
     "Where a figure in prose may come from: results files, the shipped card, the registry's paper figures."
