@@ -12,11 +12,15 @@ from pathlib import Path
 from typing import Callable
 import torch
 from torch import nn
-from .core import AllconvError, cpu_model
+from .core import AllconvError
+from .machine import cpu_model
 from .models.registry import arch_info
-from .runs import RunLock, RunStopped, read_json, write_json, read_metrics, load_checkpoint
-from .config import RunConfig, data_settings, run_dls, read_config
-from .experiments import train_run, _key
+from .runs import RunLock, RunStopped, read_metrics
+from .core import read_json, write_json
+from .checkpoint import load_checkpoint
+from .config import RunConfig, data_settings, read_config
+from .build import run_dls
+from .train import train_run, _key
 
 # %% auto #0
 __all__ = ['PlannedRun', 'Plan', 'best_lr', 'forward_flops', 'run_flops', 'file_run', 'filed_metrics', 'campaign_status',

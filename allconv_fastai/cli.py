@@ -143,7 +143,7 @@ def allconv_train(
 ):
     "Train a net into a run directory (default: All-CNN-C on the bundled digits, the fast recipe); the real job: allconv-train --data cifar10-jpg --schedule one-cycle --epochs 30 --bs 128 --lr 0.15 --wd 5e-4"
     from allconv_fastai.config import RunConfig
-    from allconv_fastai.experiments import train_run
+    from allconv_fastai.train import train_run
     from allconv_fastai.distributed import say, is_rank0
     if resume:
         run_dir = Path(resume)
@@ -184,9 +184,10 @@ def allconv_eval(
         print(_json.dumps(res, indent=1))
         return res
     from fastai.torch_core import rank_distrib
-    from allconv_fastai.config import read_config, run_dls, run_learner, read_split, record_dls, run_weights, load_run_weights, check_fingerprint
+    from allconv_fastai.config import read_config
+    from allconv_fastai.build import run_dls, run_learner, read_split, record_dls, run_weights, load_run_weights, check_fingerprint
     from allconv_fastai.distributed import data_parallel, say
-    from allconv_fastai.experiments import evaluate
+    from allconv_fastai.train import evaluate
     run_dir = Path(run_dir)
     cfg = read_config(run_dir)
     wpath = run_weights(run_dir, checkpoint)
@@ -224,7 +225,7 @@ def allconv_table3(
     **settings,                   # Every other setting of `RunConfig` (default: the paper's recipe, CIFAR-10, no augmentation)
 ):
     "Reproduce the All-CNN paper's Table 3 (nets x lrs, lr chosen on validation, test error beside the paper's); resumable"
-    from allconv_fastai.experiments import table3, paper_table3
+    from allconv_fastai.table3 import table3, paper_table3
     from allconv_fastai.distributed import say
     try: lrs_ = tuple(float(o) for o in str(lrs).split(',') if o.strip())
     except ValueError: raise AllconvError(f"--lrs must be numbers separated by commas, got {lrs!r}.", "pass e.g. --lrs 0.1,0.05.") from None
@@ -251,7 +252,7 @@ def _classifier(source:str, arch:str='all-cnn-c'):
     "The net (on the CPU, in eval mode) and `DataLoaders` whose `test_dl` turns images into its inputs, for a run directory or 'pretrained'."
     import dataclasses, torch
     from allconv_fastai.data.loaders import tensor_dls
-    from allconv_fastai.config import load_run
+    from allconv_fastai.build import load_run
     if source == 'pretrained':
         from allconv_fastai.pretrained import model_card, pretrained_model, use_stats, pretrained_names
         if not pretrained_names():

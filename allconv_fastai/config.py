@@ -1,4 +1,4 @@
-"""`RunConfig`: every setting of a run declared once, with its default, its docment and its check; `config.json` is its whole record, from which the data and the net are rebuilt exactly, and the command line is generated from it.
+"""`RunConfig`: every setting of a run declared once, with its default, its docment and its check; `config.json` is its whole record (what was asked, what it resolved to, and every machine it ran on), and the command line is generated from it.
 
 Docs: https://allconv-fastai.github.io/allconv_fastai/config.html.md"""
 
@@ -11,20 +11,16 @@ from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 import torch
 from fastcore.basics import ifnone
-from fastai.torch_core import set_seed, num_distrib
 from fastai.learner import Learner
-from .core import AllconvError, check_positive, machine_info, git_commit
+from .core import AllconvError, check_positive, read_json, write_json
+from .machine import machine_info, git_commit
 from .models.registry import arch_info, get_recipe
-from .data.loaders import digits_dls, cifar_dls
 from .callback.precision import precisions, resolve_precision
 from .callback.schedule import paper_milestones
-from .learner import allcnn_learner, densenet_learner, paper_sgd
 
 # %% auto #0
 __all__ = ['data_names', 'schedules', 'optimizers', 'max_image_size', 'data_settings', 'setting', 'min_size', 'check_size',
-           'RunConfig', 'run_dls', 'run_learner', 'run_env', 'config_from_dict', 'save_config', 'read_config',
-           'data_fingerprint', 'check_fingerprint', 'run_weights', 'load_run_weights', 'load_run', 'save_data_record',
-           'record_dls', 'read_split']
+           'RunConfig', 'run_env', 'config_from_dict', 'save_config', 'read_config']
 
 # %% ../nbs/13_config.ipynb #9e91d205
 data_names = ('digits', 'cifar10', 'cifar100', 'cifar100-coarse', 'cifar10-jpg')  # built-in datasets (or a path)
@@ -267,48 +263,6 @@ class RunConfig:
         "The settings as plain JSON values."
         return json.loads(json.dumps(asdict(self)))
 
-# %% ../nbs/13_config.ipynb #67e2adf0
-def run_dls(cfg:RunConfig, # The run's settings
-            device=None,   # Device for the batches (default: fastai's default device)
-           ):
-    "The `DataLoaders` the settings `cfg` ask for: every data option is read from `cfg`."
-    if num_distrib() > 1 and torch.cuda.is_available():  # one GPU per process: fastai's default device is the current one
-        torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
-    kw = dict(bs=cfg.bs, valid=cfg.valid, seed=cfg.seed, pad=cfg.pad, flip=cfg.flip, cutout=cfg.cutout, zca=cfg.zca, device=device)
-    if cfg.data=='digits': dls = digits_dls(size=cfg.size, **kw)
-    else: dls = cifar_dls(cfg.data, n_train=cfg.n_train, size=cfg.size, **kw)
-    h,w = dls.train_ds.x.shape[-2:]
-    check_size(cfg.arch, min(h, w), cfg.widths, what=f"The images of {cfg.data} are {h}x{w}:")
-    if cfg.cutout > min(h, w): raise AllconvError(f"`cutout` {cfg.cutout} is larger than the {h}x{w} images.", f"pass --cutout {min(h, w)//2} or less.")
-    y = getattr(dls.train_ds, 'y', None)
-    left = len(dls.vocab) - (len(y.unique()) if y is not None and len(y) else 0)
-    if left: raise AllconvError(f"The validation split (valid={cfg.valid!r}) leaves {left} of {len(dls.vocab)} classes with no training image.",
-                                "pass a smaller --valid, e.g. 0.2.")
-    return dls
-
-def run_learner(cfg:RunConfig, # The run's settings
-                dls,           # Its data (`run_dls(cfg)`)
-                **kw,          # Passed on to the learner factory (`arch_learner`)
-               ) -> Learner:
-    "The fastai `Learner` the settings `cfg` ask for, on `dls`, seeded; `kw` go to the learner factory."
-    set_seed(cfg.seed)
-    common = dict(recipe=cfg.recipe, lr=cfg.lr, wd=cfg.wd, precision=cfg.precision, lsuv=cfg.lsuv, compile=cfg.compile,
-                  pretrained=cfg.pretrained, **kw)
-    mom = 0.9 if cfg.schedule=='one-cycle' else cfg.moms[0]   # the step schedules' momentum; one-cycle's are scheduled by the fit (`train_run`)
-    if cfg.opt=='adam':
-        from fastai.optimizer import Adam
-        common['opt_func'] = Adam if mom==0.9 else functools.partial(Adam, mom=mom)
-    elif cfg.opt != ('nesterov' if get_recipe(cfg.family, cfg.recipe).nesterov else 'sgd') or mom != 0.9:
-        common['opt_func'] = paper_sgd(nesterov=cfg.opt=='nesterov', mom=mom)
-    if cfg.label_smoothing != get_recipe(cfg.family, cfg.recipe).label_smoothing:
-        from fastai.losses import LabelSmoothingCrossEntropyFlat, CrossEntropyLossFlat
-        common['loss_func'] = LabelSmoothingCrossEntropyFlat(eps=cfg.label_smoothing) if cfg.label_smoothing else CrossEntropyLossFlat()
-    if cfg.family=='densenet': return densenet_learner(dls, cfg.arch, p=cfg.drop_p[0] if cfg.dropout else 0., **common)
-    mkw = dict(bn=cfg.bn, dropout=cfg.dropout, residual=cfg.residual)
-    if cfg.dropout: mkw['p_in'],mkw['p_pool'] = cfg.drop_p
-    if cfg.widths: mkw['widths'] = tuple(cfg.widths)
-    return allcnn_learner(dls, cfg.arch, **common, **mkw)
-
 # %% ../nbs/13_config.ipynb #7546e0e0
 _REQUIRED = tuple(f.name for f in fields(RunConfig) if f.metadata.get('required'))   # every config.json has held these
 data_settings = tuple(f.name for f in fields(RunConfig) if f.metadata.get('data'))  # the settings that make a run's data
@@ -358,175 +312,14 @@ def save_config(path,              # The config.json to write
                 learn:Learner=None, # Its learner: adds what the run resolved to on this machine (`env`)
                ):
     "Write `cfg` (and, given `learn`, its resolved environment) to `path` atomically: the settings, then which of them a default rule filled in."
-    from allconv_fastai.runs import write_json
     write_json(path, {**cfg.to_dict(), 'resolved': list(cfg.resolved), **({'env': run_env(learn)} if learn is not None else {})})
 
 def read_config(run_dir,              # A run directory
                 check_data:bool=True, # Check that the run's data is where it was (False: it may have moved)
                ) -> RunConfig:
     "The settings a run directory was made with (`check_data=False`: without looking for its data, which may have moved)."
-    from allconv_fastai.runs import read_json
     p = Path(run_dir)/'config.json'
     if not p.exists(): raise AllconvError(f"No run at {run_dir} (no config.json).", "check the path, or train a run there first.")
     tok = _check_paths.set(check_data)
     try: return config_from_dict(read_json(p), p)
     finally: _check_paths.reset(tok)
-
-# %% ../nbs/13_config.ipynb #19d432cc
-def data_fingerprint(dls, # The run's `DataLoaders`
-                    ) -> dict:
-    "The class names and, per split, the number of images of each class: what says two data sets are the same one."
-    counts = lambda ds: torch.bincount(ds.y.cpu(), minlength=len(dls.vocab)).tolist() if getattr(ds, 'y', None) is not None else None
-    return dict(vocab=[str(v) for v in dls.vocab], train=counts(dls.train_ds), valid=counts(dls.valid_ds))
-
-def check_fingerprint(run_dir,  # A run directory holding data.json
-                      dls,      # Data built from the run's recorded settings
-                      data:str, # The run's recorded data (for the message)
-                     ):
-    "Refuse `dls` (built from the run's recorded `data`) when it is not the data the run in `run_dir` was trained on."
-    from allconv_fastai.runs import read_json
-    p = Path(run_dir)/'data.json'
-    if not p.exists(): return   # a run from before runs kept their data's record
-    old = read_json(p).get('fingerprint')
-    if old is None: return
-    new = data_fingerprint(dls)
-    diff = [k for k in ('vocab', 'train', 'valid') if old.get(k) != new.get(k)]
-    if diff:
-        what = 'class names' if 'vocab' in diff else 'numbers of images per class'
-        raise AllconvError(f"The data at {data} is not the data {run_dir} was trained on: its {what} differ.",
-                           f"run from the folder the run was trained from, or pass the run's own data with --data (eval).")
-
-_weight_files = {'last': ('last.pth', 'weights.safetensors'), 'best': ('best.pth',)}
-
-def run_weights(run_dir,              # A run directory (or a filed campaign run)
-                checkpoint:str='last', # 'last' (the final weights) or 'best' (best.pth)
-               ) -> Path:
-    "The weights file of the run in `run_dir`: 'last' (last.pth, or a filed run's weights.safetensors) or 'best' (best.pth)."
-    run_dir = Path(run_dir)
-    if checkpoint not in _weight_files: raise AllconvError(f"Unknown checkpoint {checkpoint!r}.", "use --checkpoint last or best.")
-    for n in _weight_files[checkpoint]:
-        if (run_dir/n).exists(): return run_dir/n
-    if not (run_dir/'history.csv').exists():
-        raise AllconvError(f"No trained run at {run_dir}: it holds only the config.json of a start that trained nothing.",
-                           f"train it with allconv-train --resume {run_dir}, or pass the folder of a trained run.")
-    raise AllconvError(f"{run_dir} holds no {' or '.join(_weight_files[checkpoint])}.",
-                       "use --checkpoint last, or pass the folder of a trained run.")
-
-def load_run_weights(model, # The net, built as the run built it
-                     path,  # A checkpoint (.pth) or weights file (.safetensors) from `run_weights`
-                    ) -> str:
-    "Load a run's weights file into `model` (a checkpoint, or a filed run's bf16 safetensors); return which weights, in words."
-    from allconv_fastai.runs import load_checkpoint
-    path = Path(path)
-    if path.suffix != '.safetensors':
-        meta = load_checkpoint(path, model)['meta']
-        return f"{path.name} (epoch {meta.get('epoch')})"
-    from safetensors.torch import load_file
-    sd = {k: v.float() if v.is_floating_point() else v for k,v in load_file(path).items()}
-    try: model.load_state_dict(sd)
-    except RuntimeError as e:
-        raise AllconvError(f"{path} does not fit this model: {str(e).splitlines()[0]}", "use it with its own run folder.") from None
-    return f"{path.name} (the final epoch's, bf16)"
-
-def load_run(run_dir,              # A run directory (its data need not be present)
-             checkpoint:str='last', # 'last' or 'best'
-             device=None,           # Device for the learner (default: fastai's default device)
-            ) -> Learner:
-    "A fastai `Learner` of the trained run in `run_dir`, built from the folder alone (no training data), ready to `predict` and `export`."
-    run_dir = Path(run_dir)
-    cfg = read_config(run_dir, check_data=False)   # the data may have moved: nothing of it is read
-    tok = _check_paths.set(False)
-    keep = {'widths': cfg.widths or (96, 192)} if cfg.pretrained and cfg.family=='allcnn' else {}   # the shipped net's widths, not the digits' default
-    try: cfg = dataclasses.replace(cfg, precision='fp32', lsuv=False, compile=False, pretrained=False, **keep)   # the run's own weights follow
-    finally: _check_paths.reset(tok)
-    from allconv_fastai.runs import read_json
-    if not (run_dir/'data.json').exists():
-        raise AllconvError(f"{run_dir} has no data.json (it was trained before runs kept their data's record).",
-                           "rebuild it with its data: run_learner(read_config(run), run_dls(...)), or retrain it.")
-    h,w = read_json(run_dir/'data.json')['size']
-    dls = record_dls(run_dir, torch.zeros(1, 3, h, w, dtype=torch.uint8), device=device)
-    learn = run_learner(cfg, dls)
-    learn.weights = load_run_weights(learn.model, run_weights(run_dir, checkpoint))
-    return learn
-
-# %% ../nbs/13_config.ipynb #a33a7e19
-def save_data_record(run_dir, # The run directory to write data.json (and zca.safetensors) into
-                     dls,     # The run's `DataLoaders`
-                    ):
-    "Write `data.json` (class names, image size, normalisation, data name) and, for ZCA data, `zca.safetensors` into `run_dir`."
-    from fastai.data.transforms import Normalize
-    from safetensors.torch import save
-    from allconv_fastai.runs import write_json
-    from allconv_fastai.core import atomic_write
-    fs = dls.train.after_batch.fs
-    nrm = next(t for t in fs if isinstance(t, Normalize))
-    zca = next((t for t in fs if type(t).__name__=='ZCA'), None)
-    rec = dict(vocab=[str(v) for v in dls.vocab], size=list(dls.train_ds.x.shape[-2:]), mean=nrm.mean.flatten().tolist(),
-               std=nrm.std.flatten().tolist(), zca=zca is not None, data_name=getattr(dls, 'data_name', ''),
-               fingerprint=data_fingerprint(dls))
-    if zca is not None:
-        with atomic_write(Path(run_dir)/'zca.safetensors') as f:
-            f.write(save({'mean': zca.mean.detach().cpu().float().contiguous(), 'W': zca.W.detach().cpu().float().contiguous()}))
-    write_json(Path(run_dir)/'data.json', rec)
-    return rec
-
-def record_dls(run_dir,      # A run directory holding data.json
-               x,            # Images: a uint8 (N,3,H,W) tensor
-               y=None,       # Their labels (indices into `vocab`), if known
-               vocab=None,   # Their class names (must be the run's, in any order)
-               device=None,  # Device for the batches
-               bs:int=256,   # Batch size
-              ):
-    "DataLoaders whose validation split is the uint8 images `x` (labels `y` named by `vocab`), prepared as the run in `run_dir` prepared its own."
-    from fastai.data.transforms import Normalize
-    from safetensors.torch import load_file
-    from allconv_fastai.runs import read_json
-    from allconv_fastai.data.loaders import tensor_dls
-    from allconv_fastai.data.augment import resize_images
-    run_dir = Path(run_dir)
-    if not (run_dir/'data.json').exists():
-        raise AllconvError(f"{run_dir} has no data.json (it was trained before runs kept their data's statistics).",
-                           "evaluate it on its own data (without --data), or retrain it.")
-    rec = read_json(run_dir/'data.json')
-    if vocab is not None:
-        unknown = sorted(set(map(str, vocab)) - set(rec['vocab']))
-        if unknown: raise AllconvError(f"The classes {unknown[:5]} are not among the {len(rec['vocab'])} this run was trained on.",
-                                       f"pass data whose class folders are named as the run's classes ({', '.join(rec['vocab'][:10])}).")
-        y = torch.tensor([rec['vocab'].index(str(vocab[int(i)])) for i in y])
-    if y is None: y = torch.zeros(len(x), dtype=torch.long)
-    h,w = rec['size']
-    if tuple(x.shape[-2:]) != (h, w): x = resize_images(x, h) if h == w else x
-    dls = tensor_dls(x, y, rec['vocab'], x, y, bs=bs, pad=0, flip=False, zca=rec['zca'], device=device, data_name=f"{len(x):,} images")
-    for dl in dls.loaders:
-        for t in dl.after_batch.fs:
-            if isinstance(t, Normalize):
-                t.mean,t.std = (torch.tensor(v, device=t.mean.device).view(1,-1,1,1) for v in (rec['mean'], rec['std']))
-            if type(t).__name__=='ZCA':
-                z = load_file(run_dir/'zca.safetensors')
-                t.mean,t.W = z['mean'].float().to(t.W.device),z['W'].float().to(t.W.device)
-    dls.stats = (torch.tensor(rec['mean']), torch.tensor(rec['std']))
-    return dls
-
-# %% ../nbs/13_config.ipynb #1de6e47d
-def read_split(source,          # A folder or archive with `<split>/<class>/` folders, or CIFAR python batches
-               split:str='test', # The split to read: 'test' or 'valid'
-              ):
-    "The images of one split of `source` (a folder or archive with `<split>/<class>/` folders, or the CIFAR python batches) as (uint8 x, y, class names); no other split is read."
-    from allconv_fastai.data.sources import find_source, load_images, _is_pickle_source, _files, _image_entries, _split_at, decode_image_bytes, _SPLITS
-    p,_,label = find_source(source)
-    if _is_pickle_source(p):
-        s = load_images(p, label)
-        x,y = (s.x_test,s.y_test) if split=='test' else (getattr(s, 'x_valid', None),getattr(s, 'y_valid', None))
-        if x is None: raise AllconvError(f"{p} has no {split} split.", "use --split test.")
-        return x,y,list(s.vocab)
-    items = []
-    with _image_entries(p, _files(p, say=False)) as entries:   # the same readers, limits and decoder as training
-        for parts,read in entries:
-            i = _split_at(parts)
-            if i is not None and _SPLITS[parts[i]] == split: items.append((parts[-2], decode_image_bytes(read(), '/'.join(parts))))
-    if not items: raise AllconvError(f"{p} has no {split}/ folder of class folders with images.",
-                                     f"pass data laid out as {split}/<class>/<image> (only that split is read).")
-    shapes = {tuple(im.shape) for _,im in items}
-    if len(shapes) > 1: raise AllconvError(f"{p}/{split}: images differ in size ({sorted(shapes)[:4]}).", "resize them to one size.")
-    vocab = sorted({c for c,_ in items})
-    return torch.stack([im for _,im in items]),torch.tensor([vocab.index(c) for c,_ in items]),vocab

@@ -1,4 +1,4 @@
-"""Errors that name the fix, one atomic file write, where the real data and the caches live, and what machine a run ran on.
+"""Errors that name the fix, positive-number checks, atomic file writes and the JSON files every run record is made of.
 
 Docs: https://allconv-fastai.github.io/allconv_fastai/core.html.md"""
 
@@ -6,13 +6,12 @@ Docs: https://allconv-fastai.github.io/allconv_fastai/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #0a6eb453
 from __future__ import annotations
-import os, platform, re, subprocess, tempfile
+import json, os, tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['CIFAR10_JPG_ENV', 'AllconvError', 'check_positive', 'atomic_write', 'find_cifar10_jpg', 'cpu_model', 'git_commit',
-           'machine_info']
+__all__ = ['AllconvError', 'check_positive', 'atomic_write', 'read_json', 'write_json']
 
 # %% ../nbs/00_core.ipynb #de7d393c
 class AllconvError(ValueError):
@@ -65,48 +64,18 @@ def atomic_write(path,        # The file to write; its folder is created if miss
         finally: os.close(dfd)
     except OSError: pass
 
-# %% ../nbs/00_core.ipynb #f3cba785
-CIFAR10_JPG_ENV = 'ALLCONV_CIFAR10_JPG'
+# %% ../nbs/00_core.ipynb #276a7bcc
+def read_json(p, # A JSON file holding one object
+             ) -> dict:
+    "The JSON object in file `p`, or an `AllconvError` naming the file when it is damaged."
+    try: d = json.loads(Path(p).read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise AllconvError(f"{p} is not readable JSON ({type(e).__name__}).", "restore it, or start a new run in a new folder.") from None
+    if not isinstance(d, dict): raise AllconvError(f"{p} does not hold a JSON object.", "restore it, or start a new run in a new folder.")
+    return d
 
-def find_cifar10_jpg(start=None, # Folder to search from, then its parents (default: the current folder)
-                    ) -> Path|None:
-    "Path to the shared CIFAR-10 JPEG training images (archive or folder), or `None` when this machine has none."
-    env = os.environ.get(CIFAR10_JPG_ENV)
-    if env: return Path(env) if Path(env).exists() else None
-    here = Path(start or Path.cwd()).resolve()
-    for d in [here, *here.parents]:
-        for c in (d/'shared'/'data'/'cifar10-jpg-train.tar.gz', d/'shared'/'data'/'cifar10-jpg'):
-            if c.exists(): return c
-    return None
-
-# %% ../nbs/00_core.ipynb #0b1cd314
-_CPU_EXTS = (('avx2', 'AVX2'), ('avx512f', 'AVX-512'), ('avx512_bf16', 'AVX512-BF16'), ('amx_tile', 'AMX'))
-
-def cpu_model() -> str:
-    "This CPU's model name and its vector extensions, e.g. 'Intel(R) Xeon(R) Processor (AVX2, AVX-512, AMX)'."
-    name,flags = platform.processor() or platform.machine(),set()
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'): name = line.split(':', 1)[1].strip()
-            elif line.startswith('flags'): flags = set(line.split(':', 1)[1].split())
-    except OSError: pass
-    exts = [n for f,n in _CPU_EXTS if f in flags]
-    return f"{name} ({', '.join(exts) or 'no AVX2'})"
-
-def git_commit(path=None, # A folder inside the checkout (default: this package's folder)
-              ) -> str|None:
-    "The git commit of the checkout at `path` (default: this package's folder), or None outside a git checkout."
-    try:
-        p = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=path or Path(__file__).parent, capture_output=True, text=True, timeout=10)
-        return p.stdout.strip() or None if p.returncode==0 else None
-    except (OSError, subprocess.SubprocessError): return None
-
-def machine_info(device=None, # The device the run uses (default: 'cuda' when available, else 'cpu')
-                ) -> dict:
-    "What this process runs on: CPU model and extensions, threads, GPU, torch and fastai versions."
-    import torch, fastai
-    dev = str(device) if device is not None else ('cuda' if torch.cuda.is_available() else 'cpu')
-    info = dict(cpu=cpu_model(), threads=torch.get_num_threads(), device=dev, torch=torch.__version__,
-                fastai=fastai.__version__, python=platform.python_version())
-    if dev.startswith('cuda') and torch.cuda.is_available(): info['gpu'] = torch.cuda.get_device_name(torch.device(dev))
-    return info
+def write_json(path, # File to write (replaced atomically)
+               obj,  # A JSON-able object; other values are written as `str(value)`
+              ):
+    "Write `obj` as JSON to `path` atomically."
+    with atomic_write(path, 'w') as f: json.dump(obj, f, indent=1, default=str)

@@ -21,7 +21,8 @@ from fastai.data.core import DataLoaders
 from .core import AllconvError, check_positive
 from .models.registry import get_arch, arch_family, get_recipe
 from .models.init import lsuv_init
-from .callback.precision import precision_cbs, TrimHostMemory, DevicePrecision
+from .callback.precision import precision_cbs, DevicePrecision
+from .callback.memory import TrimHostMemory
 import fastai.callback.schedule  # fastai's `fit_one_cycle` and `fine_tune`
 import allconv_fastai.callback.schedule, allconv_fastai.callback.tta  # add `fit_paper`, `fit_step`, `mirror_tta` to every Learner
 import fastai.vision.learner  # registers `plot_top_losses` and `show_results` for `TensorImage` batches (`ClassificationInterpretation`)

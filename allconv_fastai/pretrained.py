@@ -12,7 +12,8 @@ import torch
 from torch import nn
 from fastai.data.transforms import Normalize
 from fastai.torch_core import apply_init
-from .core import AllconvError
+from .core import AllconvError, atomic_write, read_json, write_json
+from .checkpoint import load_checkpoint
 from .models.registry import arch_info
 
 # %% auto #0
@@ -66,7 +67,6 @@ _data_notes = {'cifar10-jpg': ("CIFAR-10 training images re-encoded as 32x32 JPE
                                "trained and evaluated on JPEG q75 re-encodings of the CIFAR-10 training images, not the official files")}
 
 def _run_file(run_dir:Path, name:str) -> dict:
-    from allconv_fastai.runs import read_json
     p = run_dir/name
     if not p.exists(): raise AllconvError(f"{run_dir} has no {name}, which a model card is made from.",
                                           "pass the folder of a finished run (allconv-train writes config.json, metrics.json and data.json).")
@@ -120,8 +120,6 @@ def export_run(run_dir,             # A finished run (its last.pth is the final 
               ) -> dict:
     "Write the final weights of the run in `run_dir` as safetensors, and their card from `card_from_run`, into `dest`."
     from safetensors.torch import save as st_save
-    from allconv_fastai.core import atomic_write
-    from allconv_fastai.runs import load_checkpoint, write_json
     run_dir = Path(run_dir)
     arch = arch_info(_run_file(run_dir, 'config.json')['arch']).name
     if not (run_dir/'last.pth').exists(): raise AllconvError(f"{run_dir} has no last.pth.", "pass the folder of a finished run.")
@@ -132,7 +130,6 @@ def export_run(run_dir,             # A finished run (its last.pth is the final 
     card = card_from_run(run_dir, dest/f'{arch}.safetensors')
     write_json(dest/f'{arch}.json', card)
     return card
-
 
 # %% ../nbs/11a_pretrained.ipynb #63847ed0
 def use_stats(dls,   # The `DataLoaders` to change in place

@@ -1,4 +1,4 @@
-"""A run directory survives interruption: atomic digest-checked checkpoints loaded without unpickling code, the history, a stop at the first NaN, resume, and the run's plots.
+"""A run directory survives interruption: its small files written atomically, a lock against a second process, the history, checkpoints after every epoch, a stop at the first NaN or at a signal, and resume.
 
 Docs: https://allconv-fastai.github.io/allconv_fastai/runs.html.md"""
 
@@ -6,101 +6,18 @@ Docs: https://allconv-fastai.github.io/allconv_fastai/runs.html.md"""
 
 # %% ../nbs/12_runs.ipynb #78f683de
 from __future__ import annotations
-import fcntl, hashlib, io, json, math, os, shutil, signal, tempfile, threading, time, warnings
+import fcntl, math, os, shutil, signal, tempfile, threading, time, warnings
 from pathlib import Path
 import numpy as np, pandas as pd, torch
-from torch import nn
 from fastcore.basics import ifnone, patch
-import sys
 from fastai.callback.core import Callback, CancelFitException
-from fastai.callback.progress import ProgressCallback
-from fastai.callback.tracker import TrackerCallback
 from fastai.learner import Learner
-from .core import AllconvError, atomic_write
+from .core import AllconvError, read_json
+from .checkpoint import save_checkpoint, load_checkpoint, _write_file, _plain
 
 # %% auto #0
-__all__ = ['plain_model', 'save_checkpoint', 'load_checkpoint', 'check_run_dir', 'read_json', 'write_json', 'read_metrics',
-           'read_history', 'write_history', 'check_parents', 'check_fresh', 'RunLock', 'Checkpoint', 'History',
-           'StopOnNaN', 'RunStopped', 'GracefulStop', 'save_run_plots', 'plot_minutes', 'PlainProgress',
-           'use_plain_progress']
-
-# %% ../nbs/12_runs.ipynb #41640be6
-def _tensors(o, prefix=''):
-    "Every tensor inside the nested dicts and lists `o`, with its path, in a fixed order."
-    if isinstance(o, torch.Tensor): yield prefix, o
-    elif isinstance(o, dict):
-        for k in sorted(o, key=str): yield from _tensors(o[k], f'{prefix}/{k}')
-    elif isinstance(o, (list, tuple)):
-        for i,v in enumerate(o): yield from _tensors(v, f'{prefix}/{i}')
-
-def _digest(state:dict) -> str:
-    "SHA-256 of every tensor in `state`: torch's zip reader checks no CRCs, so a flipped bit would load silently."
-    h = hashlib.sha256()
-    for k,t in _tensors({k:v for k,v in state.items() if k != 'digest'}):
-        h.update(k.encode()); h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
-    return h.hexdigest()
-
-def _write_file(path, data, what:str):
-    "Write `data` (bytes or str) to `path` atomically; a full or read-only disk raises `AllconvError`, keeping the old file."
-    try:
-        with atomic_write(path, 'wb' if isinstance(data, bytes) else 'w') as f: f.write(data)
-    except OSError as e:
-        raise AllconvError(f"Could not write the {what} {path} ({e.strerror or e}); the previous version is unchanged.",
-                           "free disk space or choose another run directory, then resume the run.") from None
-
-def _plain(o):
-    "`o` with NumPy scalars (fastai's schedules leave them in the optimizer's hyper-parameters) as Python numbers."
-    if isinstance(o, dict): return {k: _plain(v) for k,v in o.items()}
-    if isinstance(o, (list, tuple)): return type(o)(_plain(v) for v in o)
-    return o.item() if isinstance(o, np.generic) else o
-
-def plain_model(model:nn.Module, # A net, possibly wrapped by `DistributedDataParallel` and/or `torch.compile`
-               ) -> nn.Module:
-    "The net inside a `DistributedDataParallel` and/or `torch.compile` wrapper (or `model` itself)."
-    model = getattr(model, 'module', model)
-    return getattr(model, '_orig_mod', model)
-
-def save_checkpoint(path,            # File to write (replaced atomically)
-                    model:nn.Module,  # The net whose weights are saved (unwrapped by `plain_model`)
-                    opt=None,         # A fastai optimizer whose state is saved too (for resuming)
-                    **meta):
-    "Atomically save `model`'s weights (and `opt`'s state, and plain `meta` values) to `path`, loadable without unpickling code."
-    model = plain_model(model)
-    state = {'model': {k: v.detach().cpu() for k,v in model.state_dict().items()}, 'meta': meta}
-    if opt is not None: state['opt'] = _plain(opt.state_dict())
-    state['digest'] = _digest(state)
-    buf = io.BytesIO(); torch.save(state, buf)  # serialised first, so a full disk is an OSError of our write
-    _write_file(path, buf.getvalue(), 'checkpoint')
-    return Path(path)
-
-def load_checkpoint(path,                 # A file written by `save_checkpoint`
-                    model:nn.Module=None,  # The net to load the weights into (None: only read the file)
-                    opt=None,              # A fastai optimizer to load the saved state into
-                    strict:bool=True,      # Require the checkpoint's keys to match the model's exactly
-                   ) -> dict:
-    "Load a checkpoint written by `save_checkpoint` into `model` (and `opt`), refusing anything but plain tensors."
-    path = Path(path)
-    if not path.exists(): raise AllconvError(f"No checkpoint at {path}.", "check the run directory, or train without --resume.")
-    try: state = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e:
-        raise AllconvError(f"Checkpoint {path} is corrupt, truncated or not a plain-weights file ({type(e).__name__}: "
-                           f"{(str(e).splitlines() or [''])[0][:200]}).", "delete it and resume from an earlier one, or retrain.") from None
-    if not isinstance(state, dict) or 'model' not in state:
-        raise AllconvError(f"{path} is not an allconv_fastai checkpoint.", "pass a file written by this package.")
-    if 'digest' in state and state['digest'] != _digest(state):
-        raise AllconvError(f"Checkpoint {path} is corrupt: its tensors do not match their digest.",
-                           "delete it and resume from an earlier one, or retrain.")
-    if model is not None:
-        try: plain_model(model).load_state_dict(state['model'], strict=strict)
-        except RuntimeError as e:
-            raise AllconvError(f"Checkpoint {path} does not fit this model: {str(e).splitlines()[0]}",
-                               "build the same architecture and options the checkpoint was trained with.") from None
-    if opt is not None and 'opt' in state:
-        try: opt.load_state_dict(state['opt'])
-        except (ValueError, KeyError, RuntimeError) as e:
-            raise AllconvError(f"Checkpoint {path}'s optimizer state does not fit this optimizer ({e}).",
-                               "resume with the same optimizer the run was started with.") from None
-    return state
+__all__ = ['check_run_dir', 'read_metrics', 'read_history', 'write_history', 'check_parents', 'check_fresh', 'RunLock',
+           'Checkpoint', 'History', 'StopOnNaN', 'RunStopped', 'GracefulStop']
 
 # %% ../nbs/12_runs.ipynb #70c2f0c3
 def _last_values(learn) -> dict:
@@ -133,21 +50,6 @@ def check_run_dir(run_dir,     # The run folder, created if missing
     return run_dir
 
 # %% ../nbs/12_runs.ipynb #16271989
-def read_json(p, # A JSON file holding one object
-             ) -> dict:
-    "The JSON object in file `p`, or an `AllconvError` naming the file when it is damaged."
-    try: d = json.loads(Path(p).read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise AllconvError(f"{p} is not readable JSON ({type(e).__name__}).", "restore it, or start a new run in a new folder.") from None
-    if not isinstance(d, dict): raise AllconvError(f"{p} does not hold a JSON object.", "restore it, or start a new run in a new folder.")
-    return d
-
-def write_json(path, # File to write (replaced atomically)
-               obj,  # A JSON-able object; other values are written as `str(value)`
-              ):
-    "Write `obj` as JSON to `path` atomically."
-    with atomic_write(path, 'w') as f: json.dump(obj, f, indent=1, default=str)
-
 _METRICS = ('arch', 'epochs', 'valid_loss', 'valid_accuracy')  # what every finished run's metrics.json holds
 
 def read_metrics(run_dir,            # A run folder
@@ -401,69 +303,3 @@ def resume(self:Learner,
     h = meta.get('history')   # None in checkpoints written before it was recorded: history.csv is read instead
     self.resumed_history = None if h is None else [r for r in h if r['epoch'] <= meta['epoch']]
     return meta['epoch'] + 1
-
-# %% ../nbs/12_runs.ipynb #0f115ff2
-def save_run_plots(run_dir,             # A run folder with history.csv; the plots are written there
-                   learn:Learner=None,  # The trained learner, for the per-batch learning rate plot
-                  ) -> list:
-    "Save `curves.png` (losses and metrics per epoch) and, given `learn`, `lr.png` (lr per batch) in `run_dir`."
-    import matplotlib; import matplotlib.pyplot as plt
-    run_dir = Path(run_dir)
-    h = pd.read_csv(run_dir/'history.csv')
-    mets = [c for c in h.columns if c not in ('epoch', 'train_loss', 'valid_loss', 'lr', 'time', 'minutes')]
-    fig,axs = plt.subplots(1, 1+len(mets[:1]), figsize=(5*(1+len(mets[:1])), 3.5))
-    axs = np.atleast_1d(axs)
-    for c in ('train_loss', 'valid_loss'): axs[0].plot(h.epoch, h[c], marker='o', label=c)
-    axs[0].set(xlabel='epoch', ylabel='loss'); axs[0].legend()
-    for c in mets[:1]: axs[1].plot(h.epoch, h[c], marker='o', color='C2'); axs[1].set(xlabel='epoch', ylabel=c)
-    fig.tight_layout()
-    out = [run_dir/'curves.png']
-    with atomic_write(out[0]) as f: fig.savefig(f, format='png', dpi=100)
-    plt.close(fig)
-    if learn is not None and len(learn.recorder.lrs):
-        fig,ax = plt.subplots(figsize=(5, 3.5))
-        ax.plot(learn.recorder.lrs); ax.set(xlabel='batch', ylabel='learning rate', yscale='log')
-        fig.tight_layout()
-        out.append(run_dir/'lr.png')
-        with atomic_write(out[1]) as f: fig.savefig(f, format='png', dpi=100)
-        plt.close(fig)
-    return out
-
-def plot_minutes(run_dir,              # A run folder whose history.csv has per-epoch minutes
-                 targets=(),           # Target accuracies to mark, e.g. (0.88,)
-                 budget:float=None,    # A budget in minutes to mark, e.g. 60
-                 title:str=None,       # The plot's title (default: the folder's name)
-                ) -> Path:
-    "Save `accuracy_vs_minutes.png` in `run_dir`: validation accuracy against the training minutes summed over the epochs."
-    import matplotlib.pyplot as plt
-    run_dir = Path(run_dir)
-    h = pd.read_csv(run_dir/'history.csv')
-    fig,ax = plt.subplots(figsize=(6, 4))
-    ax.plot(h.minutes.cumsum(), h.accuracy, marker='o', label='validation accuracy (per epoch)')
-    for t,ls in zip(targets, ('--', ':', '-.')): ax.axhline(t, ls=ls, color='grey', label=f'{100*t:g}% target')
-    if budget is not None: ax.axvline(budget, ls=':', color='grey', label=f'{budget:g}-minute budget')
-    ax.set(xlabel='minutes of training', ylabel='validation accuracy', title=title or run_dir.name)
-    ax.legend(loc='lower right'); fig.tight_layout()
-    with atomic_write(run_dir/'accuracy_vs_minutes.png') as f: fig.savefig(f, format='png', dpi=100)
-    plt.close(fig)
-    return run_dir/'accuracy_vs_minutes.png'
-
-# %% ../nbs/12_runs.ipynb #90e5e176
-class PlainProgress(Callback):
-    "One plain line per epoch instead of progress bars (for logs and pipes)."
-    order = ProgressCallback.order
-    def before_fit(self):
-        if self.learn.logger is not print: return   # silenced (another rank, or a progress bar is printing)
-        self.learn.logger = self._write
-        self._write(self.recorder.metric_names)
-    def _write(self, log):
-        print('  '.join(f"{v:<10.6f}" if isinstance(v, float) else f"{str(v):<10}" for v in log).rstrip(), flush=True)
-    def after_fit(self):
-        if self.learn.logger == self._write: self.learn.logger = print
-
-def use_plain_progress(learn, # The learner to change in place
-                      ):
-    "Swap `learn`'s progress bars for `PlainProgress` when stdout is not a terminal."
-    if sys.stdout.isatty(): return
-    learn.remove_cb(ProgressCallback)
-    learn.add_cb(PlainProgress())

@@ -85,7 +85,7 @@ def cifar_folder(root,           # Folder to write under
                 ) -> Path|None:
     "Write CIFAR-10 images relabelled by `groups` as PNGs in class folders under root/train and root/valid, the valid ones from the 5,000 the shipped net held out."
     from torchvision.io import encode_png
-    from allconv_fastai.core import find_cifar10_jpg
+    from allconv_fastai.data.sources import find_cifar10_jpg
     from allconv_fastai.data.sources import load_images, split_idxs
     src = src or find_cifar10_jpg()
     if src is None: return None

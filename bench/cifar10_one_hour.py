@@ -21,10 +21,10 @@ def main(argv=None):
     p.add_argument('--precision', default='auto')
     p.add_argument('--plot', metavar='RUN_DIR', help="only redraw RUN_DIR's accuracy_vs_minutes.png from its history.csv")
     a = p.parse_args(argv)
-    from allconv_fastai.runs import plot_minutes
+    from allconv_fastai.plots import plot_minutes
     if not a.plot:
         from allconv_fastai.config import RunConfig
-        from allconv_fastai.experiments import train_run
+        from allconv_fastai.train import train_run
         m = train_run(a.out, RunConfig(arch='all-cnn-c', recipe='shipped', data='cifar10-jpg', valid=5000, seed=42,
                                        epochs=200, minutes=a.minutes, precision=a.precision))   # the budget, not 200 epochs, ends training
         print(json.dumps(m, indent=1))

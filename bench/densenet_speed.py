@@ -3,12 +3,12 @@
     OMP_NUM_THREADS=1 python bench/densenet_speed.py              # what bench/results/densenet-speed.txt holds
     python bench/densenet_speed.py --rounds 3 --no-proto
 
-Each configuration is one training step (forward, backward, SGD step) on a fixed random 32x32 batch, in a plain
-loop that matches what `densenet_learner` / `allcnn_learner` run ('fast' recipe: SGD momentum 0.9, Nesterov for
-DenseNet, weight decay, label-smoothed cross-entropy): the library's CPU precision (`precision_cbs`: bf16 autocast
-+ channels_last) and fp32. fastai's Learner costs nothing measurable over such a loop (REFERENCE.md, "Measured
-here"). Configurations are timed once per round, in alternating order, after one warm-up round plus `--warmup`
-steps each. FLOPs are 2 x multiply-adds of the convs and linear layer for one 32x32 forward
+Each configuration is one training step (forward, backward, SGD step) on a fixed random 32x32 batch
+(`allconv_fastai.speed.train_step_fn`), as `densenet_learner` / `allcnn_learner` run it ('fast' recipe: SGD momentum
+0.9, Nesterov for DenseNet, weight decay, label-smoothed cross-entropy): the library's CPU precision (`precision_cbs`:
+bf16 autocast + channels_last weights) and fp32. fastai's Learner costs nothing measurable over such a loop (REFERENCE.md, "Measured
+here"). Configurations are timed once per round, in alternating order (`allconv_fastai.speed.interleave`), after
+`--warmup` steps each and one warm-up round. FLOPs are 2 x multiply-adds of the convs and linear layer for one 32x32 forward
 (`allconv_fastai.campaign.forward_flops`); a training step counts 3 forward passes.
 
 DenseNet-BC-100 variants: 'old' is the dense block as it was (each layer concatenates the list of all earlier
@@ -16,10 +16,11 @@ feature maps), 'new' the library's (one growing concatenation for channels-last 
 `bench/densenet_fused_block.py` (bf16 only). Ratios are DenseNet GFLOP/s over All-CNN-C GFLOP/s at the same
 precision, medians over rounds of per-round ratios.
 """
-import argparse, importlib.util, os, statistics, time, types
+import argparse, importlib.util, os, statistics, types
 from pathlib import Path
-import torch, torch.nn.functional as F
-from allconv_fastai.core import cpu_model
+import torch
+from allconv_fastai.machine import cpu_model
+from allconv_fastai.speed import train_step_fn, interleave
 from allconv_fastai.campaign import forward_flops
 from allconv_fastai.models.allcnn import all_cnn_c
 from allconv_fastai.models.densenet import densenet_bc100_k12, DenseBlock
@@ -46,19 +47,10 @@ def build(name):
     return m
 
 def train_step(m, family, precision, bs):
-    "One training step of `m` as the library's learner runs it on a CPU, on a fixed random batch."
+    "One training step of `m` as the library's learner runs it on a CPU ('fast' recipe), on a fixed random batch."
     r = get_recipe(family, 'fast')
-    m = m.train()
-    if precision=='bf16': m = m.to(memory_format=torch.channels_last)   # `precision_cbs`: ChannelsLast + CPUAutocast
-    opt = torch.optim.SGD(m.parameters(), lr=r.lr, momentum=0.9, nesterov=r.nesterov, weight_decay=r.wd)
-    g = torch.Generator().manual_seed(1)
-    xb,yb = torch.randn(bs, 3, 32, 32, generator=g),torch.randint(0, 10, (bs,), generator=g)
-    if precision=='bf16': xb = xb.contiguous(memory_format=torch.channels_last)
-    def step():
-        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=precision=='bf16'):
-            loss = F.cross_entropy(m(xb).float(), yb, label_smoothing=r.label_smoothing)
-        opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
-    return step
+    return train_step_fn(m, 'bf16+cl' if precision=='bf16' else 'fp32', bs, 'cpu', lr=r.lr, nesterov=r.nesterov, wd=r.wd,
+                         label_smoothing=r.label_smoothing)
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -77,12 +69,9 @@ def main(argv=None):
         for v in ('old', 'new') + (('proto',) if prec=='bf16' and not a.no_proto else ()):
             cfgs[f'densenet-{v} {prec} bs64'] = (train_step(build(v), 'densenet', prec, 64), 64*flops['new'])
     for k,(f,_) in cfgs.items():
-        for _ in range(1 + a.warmup): f()
-    times,names = {k: [] for k in cfgs},list(cfgs)
-    for r in range(a.rounds):
-        for k in (names if r%2==0 else names[::-1]):
-            t0 = time.perf_counter(); cfgs[k][0](); times[k].append(time.perf_counter() - t0)
-        print(f"round {r+1}/{a.rounds} done, load average {os.getloadavg()[0]:.2f}", flush=True)
+        for _ in range(a.warmup): f()
+    names = list(cfgs)
+    times = interleave({k: cfgs[k][0] for k in names}, a.rounds, 'cpu')   # one more warm-up round, then alternating rounds
     rate = {k: [cfgs[k][1]/t/1e9 for t in ts] for k,ts in times.items()}
     print(f"\n{'configuration':28s}{'step (median)':>14s}{'GFLOP/s':>9s}{'img/s':>8s}")
     for k in names:

@@ -1,7 +1,7 @@
 """Minutes per 45,000-image epoch of All-CNN-C training on this CPU: with the library's precision ('auto') and in fp32
 with the instruction set limited to AVX2 (no AVX-512, no AMX), each measured in a fresh process, side by side.
 
-    python bench/epoch_time.py                  # batch 128, 2 threads, 8 timed steps after 2 warm-up steps each
+    python bench/epoch_time.py                  # batch 128, 2 threads, median of 8 timed steps after 1 warm-up step each
 
 The AVX2 figure comes from this CPU with oneDNN and ATen told to use AVX2 kernels only (ONEDNN_MAX_CPU_ISA=AVX2,
 ATEN_CPU_CAPABILITY=avx2): it stands in for an AVX2-only CPU, whose clock and caches differ, so read it as an estimate.
@@ -9,21 +9,13 @@ ATEN_CPU_CAPABILITY=avx2): it stands in for an AVX2-only CPU, whose clock and ca
 import argparse, json, os, subprocess, sys
 
 CHILD = r'''
-import json, sys, time, torch, torch.nn.functional as F
+import json, statistics, sys, torch
 from allconv_fastai import all_cnn_c, resolve_precision, cpu_model
+from allconv_fastai.speed import train_step_fn, interleave
 prec, bs, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 p = resolve_precision(prec, 'cpu')
-m = all_cnn_c(bn=True, dropout=False)
-if p != 'fp32': m = m.to(memory_format=torch.channels_last)
-opt = torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9)
-x, y = torch.randn(bs, 3, 32, 32), torch.randint(0, 10, (bs,))
-def step():
-    with torch.autocast('cpu', dtype=torch.bfloat16, enabled=p=='bf16'): loss = F.cross_entropy(m(x).float(), y)
-    opt.zero_grad(); loss.backward(); opt.step()
-for _ in range(2): step()
-t = time.perf_counter()
-for _ in range(steps): step()
-s = (time.perf_counter() - t) / steps
+step = train_step_fn(all_cnn_c(bn=True, dropout=False), 'bf16+cl' if p=='bf16' else 'fp32', bs, 'cpu', lr=0.05)
+s = statistics.median(interleave({'step': step}, steps, 'cpu')['step'])   # after one warm-up step
 print(json.dumps(dict(precision=p, img_s=bs/s, epoch_min=45000/(bs/s)/60, cpu=cpu_model(), threads=torch.get_num_threads())))
 '''
 

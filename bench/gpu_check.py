@@ -23,14 +23,14 @@ Validation numbers only: this data set has no test split, and nothing here is tu
     python bench/gpu_check.py --out DIR             # on a GPU (the data through ALLCONV_CIFAR10_JPG)
     python bench/gpu_check.py --dry-run --out DIR   # the same steps on the CPU at toy size, in well under a minute
 """
-import argparse, json, math, os, platform, signal, statistics, subprocess, sys, tempfile, time, traceback
+import argparse, json, os, signal, statistics, subprocess, sys, tempfile, time, traceback
 import xml.etree.ElementTree as ET
 from pathlib import Path
 import pandas as pd, torch
-import torch.nn.functional as F
 from fastai.torch_core import set_seed
 from allconv_fastai import (cifar_dls, get_arch, DenseNet, n_params, paper_table3, find_cifar10_jpg, saved_activation_bytes,
-                            atomic_write, machine_info, write_json, plot_minutes, RunConfig, train_run)
+                            atomic_write, bench_info, write_json, plot_minutes, RunConfig, train_run)
+from allconv_fastai.speed import sync_device, interleave, train_step_fn
 
 REPO = Path(__file__).resolve().parents[1]
 TARGETS = (0.90, 0.9275)  # accuracies whose wall-clock minutes we report; 92.75% = the paper's All-CNN-C on C10+
@@ -48,21 +48,6 @@ def _on_term(signum, frame): raise Cut(f"signal {signum}: the time limit cut the
 
 def write_csv(path, rows):
     with atomic_write(path, 'w') as f: pd.DataFrame(rows).to_csv(f, index=False)
-
-def sync(dev):
-    if dev.type == 'cuda': torch.cuda.synchronize(dev)
-
-def versions(dev) -> dict:
-    "The library's `machine_info`, with the other libraries' versions, CUDA, cuDNN and the GPU's memory."
-    import fastcore, torchvision, allconv_fastai
-    v = dict(machine_info(dev), torchvision=torchvision.__version__, fastcore=fastcore.__version__,
-             allconv_fastai=allconv_fastai.__version__, cuda=torch.version.cuda,
-             cudnn=torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
-             gpu=None, gpu_memory_gib=None, cpu_cores=os.cpu_count(), platform=platform.platform())
-    if dev.type == 'cuda':
-        p = torch.cuda.get_device_properties(dev)
-        v.update(gpu=p.name, gpu_memory_gib=round(p.total_memory/2**30, 1), bf16=torch.cuda.is_bf16_supported())
-    return v
 
 class Clock:
     "The run's wall-clock budget: how long each stage may take, keeping the later stages' boxes free."
@@ -181,21 +166,6 @@ def stage_table3(out:Path, box:float, cfg, dev, dls) -> dict:
     return res
 
 # ---- stage 4: DenseNet-BC-100, plain vs checkpointed concatenation
-def _step_fn(model, bs, dev, mode):
-    "One SGD step (momentum 0.9) on a fixed random batch, in `mode` ('fp32' or 'bf16+cl')."
-    cl = mode == 'bf16+cl'
-    model = model.to(dev).train()
-    if cl: model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    xb,yb = torch.randn(bs, 3, 32, 32, device=dev),torch.randint(0, 10, (bs,), device=dev)
-    if cl: xb = xb.contiguous(memory_format=torch.channels_last)
-    def step():
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cl):
-            loss = F.cross_entropy(model(xb).float(), yb)
-        opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
-    step.model,step.xb = model,xb
-    return step
-
 def stage_densenet(out:Path, box:float, cfg, dev, dry:bool) -> dict:
     name = 'DenseNet-BC (L=22, k=8)' if dry else 'DenseNet-BC-100 (k=12)'
     build = (lambda eff: DenseNet(22, 8, bc=True, efficient=eff)) if dry else (lambda eff: get_arch('densenet-bc100-k12', efficient=eff))
@@ -207,26 +177,22 @@ def stage_densenet(out:Path, box:float, cfg, dev, dry:bool) -> dict:
             steps,row = {},{}
             for k in ('plain', 'efficient'):
                 set_seed(0)
-                st = _step_fn(build(k == 'efficient'), bs, dev, mode)
+                st = train_step_fn(build(k == 'efficient'), mode, bs, dev)
                 with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=mode != 'fp32'):
                     saved = saved_activation_bytes(st.model, st.xb)
-                st(); sync(dev)                                    # warm-up: cudnn, gradients, momentum
+                st(); sync_device(dev)                                    # warm-up: cudnn, gradients, momentum
                 peak = base = None
                 if dev.type == 'cuda':   # the other net's weights (a few MiB) are on the GPU too: compare the growth as well
                     torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats(dev); base = torch.cuda.memory_allocated(dev)
-                    st(); sync(dev); peak = torch.cuda.max_memory_allocated(dev)
+                    st(); sync_device(dev); peak = torch.cuda.max_memory_allocated(dev)
                 mib = lambda b: None if b is None else round(b/2**20, 1)
                 row[k] = dict(net=name, variant=k, bs=bs, mode=mode, saved_activations_mib=mib(saved), peak_mib=mib(peak),
                               step_growth_mib=mib(None if peak is None else peak - base))
                 steps[k] = st
             del st
-            times = {k: [] for k in steps}
-            n = 3 if dev.type == 'cuda' else 1
-            for r in range(cfg['densenet_rounds']):   # interleaved, alternating the order
-                for k in (('plain', 'efficient') if r % 2 == 0 else ('efficient', 'plain')):
-                    sync(dev); t1 = time.perf_counter()
-                    for _ in range(n): steps[k]()
-                    sync(dev); times[k].append((time.perf_counter() - t1)/n)
+            n = 3 if dev.type == 'cuda' else 1   # steps per timed turn
+            turns = {k: (lambda f=f: [f() for _ in range(n)]) for k,f in steps.items()}
+            times = {k: [t/n for t in ts] for k,ts in interleave(turns, cfg['densenet_rounds'], dev, warmup=False).items()}
             for k in steps:
                 med = statistics.median(times[k])
                 row[k].update(img_s=round(bs/med, 1), seconds_per_step=round(med, 4), status='done',
@@ -267,7 +233,7 @@ def main():
     if dev.type == 'cuda': torch.backends.cudnn.benchmark = True   # fixed shapes: let cuDNN pick its fastest kernels
     cfg = TOY if a.dry_run else FULL
     clock = Clock(a.minutes*60, cfg['boxes'])
-    write_json(out/'versions.json', {**versions(dev), 'dry_run': a.dry_run, 'started': time.strftime('%Y-%m-%d %H:%M:%S %Z')})
+    write_json(out/'versions.json', {**bench_info(dev), 'dry_run': a.dry_run, 'started': time.strftime('%Y-%m-%d %H:%M:%S %Z')})
     stages = [s for s in a.stages.split(',') if s]
     summary = dict(dry_run=a.dry_run, budget_seconds=a.minutes*60, config={k: v for k,v in cfg.items()}, stages={})
     def record(stage, **kw):

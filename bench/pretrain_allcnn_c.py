@@ -26,13 +26,13 @@ def main(argv=None):
     import json
     from allconv_fastai.pretrained import card_from_run, export_run, weights_dir
     if a.card:
-        from allconv_fastai.runs import write_json
+        from allconv_fastai.core import write_json
         card = card_from_run(SHIPPED_RUN, weights_dir()/'all-cnn-c.safetensors')
         write_json(weights_dir()/'all-cnn-c.json', card)
     elif a.export: card = export_run(a.out)
     else:
         from allconv_fastai.config import RunConfig
-        from allconv_fastai.experiments import train_run
+        from allconv_fastai.train import train_run
         out = Path(a.out)
         m = (train_run(out, resume=True) if (out/'config.json').exists() else
              train_run(out, RunConfig(arch='all-cnn-c', recipe='shipped', data='cifar10-jpg', valid=5000, seed=42)))

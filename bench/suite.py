@@ -9,105 +9,27 @@ Precision modes are named as the library resolves `precision='auto'` (`allconv_f
 where the device computes it natively, 'fp16' on a CUDA GPU without bf16, else 'fp32'; '+cl' adds channels_last.
 """
 from __future__ import annotations
-import argparse, contextlib, io, json, math, os, platform, random, statistics, subprocess, sys, tarfile, tempfile, time
+import argparse, contextlib, io, json, math, os, random, statistics, subprocess, sys, tarfile, tempfile, time
 from functools import partial
 from pathlib import Path
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch.utils.flop_counter import FlopCounterMode
 from fastcore.basics import store_attr
 from fastai.torch_core import default_device
 from fastai.callback.core import Callback, CancelFitException, CancelValidException
-from allconv_fastai.core import AllconvError, atomic_write, check_positive, find_cifar10_jpg, cpu_model, machine_info
-from allconv_fastai.data.augment import batch_flip, batch_translate
+from allconv_fastai.core import AllconvError, atomic_write, check_positive
+from allconv_fastai.data.sources import find_cifar10_jpg
+from allconv_fastai.machine import bench_info
 from allconv_fastai.data.loaders import cifar_dls
 from allconv_fastai.learner import allcnn_learner
-from allconv_fastai.callback.precision import cpu_has_bf16, resolve_precision
+from allconv_fastai.speed import (step_modes, sync_device, interleave, paired_ratio, matmul_gflops, train_flops, train_step_fn,
+                                  best_mode, plain_loop)
 from allconv_fastai.models.registry import get_arch
 from allconv_fastai.models.allcnn import all_cnn_c
 from allconv_fastai.models.densenet import densenet_bc100_k12, densenet40_k12, saved_activation_bytes
 
 get_densenet = get_arch  # the registry builds any DenseNet by name
 
-
-def bench_env(device=None) -> dict:
-    "The library's `machine_info`, with what a benchmark's reader needs beside it: cores, load average, native bf16."
-    dev = torch.device(device or default_device())
-    return dict(machine_info(dev), cores=os.cpu_count(), load_avg=' '.join(f'{x:.2f}' for x in os.getloadavg()),
-                bf16_cpu=cpu_has_bf16())
-
-def sync(device=None):
-    "Wait for queued GPU work (on a CPU there is none)."
-    if torch.device(device or 'cpu').type=='cuda': torch.cuda.synchronize(device)
-
-def interleave(fns:dict, # name -> function of no arguments, timed once per round
-               rounds:int=3, # timed rounds (after one warm-up round)
-               device=None, # synchronised before and after each call
-               warmup:bool=True, # run one untimed round first
-              ) -> dict:
-    "Time each function of `fns` once per round, alternating the order each round; name -> list of seconds."
-    names,res = list(fns),{k: [] for k in fns}
-    for r in range(-1 if warmup else 0, rounds):
-        for k in (names if r%2==0 else names[::-1]):
-            sync(device); t0 = time.perf_counter(); fns[k](); sync(device)
-            if r >= 0: res[k].append(time.perf_counter() - t0)
-    return res
-
-def paired_ratio(times:dict, a:str, b:str) -> float:
-    "Median over rounds of time `a` / time `b` (> 1: `a` is slower)."
-    return statistics.median(x/y for x,y in zip(times[a], times[b]))
-
-def matmul_gflops(dtype=torch.float32, # dtype of both matrices
-                  n:int=2048, # side of the square matrices
-                  reps:int=3, # timed multiplies (the fastest is kept)
-                  device=None,
-                 ) -> float:
-    "GFLOP/s of an `n`x`n` matrix multiply in `dtype` on `device`: this machine's practical peak."
-    dev = torch.device(device or default_device())
-    a,b = torch.randn(n, n, device=dev).to(dtype),torch.randn(n, n, device=dev).to(dtype)
-    t = interleave({'mm': lambda: a@b}, reps, dev)['mm']
-    return 2*n**3 / min(t) / 1e9  # the best time: a peak, not a typical speed
-
-def train_flops(model:torch.nn.Module, xb:torch.Tensor, yb:torch.Tensor) -> int:
-    "FLOPs of one training step (forward + backward) of `model` on (`xb`, `yb`), counted by `FlopCounterMode`."
-    with FlopCounterMode(display=False) as fc:
-        F.cross_entropy(model(xb), yb).backward()
-    model.zero_grad(set_to_none=True)
-    return fc.get_total_flops()
-
-modes = ('fp32', 'bf16', 'bf16+cl')             # compared on every device
-gpu_modes = modes + ('fp16', 'fp16+cl')         # fp16: CUDA only
-
-def train_step_fn(model:torch.nn.Module, # the net (moved to `device`, put in `mode`'s layout)
-                  mode:str='fp32', # one of `modes`: 'fp32', 'bf16', 'fp16', and '+cl' for channels last
-                  bs:int=64, # batch size
-                  device=None,
-                  lr:float=0.01, # SGD learning rate (momentum 0.9)
-                  size:int=32, # image side
-                  n_out:int=10, # classes of the random labels
-                 ):
-    "A function that runs one SGD training step of `model` on a fixed random batch in precision `mode`."
-    if mode not in gpu_modes: raise AllconvError(f"Unknown mode {mode!r}.", f"use one of {', '.join(gpu_modes)}.")
-    dev = torch.device(device or default_device())
-    if mode.startswith('fp16') and dev.type!='cuda': raise AllconvError("fp16 needs a CUDA device.", "use mode 'bf16' or 'fp32' on a CPU.")
-    model = model.to(dev).train()
-    if mode.endswith('+cl'): model = model.to(memory_format=torch.channels_last)
-    dtype = torch.float16 if mode.startswith('fp16') else torch.bfloat16
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
-    xb,yb = torch.randn(bs, 3, size, size, device=dev),torch.randint(0, n_out, (bs,), device=dev)
-    def step():
-        with torch.autocast(dev.type, dtype=dtype, enabled=mode!='fp32'):
-            loss = F.cross_entropy(model(xb).float(), yb)
-        opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
-        return loss
-    step.xb,step.yb,step.model = xb,yb,model
-    return step
-
-def best_mode(device=None) -> str:
-    "The mode the library's `precision='auto'` picks on `device`, with channels_last where it uses it (not for fp32)."
-    p = resolve_precision('auto', device)
-    return p if p=='fp32' else p + '+cl'
 
 def _build(f, seed:int=0, **kw):
     "The net `f(**kw)` with seeded initial weights."
@@ -119,7 +41,7 @@ def bench_precision(nets:dict, # name -> builder of the net (called with no argu
                     rounds:int=3, # interleaved timed rounds
                     device=None,
                     peaks:dict|None=None, # 'fp32'/'bf16' -> matmul GFLOP/s (measured when None)
-                    modes=modes, # the modes to compare; the first is the baseline
+                    modes=step_modes, # the modes to compare; the first is the baseline
                    ) -> list:
     "Rows (net, mode, img/s, speed-up over the first mode, GFLOP/s, fraction of the matmul peak) for each net and mode."
     peaks = peaks or {'fp32': matmul_gflops(torch.float32, device=device), 'bf16': matmul_gflops(torch.bfloat16, device=device)}
@@ -138,7 +60,7 @@ def bench_precision(nets:dict, # name -> builder of the net (called with no argu
 
 def bench_scaling(nets:dict, # name -> builder of the net
                   bss=(32, 64, 128, 256, 512), # batch sizes; the first is the baseline
-                  mode:str='fp32', # precision mode (see `modes`)
+                  mode:str='fp32', # precision mode (see `step_modes`)
                   rounds:int=2, # interleaved timed rounds
                   device=None,
                   epoch:int=45000, # images in one epoch (45,000: CIFAR-10 less a 5,000 validation split)
@@ -292,51 +214,19 @@ def bench_decode(source, # what `cifar_dls` takes: 'cifar10-jpg', or a folder
         raise AllconvError(f"The decode cache in {cache_dir} was not used as expected.", "pass an empty `cache_dir`.")
     return dict(source=str(source), n=len(a.train_ds)+len(a.valid_ds), first_s=t1-t0, cached_s=t2-t1, ratio=(t1-t0)/(t2-t1))
 
-def plain_loop(dls, # `TensorDataLoaders` whose training tensors and stats to use
-               arch=all_cnn_c, # builder of the net (called with `n_out`)
-               precision:str='fp32', # 'fp32' or 'bf16' (bf16 autocast + channels-last weights)
-               lr:float=0.05, wd:float=1e-3, pad:int=4, flip:bool=True):
-    "A function `run(n)` that trains a fresh `arch` for `n` batches in a plain PyTorch loop over `dls`'s tensors."
-    dev = torch.device(dls.device or default_device())
-    x,y,bs = dls.train_ds.x,dls.train_ds.y,dls.train.bs
-    mean,std = [s.view(1,-1,1,1).to(dev) for s in dls.stats]
-    model = _build(arch, n_out=dls.c).to(dev)
-    if precision!='fp32': model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=wd)
-    st = dict(idx=torch.randperm(len(x), device=x.device), pos=0)
-    def batch():
-        if st['pos']+bs > len(x): st.update(idx=torch.randperm(len(x), device=x.device), pos=0)
-        i = st['idx'][st['pos']:st['pos']+bs]; st['pos'] += bs
-        xb = x[i]
-        if flip: xb = batch_flip(xb)
-        if pad: xb = batch_translate(xb, pad)
-        return (xb.to(dev).float().div_(255) - mean)/std, y[i].to(dev)
-    def run(n:int):
-        model.train()
-        for _ in range(n):
-            nt = torch.get_num_threads()
-            if x.device.type=='cpu': torch.set_num_threads(1)  # as our loader does (see `TensorDL`)
-            try: xb,yb = batch()
-            finally: torch.set_num_threads(nt)
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=precision!='fp32'):
-                loss = F.cross_entropy(model(xb).float(), yb)
-            opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
-        return loss.item()
-    return run
-
 class InterleaveCB(Callback):
     "Inside a fit: after every `n` training batches, run `other(n)`; time both turns, `rounds` timed rounds after one warm-up."
     order = 200  # after every other callback, so that their per-batch work is inside the Learner's turn
     def __init__(self, other, n:int, rounds:int, device=None): store_attr()
     def before_fit(self): self.times,self.k = {'learner': [], 'plain': []},0
-    def before_train(self): sync(self.device); self.t0 = time.perf_counter()
+    def before_train(self): sync_device(self.device); self.t0 = time.perf_counter()
     def after_batch(self):
         if not self.training: return
         self.k += 1
         if self.k % self.n: return
-        sync(self.device); t1 = time.perf_counter()
+        sync_device(self.device); t1 = time.perf_counter()
         self.other(self.n)
-        sync(self.device); t2 = time.perf_counter()
+        sync_device(self.device); t2 = time.perf_counter()
         if self.k > self.n:  # the first round warms up
             self.times['learner'].append(t1 - self.t0); self.times['plain'].append(t2 - t1)
         if len(self.times['plain']) >= self.rounds: raise CancelFitException
@@ -393,7 +283,7 @@ def summary_rows(res:dict) -> list:
     for r in lr or []: add(f"Learner / plain loop, {r['precision']} (time)", r['ratio'], '<= 1.03', lambda v: v <= 1.03)
     for r in p or []:
         if r['mode'] != 'fp32': add(f"{r['net']}: {r['mode']} / fp32 (img/s)", r['speedup'])
-    for mode in modes:
+    for mode in step_modes:
         a,b = _find(p, net='All-CNN-C', mode=mode),_find(p, net='All-CNN-C (BN)', mode=mode)
         if a and b: add(f"All-CNN-C: with BN / without, {mode} (time per step)", a['img_s']/b['img_s'])
     pl,ef = _find(m, variant='plain'),_find(m, variant='efficient')
@@ -477,7 +367,7 @@ def _run_bench(quick, device, reps, n_images, bs, only, workers, command, t_star
     dev = torch.device(device or default_device())
     if dev.type=='cuda' and not torch.cuda.is_available():
         raise AllconvError("`--device cuda` but torch sees no GPU.", "run on a machine with a GPU, or use --device cpu.")
-    res = dict(info=bench_env(dev), best_mode=best_mode(dev), notes=[], quick=quick)
+    res = dict(info=bench_info(dev), best_mode=best_mode(dev), notes=[], quick=quick)
     load,cores = os.getloadavg()[0],res['info']['cores']
     res['notes'].append(f"Load average (1, 5, 15 min) at the start: {res['info']['load_avg']} on {cores} cores" + (
         ": other jobs were running, so absolute speeds are noisy and the ratios are what to read. On an oversubscribed "

@@ -92,7 +92,8 @@ def test_status_lists_runs_and_time_left(reference, cli):
 
 def test_filed_run_scores_a_test_split_held_elsewhere(reference, tmp_path, cli):
     "allconv-eval FILED_RUN --data D --split test --json: the filed bf16 weights on a test/ folder made here, without training images."
-    from allconv_fastai.config import RunConfig, run_dls
+    from allconv_fastai.config import RunConfig
+    from allconv_fastai.build import run_dls
     tmp, ref = reference
     run = ref/'results'/'tiny'/'a'
     assert not list(run.glob('*.pth'))                                     # a filed run: weights.safetensors only

@@ -29,7 +29,8 @@ def test_compiled_learner_matches_eager(tmp_path):
 
 def test_compile_is_a_run_setting(tmp_path):
     "`compile` survives config.json and reaches the learner: a run rebuilt from its record is compiled again."
-    from allconv_fastai.config import save_config, read_config, run_learner
+    from allconv_fastai.config import save_config, read_config
+    from allconv_fastai.build import run_learner
     cfg = RunConfig(compile=True, widths='8,16', size=16, precision='fp32')
     (tmp_path/'run').mkdir(); save_config(tmp_path/'run'/'config.json', cfg)
     assert json.loads((tmp_path/'run'/'config.json').read_text())['compile'] is True   # in the record, not just the default

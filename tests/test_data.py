@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 import allconv_fastai.data.sources as data
-from allconv_fastai.core import AllconvError, find_cifar10_jpg
+from allconv_fastai.core import AllconvError
+from allconv_fastai.data.sources import find_cifar10_jpg
 from allconv_fastai import cifar_dls, digits_dls, load_images, cache_path, tensor_dls
 from conftest import C10, cifar_pickle as _pk, cifar10_python_files, image_folder, tar_gz
 

@@ -9,9 +9,10 @@ from conftest import ENV, save_image
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory):
     "A run directory (one epoch on the digits, narrow net, fp32), its learner with `best.pth` loaded, and three image files."
-    from allconv_fastai.config import RunConfig, read_config, run_dls, run_learner
-    from allconv_fastai.experiments import train_run
-    from allconv_fastai.runs import load_checkpoint
+    from allconv_fastai.config import RunConfig, read_config
+    from allconv_fastai.build import run_dls, run_learner
+    from allconv_fastai.train import train_run
+    from allconv_fastai.checkpoint import load_checkpoint
     d = tmp_path_factory.mktemp('predict')
     train_run(d/'run', RunConfig(widths='16,32', size=16, epochs=1, precision='fp32', tta=False))
     cfg = read_config(d/'run')

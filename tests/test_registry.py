@@ -7,7 +7,7 @@ from allconv_fastai.models.allcnn import AllCNN, n_params
 from allconv_fastai.learner import allcnn_learner, densenet_learner, arch_learner
 from allconv_fastai.data.loaders import digits_dls
 from allconv_fastai.config import RunConfig
-from allconv_fastai.experiments import train_run
+from allconv_fastai.train import train_run
 from allconv_fastai.core import AllconvError
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 import torch
 from fastai.callback.core import Callback
 from fastai.torch_core import set_seed
-import allconv_fastai.runs as lrn
+import allconv_fastai.checkpoint as ckpt
 from allconv_fastai.core import AllconvError
 from allconv_fastai import allcnn_learner, get_arch, save_checkpoint, load_checkpoint, digits_dls
 from allconv_fastai.cli import train_main
@@ -36,12 +36,12 @@ import torch
 torch.set_num_threads(1)
 from fastai.torch_core import set_seed
 from fastai.callback.core import Callback
-import allconv_fastai.runs as L
+import allconv_fastai.checkpoint as C
 from allconv_fastai import allcnn_learner, digits_dls
 
 kill = cfg.get('kill') or {}
 def die(): os.kill(os.getpid(), signal.SIGKILL)
-real_write = L.atomic_write
+real_write = C.atomic_write
 
 @contextmanager
 def killing_write(path, mode='wb'):
@@ -53,7 +53,7 @@ def killing_write(path, mode='wb'):
         f.write(data if kill['when'] == 'before_rename' else data[:len(data)//2])
         f.flush(); os.fsync(f.fileno())
         die()
-L.atomic_write = killing_write   # what save_checkpoint and History call
+C.atomic_write = killing_write   # what save_checkpoint and History's file writes call
 
 class KillAtBatch(Callback):
     def __init__(self, n): self.n,self.seen = n,0
@@ -407,7 +407,7 @@ def test_disk_fills_during_save_keeps_previous_checkpoint(tmp_path, dls16, monke
     run = tmp_path/'run'
     learn = _fit_into(dls16, run, n=1)
     good = hashlib.sha256((run/'last.pth').read_bytes()).hexdigest()
-    real = lrn.atomic_write
+    real = ckpt.atomic_write
     from contextlib import contextmanager
     @contextmanager
     def full_disk(path, mode='wb'):
@@ -421,7 +421,7 @@ def test_disk_fills_during_save_keeps_previous_checkpoint(tmp_path, dls16, monke
                     Full.n += len(b); return f.write(b)
                 def __getattr__(self, k): return getattr(f, k)
             yield Full()
-    monkeypatch.setattr(lrn, 'atomic_write', full_disk)
+    monkeypatch.setattr(ckpt, 'atomic_write', full_disk)   # what save_checkpoint writes last.pth with
     start = learn.resume(run)
     with pytest.raises(AllconvError, match=r'last\.pth.*No space left.*Fix:'):
         with learn.no_bar(), learn.no_logging(): learn.fit_step(3, LR, cbs=learn.run_cbs(run, resume=True), start_epoch=start)
@@ -454,7 +454,7 @@ def test_corrupt_cache_is_rebuilt(tmp_path):
 # ---------------------------------------------------------------------------------------------------------------
 
 def test_lr_sweep_records_divergence_and_goes_on(tmp_path, dls16):
-    import allconv_fastai.experiments as ex
+    import allconv_fastai.train as ex
     tiny = dict(widths='16,32', size=16, epochs=1, precision='fp32', bn=False, tta=False)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')

@@ -5,9 +5,11 @@ import json, os, shutil, signal
 import pandas as pd
 import pytest
 from allconv_fastai.cli import train_main, eval_main
-from allconv_fastai.experiments import train_run, table3
-from allconv_fastai.runs import load_checkpoint, save_checkpoint
-from allconv_fastai.config import RunConfig, run_learner, run_dls
+from allconv_fastai.train import train_run
+from allconv_fastai.table3 import table3
+from allconv_fastai.checkpoint import load_checkpoint, save_checkpoint
+from allconv_fastai.config import RunConfig
+from allconv_fastai.build import run_learner, run_dls
 from conftest import TINY as TINY_ARGS, one_line, start, wait_for
 
 TINY = dict(data='digits', widths='16,32', size=16, precision='fp32', seed=0)
@@ -153,7 +155,8 @@ def test_a_start_killed_before_its_first_epoch_blocks_nothing(tmp_path, left):
     if left == 'a cut-short write': (run/'.config.json.k3y9.tmp').write_text('{"arch": "all-')
     else:
         cfg = RunConfig(**TINY, epochs=1, tta=False)
-        from allconv_fastai.config import save_config, save_data_record
+        from allconv_fastai.config import save_config
+        from allconv_fastai.build import save_data_record
         save_config(run/'config.json', cfg); save_data_record(run, run_dls(cfg))
     m = train_run(run, **TINY, epochs=1, tta=False)
     assert m['epochs_trained'] == 1 and sorted(p.name for p in run.iterdir() if p.name.endswith('.tmp')) == []

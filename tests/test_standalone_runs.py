@@ -4,9 +4,9 @@ and the numbers say which weights they come from."""
 import io, json, shutil, tarfile
 from pathlib import Path
 import pytest
-from allconv_fastai.core import find_cifar10_jpg
+from allconv_fastai.data.sources import find_cifar10_jpg
 from allconv_fastai.cli import train_main, eval_main, predict_main
-from allconv_fastai.config import load_run
+from allconv_fastai.build import load_run
 
 CLASSES = ('airplane', 'automobile', 'bird')   # the first three CIFAR-10 classes by name; not chosen for being easy
 
@@ -118,8 +118,8 @@ def test_pretrained_run_fine_tunes_and_predicts_after_the_data_moved(tmp_path, c
 def test_frozen_for_resumes_exactly(tmp_path):
     "A pretrained run killed after its frozen epoch resumes to the uninterrupted run's weights."
     import torch
-    from allconv_fastai.experiments import train_run
-    from allconv_fastai.runs import load_checkpoint
+    from allconv_fastai.train import train_run
+    from allconv_fastai.checkpoint import load_checkpoint
     from allconv_fastai.test_utils import InterruptAfter
     data = cifar_folder(tmp_path/'own', n_per=12)
     kw = dict(data=str(data), pretrained=True, epochs=3, seed=0, precision='fp32', tta=False)

@@ -3,19 +3,14 @@ what is stored beneath it (`#| readback: live` cells, which read a campaign stil
 NaN), and every decimal figure quoted in a tutorial's prose is found in that notebook's own outputs, in a results
 file of the repository, in the shipped model card, among the papers' figures the package's registry records, or among the settings its recipes
 resolve to."""
-import json, os, re
+import json, re
 from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 TUTORIALS = [ROOT/'nbs'/'index.ipynb'] + sorted((ROOT/'nbs'/'tutorials').glob('[0-9]*.ipynb'))   # the index and the course
-_DIRECTIVE = re.compile(r'^#\|\s*([\w-]+)\s*:?\s*(.*)$')
 
 def _src(x): return ''.join(x) if isinstance(x, list) else (x or '')
-
-def _opts(src:str) -> dict:
-    "A code cell's `#|` directives."
-    return {m.group(1): m.group(2).strip() or 'true' for m in map(_DIRECTIVE.match, src.splitlines()) if m}
 
 def _texts(outputs) -> list:
     "The text a reader sees in `outputs`: streams, Markdown, plain text (figures left out)."
@@ -34,7 +29,7 @@ def _docs_build():
     mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
     return mod
 
-docs_build = _docs_build()   # the docs build re-runs the same read-back cells, so a page shows them as they are now
+docs_build = _docs_build()   # the docs build re-runs the same read-back cells (and reads `#|` options) as this file does
 
 @pytest.mark.parametrize('path', [p for p in TUTORIALS if docs_build.readback_cells(json.loads(p.read_text()))[0]], ids=lambda p: p.name)
 def test_readback_cells_print_what_is_stored(path, monkeypatch):
@@ -46,7 +41,7 @@ def test_readback_cells_print_what_is_stored(path, monkeypatch):
     for c in back:
         src,old,new = _src(c['source']),_texts(c.get('outputs', [])),_texts(fresh[c['id']])
         assert not any('NaN' in t for t in new), f"{path.name}: a read-back cell prints NaN:\n{src}"
-        if _opts(src)['readback'] != 'live':
+        if docs_build.directives(src)[0]['readback'] != 'live':
             assert new == old, f"{path.name}: stored outputs are stale; run the notebook again.\n{src}\nstored: {old}\nnow: {new}"
 
 def _known_text() -> str:

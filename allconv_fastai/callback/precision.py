@@ -1,4 +1,4 @@
-"""fp32, bf16 or fp16 as fastai callbacks for the device the data is on: fastai's `MixedPrecision` and `ChannelsLast` on CUDA, bf16 autocast on CPUs that compute bf16 natively; and flat host memory on long CPU runs.
+"""fp32, bf16 or fp16 as fastai callbacks for the device the data is on: fastai's `MixedPrecision` and `ChannelsLast` on CUDA, bf16 autocast on CPUs that compute bf16 natively.
 
 Docs: https://allconv-fastai.github.io/allconv_fastai/callback.precision.html.md"""
 
@@ -6,18 +6,16 @@ Docs: https://allconv-fastai.github.io/allconv_fastai/callback.precision.html.md
 
 # %% ../../nbs/08_callback.precision.ipynb #976d81e9
 from __future__ import annotations
-import ctypes, functools, re
-from pathlib import Path
 import torch
 from fastai.torch_core import default_device, to_float
 from fastai.callback.core import Callback
 from fastai.callback.fp16 import MixedPrecision
 from fastai.callback.channelslast import ChannelsLast
-from ..core import AllconvError, check_positive
+from ..core import AllconvError
+from ..machine import cpu_has_bf16
 
 # %% auto #0
-__all__ = ['precisions', 'CPUAutocast', 'cpu_has_bf16', 'resolve_precision', 'precision_cbs', 'DevicePrecision', 'malloc_trim',
-           'TrimHostMemory']
+__all__ = ['precisions', 'CPUAutocast', 'resolve_precision', 'precision_cbs', 'DevicePrecision']
 
 # %% ../../nbs/08_callback.precision.ipynb #7df06e10
 class CPUAutocast(Callback):
@@ -33,13 +31,6 @@ class CPUAutocast(Callback):
     def _exit(self):
         if getattr(self, 'autocast', None) is not None: self.autocast.__exit__(None, None, None)
         self.autocast = None
-
-# %% ../../nbs/08_callback.precision.ipynb #6f91cf75
-def cpu_has_bf16() -> bool:
-    "True when this CPU computes bf16 natively (AVX512-BF16 or AMX), where bf16 autocast pays off."
-    try: flags = Path('/proc/cpuinfo').read_text()
-    except OSError: return False
-    return bool(re.search(r'\b(avx512_bf16|amx_bf16)\b', flags))
 
 # %% ../../nbs/08_callback.precision.ipynb #b7cd335c
 precisions = ('auto', 'fp32', 'bf16', 'fp16')
@@ -101,20 +92,3 @@ class DevicePrecision:
     def to_fp32(self):
         "fp32: fastai's `to_fp32` (which removes `MixedPrecision`), and `CPUAutocast` removed too."
         return super().to_fp32().remove_cbs([cb for cb in self.cbs if isinstance(cb, CPUAutocast)])
-
-# %% ../../nbs/08_callback.precision.ipynb #9d3294f0
-@functools.cache
-def malloc_trim():
-    "glibc's `malloc_trim` (give the heap's free pages back to the OS), or None where the C library has none."
-    try: return ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError, TypeError): return None
-
-class TrimHostMemory(Callback):
-    "Every `every` training batches, return the C heap's freed memory to the OS, so CPU training's RSS stays flat."
-    order = 100
-    def __init__(self, every:int=50): check_positive(every=every); self.every = every  # training batches between trims
-    def before_fit(self): self.n_trims,self.n = 0,0
-    def after_batch(self):
-        if not self.training or malloc_trim() is None: return
-        self.n += 1
-        if self.n % self.every == 0: malloc_trim()(0); self.n_trims += 1

@@ -13,12 +13,26 @@ from functools import partial
 from pathlib import Path
 import numpy as np
 import torch
-from ..core import AllconvError, atomic_write, find_cifar10_jpg
+from ..core import AllconvError, atomic_write
 
 # %% auto #0
-__all__ = ['CACHE_ENV', 'IMAGE_EXTS', 'MAX_BYTES', 'MAX_PIXELS', 'CIFAR10_PY', 'CIFAR100_PY', 'ImageSet', 'read_file',
-           'pil_to_chw', 'decode_image_bytes', 'default_cache_dir', 'cache_path', 'load_images', 'find_source',
-           'split_idxs']
+__all__ = ['CIFAR10_JPG_ENV', 'CACHE_ENV', 'IMAGE_EXTS', 'MAX_BYTES', 'MAX_PIXELS', 'CIFAR10_PY', 'CIFAR100_PY',
+           'find_cifar10_jpg', 'ImageSet', 'read_file', 'pil_to_chw', 'decode_image_bytes', 'default_cache_dir',
+           'cache_path', 'load_images', 'find_source', 'split_idxs']
+
+# %% ../../nbs/05_data.sources.ipynb #f3cba785
+CIFAR10_JPG_ENV = 'ALLCONV_CIFAR10_JPG'
+
+def find_cifar10_jpg(start=None, # Folder to search from, then its parents (default: the current folder)
+                    ) -> Path|None:
+    "Path to the shared CIFAR-10 JPEG training images (archive or folder), or `None` when this machine has none."
+    env = os.environ.get(CIFAR10_JPG_ENV)
+    if env: return Path(env) if Path(env).exists() else None
+    here = Path(start or Path.cwd()).resolve()
+    for d in [here, *here.parents]:
+        for c in (d/'shared'/'data'/'cifar10-jpg-train.tar.gz', d/'shared'/'data'/'cifar10-jpg'):
+            if c.exists(): return c
+    return None
 
 # %% ../../nbs/05_data.sources.ipynb #0f065d85
 CACHE_ENV = 'ALLCONV_CACHE'
