@@ -22,7 +22,7 @@ def save_run_plots(run_dir,             # A run folder with history.csv; the plo
     import matplotlib; import matplotlib.pyplot as plt
     run_dir = Path(run_dir)
     h = pd.read_csv(run_dir/'history.csv')
-    mets = [c for c in h.columns if c not in ('epoch', 'train_loss', 'valid_loss', 'lr', 'time', 'minutes')]
+    mets = [c for c in h.columns if c not in ('epoch', 'train_loss', 'valid_loss', 'lr', 'time', 'minutes', 'load')]
     fig,axs = plt.subplots(1, 1+len(mets[:1]), figsize=(5*(1+len(mets[:1])), 3.5))
     axs = np.atleast_1d(axs)
     for c in ('train_loss', 'valid_loss'): axs[0].plot(h.epoch, h[c], marker='o', label=c)

@@ -82,7 +82,7 @@ def read_history(run_dir,              # A run folder
     return h.to_dict('records')
 
 def write_history(run_dir,              # A run folder
-                  rows:list,            # One dict per epoch: 'epoch', the losses and metrics, 'lr', 'minutes'
+                  rows:list,            # One dict per epoch: 'epoch', the losses and metrics, 'lr', 'minutes', 'load'
                   fname='history.csv',  # The history file's name in `run_dir`
                  ):
     "Write the per-epoch `rows` to `run_dir/history.csv` atomically."
@@ -190,7 +190,7 @@ class Checkpoint(Callback):
 
 # %% ../nbs/12_runs.ipynb #d999dc71
 class History(Callback):
-    "Write `history.csv` in `run_dir` after every trained epoch, with the epoch's minutes; resumed (`append`), it continues the checkpoint's record."
+    "Write `history.csv` in `run_dir` after every trained epoch, with the epoch's minutes and the machine's load average at its end; resumed (`append`), it continues the checkpoint's record."
     order = 64  # before `Checkpoint`: a kill between the two leaves a row to redo, never a checkpointed epoch without one
     def __init__(self,
         run_dir,              # The run folder
@@ -207,7 +207,7 @@ class History(Callback):
     def after_epoch(self):
         if not self.trained: return
         row = dict(epoch=self.epoch, **_last_values(self.learn), lr=self.opt.hypers[-1]['lr'],
-                   minutes=round((time.perf_counter()-self.t0)/60, 4))
+                   minutes=round((time.perf_counter()-self.t0)/60, 4), load=round(os.getloadavg()[0], 2))   # minutes mean little without the load
         self.rows = [r for r in self.rows if r['epoch'] < self.epoch] + [_plain({k: _num(v) for k,v in row.items()})]
         write_history(self.path.parent, self.rows, self.path.name)
 

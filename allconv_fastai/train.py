@@ -143,6 +143,11 @@ def train_run(run_dir,              # Directory for the run's files (must be new
         elif is_rank0(): check_fresh(run_dir)
         return _train(run_dir, cfg, resume, dls, cbs, t0)
 
+def _mean_load(rows):
+    "The mean of the epochs' load averages (None for a history recorded without them)."
+    loads = [float(r['load']) for r in rows if r.get('load') is not None and r['load'] == r['load']]
+    return round(sum(loads)/len(loads), 2) if loads else None
+
 def _train(run_dir, cfg, resume, dls, cbs, t0):
     if cfg.valid is None and getattr(dls, 'valid_setting', None) is not None:   # what the data chose: recorded, so eval rebuilds it
         cfg = cfg.resolve(valid=dls.valid_setting)
@@ -181,7 +186,7 @@ def _train(run_dir, cfg, resume, dls, cbs, t0):
         if dls.test is not None: res.update(evaluate(learn, False, 'test'))
     res.update(arch=cfg.arch, data_name=dls.data_name, lr=cfg.lr, epochs=cfg.epochs, epochs_trained=len(rows),
                weights=f"last.pth (epoch {rows[-1]['epoch']})" if rows else None,
-               train_minutes=round(sum(float(r.get('minutes') or 0) for r in rows), 2),
+               train_minutes=round(sum(float(r.get('minutes') or 0) for r in rows), 2), mean_load=_mean_load(rows),
                diverged=bool(why), diverged_why=why,
                seconds=round(time.time()-t0, 1), resumed_from=start if resume else None, processes=max(1, num_distrib()))
     if is_rank0(): write_json(run_dir/'metrics.json', res)
