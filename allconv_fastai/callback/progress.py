@@ -20,8 +20,10 @@ class PlainProgress(Callback):
     def before_fit(self):
         if self.learn.logger is not print: return   # silenced (another rank, or a progress bar is printing)
         self.learn.logger = self._write
+        self.n_cols = len(self.recorder.metric_names)
         self._write(self.recorder.metric_names)
     def _write(self, log):
+        if len(log) < self.n_cols: return   # an epoch a resume skipped (fastai logs only its number and time)
         print('  '.join(f"{v:<10.6f}" if isinstance(v, float) else f"{str(v):<10}" for v in log).rstrip(), flush=True)
     def after_fit(self):
         if self.learn.logger == self._write: self.learn.logger = print
