@@ -8,6 +8,10 @@ With `--all`, every code cell runs in order, as `nbdev-test` runs them (cells fl
 written into the notebook as it is on disk when the run ends (a cell whose source changed meanwhile is left alone):
 
     .venv/bin/python tools/run_cells.py --all nbs/03_models.registry.ipynb "pd.DataFrame([dict(name=a.name" && .venv/bin/nbdev-clean
+
+With `--all` and no marker, every cell's outputs are stored (the whole notebook run again for the docs):
+
+    .venv/bin/python tools/run_cells.py --all nbs/tutorials/01_quickstart.ipynb && .venv/bin/nbdev-clean
 """
 import json, os, re, sys, time
 from pathlib import Path
@@ -20,7 +24,7 @@ if run_all: args.remove('--all')
 src,markers = Path(args[0]).resolve(),args[1:]
 nb = read_nb(src)
 code = [c for c in nb.cells if c.cell_type=='code']
-marked = lambda c: any(m in c.source for m in markers)
+marked = (lambda c: any(m in c.source for m in markers)) if markers or not run_all else (lambda c: True)
 
 def skipped(c) -> bool:
     "Does `nbdev-test` skip this cell (a test flag of the project, or `eval: false`)?"
@@ -36,6 +40,10 @@ t = time.time()
 for c in todo:
     sh.cell(c)
     if sh.exc: raise SystemExit(f"cell failed:\n{c.source}\n{sh.exc}")
+for c in todo:  # fastprogress probes the terminal with '█\r', which a terminal overwrites: drop it as a terminal would
+    for o in c.get('outputs', []):
+        if o.get('output_type')=='stream':
+            o['text'] = (''.join(o['text']) if isinstance(o['text'], list) else o['text']).replace('█\r', '')
 if run_all:   # store the marked cells' outputs in the notebook as it is now
     done = {c.id: c for c in todo if marked(c)}
     d = json.loads(src.read_text())

@@ -6,6 +6,7 @@ Docs: https://allconv-fastai.github.io/allconv_fastai/data.augment.html.md"""
 
 # %% ../../nbs/06_data.augment.ipynb #a7b5a116
 from __future__ import annotations
+import warnings
 import torch
 import torch.nn.functional as F
 from fastcore.basics import store_attr
@@ -98,6 +99,10 @@ def zca_fit(x,                   # uint8 training images (N,C,H,W)
     "Fit GCN + ZCA on uint8 images `x` (N,C,H,W): returns the mean (D,) and whitening matrix (D,D), float32."
     n,d = len(x),x[0].numel()
     if n < 2: raise AllconvError(f"ZCA needs at least 2 training images, got {n}.", "pass more training images or zca=False.")
+    if n <= d: warnings.warn(f"ZCA fitted on {n} training images of {d} values each: they span at most {n-1} of the {d} directions, "
+                             f"and every other direction of a held-out image is scaled by 1/sqrt(eps) = {eps**-0.5:.3g}, so validation "
+                             f"inputs fall far outside what the net trained on. Use more than {d} training images (or smaller ones), or zca=False.",
+                             stacklevel=2)
     f = lambda i: gcn(x[i:i+chunk].flatten(1).double(), sqrt_bias)
     mean = sum(f(i).sum(0) for i in range(0, n, chunk)) / n
     cov = torch.zeros(d, d, dtype=torch.float64, device=x.device)
