@@ -15,6 +15,7 @@ from fastai.learner import Learner
 from .core import AllconvError, check_positive, read_json, write_json
 from .machine import machine_info, git_commit
 from .models.registry import arch_info, get_recipe
+from .pretrained import pretrained_names
 from .callback.precision import precisions, resolve_precision
 from .callback.schedule import paper_milestones
 
@@ -236,7 +237,6 @@ class RunConfig:
                                "pass a fraction between 0 and 1 (e.g. --valid 0.2) or a count >= 1 (e.g. --valid 5000).")
         check_size(self.arch, self.size, self.widths)   # before any data is read
         if self.pretrained:
-            from allconv_fastai.pretrained import pretrained_names
             if self.arch not in pretrained_names():
                 raise AllconvError(f"No weights ship for {self.arch}; --pretrained needs one of: {', '.join(pretrained_names()) or 'none'}.",
                                    "drop --pretrained, or pass --arch all-cnn-c.")

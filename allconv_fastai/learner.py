@@ -21,6 +21,7 @@ from fastai.data.core import DataLoaders
 from .core import AllconvError, check_positive
 from .models.registry import get_arch, arch_family, get_recipe
 from .models.init import lsuv_init
+from .pretrained import pretrained_model
 from .callback.precision import precision_cbs, DevicePrecision
 from .callback.memory import TrimHostMemory
 import fastai.callback.schedule  # fastai's `fit_one_cycle` and `fine_tune`
@@ -107,7 +108,6 @@ def arch_learner(dls:DataLoaders,       # Training/validation data
     if family=='allcnn': model_kw = {'bn': r.bn, 'dropout': r.dropout, **model_kw}
     elif r.dropout and 'p' not in model_kw: model_kw['p'] = 0.2
     if pretrained:
-        from allconv_fastai.pretrained import pretrained_model
         model = pretrained_model(arch, dls=dls, n_out=n_out, **model_kw)
     else: model = get_arch(arch, n_out=n_out, **model_kw)
     dev = torch.device(getattr(dls, 'device', None) or default_device())

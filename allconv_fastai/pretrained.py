@@ -12,13 +12,12 @@ import torch
 from torch import nn
 from fastai.data.transforms import Normalize
 from fastai.torch_core import apply_init
-from .core import AllconvError, atomic_write, read_json, write_json
-from .checkpoint import load_checkpoint
+from .core import AllconvError
 from .models.registry import arch_info
 
 # %% auto #0
-__all__ = ['weights_dir', 'pretrained_names', 'model_card', 'load_weights', 'card_from_run', 'export_run', 'use_stats',
-           'check_data', 'new_head', 'pretrained_model']
+__all__ = ['weights_dir', 'pretrained_names', 'model_card', 'load_weights', 'use_stats', 'check_data', 'new_head',
+           'pretrained_model']
 
 # %% ../nbs/11a_pretrained.ipynb #40975b14
 def weights_dir() -> Path:
@@ -60,76 +59,6 @@ def load_weights(arch='all-cnn-c', # A net with shipped weights (any spelling of
     try: return st_load(b)
     except Exception as e:
         raise AllconvError(f"The weights file {p} is not a safetensors file ({type(e).__name__}).", "reinstall allconv_fastai.") from None
-
-# %% ../nbs/11a_pretrained.ipynb #86ed555a
-_papers = {'allcnn': 'Springenberg et al., 2015', 'densenet': 'Huang et al., 2017'}
-_data_notes = {'cifar10-jpg': ("CIFAR-10 training images re-encoded as 32x32 JPEG at quality 75 ('CIFAR-10 (JPEG q75)'), not the official files",
-                               "trained and evaluated on JPEG q75 re-encodings of the CIFAR-10 training images, not the official files")}
-
-def _run_file(run_dir:Path, name:str) -> dict:
-    p = run_dir/name
-    if not p.exists(): raise AllconvError(f"{run_dir} has no {name}, which a model card is made from.",
-                                          "pass the folder of a finished run (allconv-train writes config.json, metrics.json and data.json).")
-    return read_json(p)
-
-def _recipe_words(c) -> str:
-    "The training recipe of the settings `c` (a `RunConfig`), in words."
-    aug = [w for w,on in (('flip', c.flip), (f'{c.pad}-pixel translation', c.pad), (f'cutout {c.cutout}', c.cutout)) if on]
-    moms = '-'.join(f'{m:g}' for m in c.moms) + (' (one-cycle)' if c.schedule=='one-cycle' else '')
-    opt = {'sgd': f'SGD momentum {moms}', 'nesterov': f'SGD Nesterov momentum {moms}', 'adam': f'Adam, first beta {moms}'}[c.opt]
-    sched = (f"one-cycle over {c.epochs} epochs to lr {c.lr:g}" if c.schedule=='one-cycle' else
-             f"{c.schedule} schedule over {c.epochs} epochs from lr {c.lr:g}, times {c.gamma:g} at epochs {c.milestones}")
-    return (f"{c.recipe} recipe: {'batch norm' if c.bn else 'no batch norm'}, {'dropout ' + ','.join(f'{p:g}' for p in c.drop_p) if c.dropout else 'no dropout'}, "
-            f"{' + '.join(aug) or 'no augmentation'}, label smoothing {c.label_smoothing:g}, {sched}, {opt}, "
-            f"weight decay {c.wd:g}, batch size {c.bs}, "
-            + ("bf16 autocast + channels_last where the CPU computes bf16" if c.precision=='auto' else f"precision {c.precision}"))
-
-def card_from_run(run_dir,          # A finished run: config.json, metrics.json and data.json
-                  weights,          # Its final weights as a safetensors file (what the card describes)
-                 ) -> dict:
-    "The model card of `weights`, generated from the run in `run_dir` (its config.json and metrics.json embedded)."
-    from allconv_fastai.config import config_from_dict
-    run_dir,weights = Path(run_dir),Path(weights)
-    raw,m,d = (_run_file(run_dir, n) for n in ('config.json', 'metrics.json', 'data.json'))
-    c = config_from_dict(raw, run_dir/'config.json')
-    a = arch_info(c.arch)
-    starts = raw.get('starts') or [raw.get('env') or {k: raw[k] for k in ('cpu', 'threads', 'torch') if k in raw}]
-    env = starts[-1]
-    threads = ([s.get('threads') for s in starts] if len(starts) > 1 else env.get('threads') if 'starts' in raw else
-               f"{env.get('threads')} at the first start (this run's config.json records the machine of its first start only)")
-    note,limit = _data_notes.get(Path(str(c.data)).name, (d.get('data_name', str(c.data)), None))
-    model_kw = dict(bn=c.bn, dropout=c.dropout, **({'residual': True} if c.residual else {}),
-                    **({'widths': list(c.widths)} if c.widths else {})) if a.family=='allcnn' else {}
-    tta = m.get('valid_tta_accuracy', m.get('valid_accuracy_mirror_tta'))
-    return dict(arch=a.name, paper_name=f"{a.paper_name} ({_papers[a.family]})", file=weights.name,
-                sha256=_sha256(weights.read_bytes()), model_kw=model_kw, image_size=int(d['size'][0]), vocab=d['vocab'],
-                mean=d['mean'], std=d['std'], data=note,
-                split=(f"{d.get('data_name') or m.get('data_name') or m.get('data')}: the seeded ({c.seed}), class-stratified "
-                       f"validation split held out of training"),
-                recipe=_recipe_words(c), epochs=c.epochs, train_minutes=round(float(m['train_minutes']), 1),
-                cpu=env.get('cpu'), threads=threads,
-                torch=env.get('torch'), weights='the final epoch (last.pth), chosen before training',
-                valid_accuracy=round(float(m['valid_accuracy']), 4),
-                **({'valid_accuracy_mirror_tta': round(float(tta), 4)} if tta is not None else {}),
-                limits=[o for o in (limit, "no test split was used: every accuracy here is a validation accuracy on images held out of training",
-                        f"expects {d['size'][0]}x{d['size'][1]} RGB images normalised with the mean and std above (the learners do this when pretrained=True)") if o],
-                config=raw, metrics=m)
-
-def export_run(run_dir,             # A finished run (its last.pth is the final epoch's)
-               dest=None,           # Folder for `<arch>.safetensors` and `<arch>.json` (default: the package's weights folder)
-              ) -> dict:
-    "Write the final weights of the run in `run_dir` as safetensors, and their card from `card_from_run`, into `dest`."
-    from safetensors.torch import save as st_save
-    run_dir = Path(run_dir)
-    arch = arch_info(_run_file(run_dir, 'config.json')['arch']).name
-    if not (run_dir/'last.pth').exists(): raise AllconvError(f"{run_dir} has no last.pth.", "pass the folder of a finished run.")
-    dest = Path(dest) if dest else weights_dir()
-    dest.mkdir(parents=True, exist_ok=True)
-    state = load_checkpoint(run_dir/'last.pth')['model']
-    with atomic_write(dest/f'{arch}.safetensors') as f: f.write(st_save({k: v.contiguous() for k,v in state.items()}))
-    card = card_from_run(run_dir, dest/f'{arch}.safetensors')
-    write_json(dest/f'{arch}.json', card)
-    return card
 
 # %% ../nbs/11a_pretrained.ipynb #63847ed0
 def use_stats(dls,   # The `DataLoaders` to change in place

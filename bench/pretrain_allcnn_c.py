@@ -24,7 +24,8 @@ def main(argv=None):
     p.add_argument('--card', action='store_true', help="regenerate the shipped card from its run and the shipped weights")
     a = p.parse_args(argv)
     import json
-    from allconv_fastai.pretrained import card_from_run, export_run, weights_dir
+    from allconv_fastai.pretrained import weights_dir
+    from allconv_fastai.card import card_from_run, export_run
     if a.card:
         from allconv_fastai.core import write_json
         card = card_from_run(SHIPPED_RUN, weights_dir()/'all-cnn-c.safetensors')

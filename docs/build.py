@@ -1,7 +1,8 @@
 """Build the documentation site (without Quarto) and README.md from the notebooks in nbs/.
 
-    python docs/build.py            # static HTML site in docs/_site (about a minute, runs no notebook)
+    python docs/build.py            # static HTML site in docs/_site (about two minutes; runs only the read-back cells)
     python docs/build.py --readme   # README.md from nbs/index.ipynb
+    python docs/build.py --stored-readbacks   # the site with every output as stored (runs no notebook cell)
 
 The site: nbdev's own processing (`nbdev.serve.proc_nbs`, what `nbdev-proc-nbs` runs, minus its Quarto install)
 writes the processed notebooks to `_proc/` with a rendered `show_doc` for every exported name; each processed
@@ -308,8 +309,8 @@ def run_readbacks(nb_path:Path) -> dict:
     ids = {c.get('id') for c in back}
     return {c.id: json.loads(json.dumps(c.outputs)) for c in run.cells if c.get('id') in ids}
 
-def stage_pages(proc:Path, stage:Path=STAGE, nbs:Path=NBS) -> list:
-    "Write the Markdown pages and assets into `stage`; return mkdocs' nav."
+def stage_pages(proc:Path, stage:Path=STAGE, nbs:Path=NBS, readbacks:bool=True) -> list:
+    "Write the Markdown pages and assets into `stage` (`readbacks`: with the read-back cells run again); return mkdocs' nav."
     from nbdev.config import get_config
     cfg = get_config()
     shutil.rmtree(stage, ignore_errors=True); stage.mkdir(parents=True)
@@ -320,7 +321,7 @@ def stage_pages(proc:Path, stage:Path=STAGE, nbs:Path=NBS) -> list:
     for rel,page in pages.items():
         pnb = proc/rel
         if not pnb.exists(): raise FileNotFoundError(f'{pnb} missing: nbdev processing failed for nbs/{rel}')
-        pj,fresh = json.loads(pnb.read_text()),run_readbacks(nbs/rel)   # read-backs as the results are now, not as saved
+        pj,fresh = json.loads(pnb.read_text()),run_readbacks(nbs/rel) if readbacks else {}   # read-backs as the results are now
         for c in pj['cells']:
             if c.get('id') in fresh: c['outputs'] = fresh[c['id']]
         md,titles[rel] = nb2md(pj, page, linker, stage)
@@ -353,12 +354,12 @@ def _fix_method_anchors(stage:Path, pages):
         f = stage/p
         f.write_text(re.sub(r'\(([^()\s#]*\.md|)#([\w.-]+)\)', sub, f.read_text()))
 
-def build(site:Path=SITE, strict:bool=True, force:bool=True, quiet:bool=False) -> dict:
-    "Build the static site into `site` from the notebooks' committed outputs; return page count and timings."
+def build(site:Path=SITE, strict:bool=True, force:bool=True, quiet:bool=False, readbacks:bool=True) -> dict:
+    "Build the static site into `site` from the notebooks' committed outputs (read-back cells run again unless not `readbacks`); return page count and timings."
     t0 = time.time()
     proc = process(force=force)
     t1 = time.time()
-    nav = stage_pages(proc)
+    nav = stage_pages(proc, readbacks=readbacks)
     from mkdocs.commands.build import build as mk_build
     from mkdocs.config import load_config
     import logging
@@ -411,6 +412,7 @@ def main(argv=None):
     ap.add_argument('--readme', action='store_true', help='write README.md from nbs/index.ipynb (and build nothing else)')
     ap.add_argument('--site', default=str(SITE), help='output folder of the site (default: docs/_site)')
     ap.add_argument('--no-strict', action='store_true', help='keep going on broken links and other mkdocs warnings')
+    ap.add_argument('--stored-readbacks', action='store_true', help="show read-back cells' outputs as stored, without running them again")
     ap.add_argument('--readbacks', nargs='+', metavar='NB', help="store in these notebooks their read-back cells' outputs as they are now (and build nothing)")
     a = ap.parse_args(argv)
     if a.readbacks:
@@ -424,7 +426,7 @@ def main(argv=None):
     if a.readme:
         (ROOT/'README.md').write_text(readme())
         return print(f'wrote {ROOT/"README.md"}')
-    r = build(Path(a.site), strict=not a.no_strict)
+    r = build(Path(a.site), strict=not a.no_strict, readbacks=not a.stored_readbacks)
     print(f"built {r['pages']} pages into {r['site']} in {r['total_s']} s (nbdev processing {r['proc_s']} s)")
 
 if __name__ == '__main__': main()

@@ -55,7 +55,8 @@ def site(tmp_path_factory):
     "The built site: $ALLCONV_DOCS_SITE if set (already built), else built now into a temporary folder."
     if os.environ.get('ALLCONV_DOCS_SITE'): return Path(os.environ['ALLCONV_DOCS_SITE']).resolve()
     out = tmp_path_factory.mktemp('site')
-    r = subprocess.run([sys.executable, str(ROOT/'docs'/'build.py'), '--site', str(out)], cwd=ROOT,
+    # read-back cells as stored: tests/test_tutorials.py runs them again and fails when a stored output is stale
+    r = subprocess.run([sys.executable, str(ROOT/'docs'/'build.py'), '--site', str(out), '--stored-readbacks'], cwd=ROOT,
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, f'docs build failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}'
     return out

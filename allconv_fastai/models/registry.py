@@ -126,11 +126,7 @@ def arch_family(arch, # A net's name (any spelling), an `Arch`, or a builder (a 
 
 # %% ../../nbs/03_models.registry.ipynb #3d8ed1a1
 def get_arch(arch,                  # A registered name in any spelling, an `Arch`, or a builder taking `kw`
-             pretrained:bool=False,  # Load the package's shipped weights (see `pretrained_model`)
              **kw) -> nn.Module:
-    "Build the net `arch` (a registered name in any spelling, or a builder) with options `kw`; `pretrained` loads the package's weights."
-    if pretrained:
-        from allconv_fastai.pretrained import pretrained_model
-        return pretrained_model(arch, **kw)
+    "Build the net `arch` (a registered name in any spelling, or a builder) with options `kw`, initialised afresh (`pretrained_model` loads the shipped weights)."
     if callable(arch) and not isinstance(arch, Arch): return arch(**kw)
     return arch_info(arch)(**kw)
