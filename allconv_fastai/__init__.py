@@ -12,7 +12,7 @@ warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', ca
 # Every module whose public names are the package's, in import order (a later module's name wins, as with star imports)
 _MODULES = ('core', 'machine', 'models.allcnn', 'models.densenet', 'models.registry', 'models.init', 'data.sources',
             'data.augment', 'data.loaders', 'callback.precision', 'callback.memory', 'callback.progress', 'callback.schedule',
-            'callback.tta', 'learner', 'checkpoint', 'runs', 'plots', 'config', 'build', 'distributed', 'speed', 'train', 'table3', 'card',
+            'callback.tta', 'learner', 'checkpoint', 'runs', 'plots', 'config', 'build', 'distributed', 'speed', 'train', 'tables', 'card',
             'interpret', 'pretrained', 'campaign')
 
 # Names fastai's `from fastai.vision.all import *` also exports: importable from here by name, but left out of

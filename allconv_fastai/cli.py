@@ -225,7 +225,7 @@ def allconv_table3(
     **settings,                   # Every other setting of `RunConfig` (default: the paper's recipe, CIFAR-10, no augmentation)
 ):
     "Reproduce the All-CNN paper's Table 3 (nets x lrs, lr chosen on validation, test error beside the paper's); resumable"
-    from allconv_fastai.table3 import table3, paper_table3
+    from allconv_fastai.tables import table3, paper_table3
     from allconv_fastai.distributed import say
     try: lrs_ = tuple(float(o) for o in str(lrs).split(',') if o.strip())
     except ValueError: raise AllconvError(f"--lrs must be numbers separated by commas, got {lrs!r}.", "pass e.g. --lrs 0.1,0.05.") from None

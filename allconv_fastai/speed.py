@@ -1,4 +1,4 @@
-"""The timing tools every benchmark in `bench/` uses: one training step of a net on a fixed batch in a named precision mode, the same net trained in a plain PyTorch loop, rounds interleaved so both sides share the machine's load, paired ratios, and FLOP counts.
+"""The timing tools the speed benchmarks in `bench/` use: one training step of a net on a fixed batch in a named precision mode, the same net trained in a plain PyTorch loop, rounds interleaved so both sides share the machine's load, paired ratios, and FLOP counts.
 
 Docs: https://allconv-fastai.github.io/allconv_fastai/speed.html.md"""
 

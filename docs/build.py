@@ -6,7 +6,7 @@
 
 The site: nbdev's own processing (`nbdev.serve.proc_nbs`, what `nbdev-proc-nbs` runs, minus its Quarto install)
 writes the processed notebooks to `_proc/` with a rendered `show_doc` for every exported name; each processed
-notebook becomes one Markdown page (the committed outputs, figures saved as files; Quarto's `#|` options and
+notebook becomes one Markdown page (the committed outputs, read-back cells run again, figures saved as files; Quarto's `#|` options and
 callouts translated), and mkdocs with the Material theme renders them offline: no fonts, scripts or styles from
 other hosts. Navigation: Home (nbs/index.ipynb), the tutorials (nbs/tutorials/NN_*.ipynb) in order, then the API
 pages (nbs/NN_*.ipynb) in notebook order. `nbdev-docs` still builds the Quarto site from the same notebooks where

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from allconv_fastai.cli import train_main, eval_main
 from allconv_fastai.train import train_run
-from allconv_fastai.table3 import table3
+from allconv_fastai.tables import table3
 from allconv_fastai.checkpoint import load_checkpoint, save_checkpoint
 from allconv_fastai.config import RunConfig
 from allconv_fastai.build import run_learner, run_dls

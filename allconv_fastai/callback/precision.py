@@ -13,6 +13,7 @@ from fastai.callback.fp16 import MixedPrecision
 from fastai.callback.channelslast import ChannelsLast
 from ..core import AllconvError
 from ..machine import cpu_has_bf16
+from .memory import TrimHostMemory   # where learners exported before it had its own module find it
 
 # %% auto #0
 __all__ = ['precisions', 'CPUAutocast', 'resolve_precision', 'precision_cbs', 'DevicePrecision']

@@ -128,5 +128,6 @@ def arch_family(arch, # A net's name (any spelling), an `Arch`, or a builder (a 
 def get_arch(arch,                  # A registered name in any spelling, an `Arch`, or a builder taking `kw`
              **kw) -> nn.Module:
     "Build the net `arch` (a registered name in any spelling, or a builder) with options `kw`, initialised afresh (`pretrained_model` loads the shipped weights)."
+    if 'pretrained' in kw: raise AllconvError("get_arch builds a net afresh.", "use pretrained_model(arch) for the shipped weights.")
     if callable(arch) and not isinstance(arch, Arch): return arch(**kw)
     return arch_info(arch)(**kw)

@@ -14,8 +14,8 @@ on the 2-core AMX Xeon, 4.5 on the AVX512-BF16 EPYC, more than a day on the AVX2
 from allconv_fastai.campaign import Plan, best_lr
 from allconv_fastai.config import RunConfig
 from allconv_fastai.train import paper_lrs
-from allconv_fastai.table3 import paper_table3
-from allconv_fastai.table3 import table3_report
+from allconv_fastai.tables import paper_table3
+from allconv_fastai.tables import table3_report
 
 plan = Plan('table3', __doc__, report=table3_report)
 EPOCHS = 10
