@@ -9,6 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD; tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 declare -A wall
+echo "CPU: $(.venv/bin/python -c 'from allconv_fastai.machine import cpu_model; print(cpu_model())'), $(nproc) cores"
 for rev in "$1" "${2:-HEAD}"; do
   d=$tmp/$rev; git clone -q "$root" "$d"; git -C "$d" checkout -q "$rev"
   echo "== $rev ($(git -C "$d" log --oneline -1 | cut -c1-70)); load $(cut -d' ' -f1-3 /proc/loadavg) at $(date +%T)"
