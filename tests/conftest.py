@@ -1,9 +1,11 @@
-"""What the system tests share: the console commands, called in this process (`cli`) or as a real process (`command`,
-`start`) where the process itself is what a test is about; reading their one-line errors; waiting on a process with a
-generous limit; and the one writer of image folders, on top of `allconv_fastai.test_utils.png_tree`."""
+"""What the system tests share: the console commands, called in this process (`cli`) or as a process of their own
+(`command`, `start`: forked with torch and fastai already imported, tests/forked.py) where the process itself is what a
+test is about; reading their one-line errors; waiting on a process with a generous limit; and the one writer of image
+folders, on top of `allconv_fastai.test_utils.png_tree`."""
 import os, re, subprocess, sys, time
 from pathlib import Path
 import pytest
+import forked
 
 BIN = Path(sys.executable).parent   # where the console scripts are installed
 ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1', 'PYTHONWARNINGS': 'ignore'}
@@ -16,14 +18,14 @@ def _exe(name:str) -> list:
     "The installed script `name` (e.g. 'allconv-train'), else `python -m allconv_fastai.cli train`."
     return [str(BIN/name)] if (BIN/name).exists() else [sys.executable, '-m', 'allconv_fastai.cli', name.split('-')[-1]]
 
-def start(name:str, *args, cwd=None) -> subprocess.Popen:
-    "Start the console command `name` as a user would from a shell, with text pipes."
-    return subprocess.Popen(_exe(name) + [str(a) for a in args], cwd=cwd, env=ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+def start(name:str, *args, cwd=None):
+    "Start the console command `name` in a process of its own (forked with torch and fastai imported: tests/forked.py); a `Popen`-like handle with text pipes."
+    return forked.popen([name, *args], cwd=cwd, env=ENV)
 
-def command(name:str, *args, cwd=None, timeout=600) -> subprocess.CompletedProcess:
-    "Run the console command `name` to its end in a process of its own."
-    return subprocess.run(_exe(name) + [str(a) for a in args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout)
+def command(name:str, *args, cwd=None, timeout=600, fresh:bool=False) -> subprocess.CompletedProcess:
+    "Run the console command `name` to its end in a process of its own; `fresh`: the installed script in a new interpreter."
+    if fresh: return subprocess.run(_exe(name) + [str(a) for a in args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout)
+    return forked.run([name, *args], cwd=cwd, env=ENV, timeout=timeout)
 
 @pytest.fixture
 def cli(capsys, monkeypatch):

@@ -1,9 +1,10 @@
 """Campaigns: a plan of runs that survives SIGKILL, resumes the interrupted run without redoing finished
 epochs, files each finished run, and ends with the results of an uninterrupted campaign."""
-import json, signal, subprocess, sys, time
+import json, signal, time
 import pandas as pd
 import pytest
 from allconv_fastai.cli import eval_main, _campaign_main
+import forked
 from conftest import ENV, save_image
 
 PLAN = '''
@@ -20,8 +21,7 @@ def start(tmp, name):
     plan = tmp/'tiny.py'
     if not plan.exists(): plan.write_text(PLAN)
     d = tmp/name
-    return d, subprocess.Popen([sys.executable, '-m', 'allconv_fastai.campaign', str(plan), '--results', str(d/'results'),
-                                '--work', str(d/'work')], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    return d, forked.popen(['-m', 'allconv_fastai.campaign', plan, '--results', d/'results', '--work', d/'work'], env=ENV)
 
 def finish(p, timeout=600):
     out, err = p.communicate(timeout=timeout)

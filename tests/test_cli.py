@@ -104,7 +104,7 @@ def test_import_and_help_answer_without_torch_or_fastai(tmp_path):
     p = subprocess.run([sys.executable, '-W', 'ignore', '-c', code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0 and p.stdout.strip() == '[]', (p.stdout, p.stderr[-2000:])
     assert (BIN/'allconv-campaign').exists()   # the installed script too
-    q = command('allconv-campaign', '--help', cwd=tmp_path)
+    q = command('allconv-campaign', '--help', cwd=tmp_path, fresh=True)
     assert q.returncode == 0 and 'usage: allconv-campaign' in q.stdout and '--status' in q.stdout, q.stderr
 
 def test_module_dispatch(tmp_path, capsys, monkeypatch):

@@ -1,7 +1,7 @@
 """Random and mutated bytes fed to every loader give an `AllconvError` naming the file (or, for a mutation
 that misses everything the format checks, exactly the original content), never another exception, wrong data or a
 hang. Loaders: checkpoints, the decode cache, CIFAR archives and pickle batches, the image decoder, run configs."""
-import functools, io, os, pickle, signal, subprocess, sys, tempfile
+import functools, io, os, pickle, signal, tempfile
 from pathlib import Path
 import pytest
 import torch
@@ -10,6 +10,7 @@ from torchvision.io import encode_png, encode_jpeg
 import allconv_fastai.data.sources as data
 from allconv_fastai.core import AllconvError
 from allconv_fastai import get_arch, save_checkpoint, load_checkpoint
+import forked
 from conftest import cifar10_python_files, tar_gz
 
 FUZZ = settings(max_examples=40, deadline=None, database=None, derandomize=True,
@@ -194,8 +195,7 @@ except AllconvError as e: print('refused:', e)
 
 def test_png_with_short_image_data_is_refused_not_a_crash():
     "Valid chunks and CRCs but too little pixel data (a corrupted file, or a crafted one)."
-    p = subprocess.run([sys.executable, '-W', 'ignore', '-c', PNG_SHORT_IDAT], capture_output=True, text=True, timeout=300,
-                       env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    p = forked.run(['-W', 'ignore', '-c', PNG_SHORT_IDAT], timeout=300, env={**os.environ, 'OMP_NUM_THREADS': '1'})
     assert p.returncode == 0 and 'refused: short.png' in p.stdout, (p.returncode, p.stderr[-500:])
 
 

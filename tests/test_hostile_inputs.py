@@ -9,13 +9,14 @@
 - `allconv-predict` with bad files among good ones; NaN and infinite images to `predict` and `test_dl`.
 - Layouts: folders beside train/ (folders and archives), a class with a space in labels.txt.
 """
-import gzip, io, os, subprocess, sys, tarfile, textwrap, time, zlib
+import gzip, io, os, tarfile, textwrap, time, zlib
 from pathlib import Path
 import pytest
 import torch
 from PIL import Image
 from allconv_fastai.core import AllconvError
 from allconv_fastai.data.sources import load_images, cache_path, decode_image_bytes
+import forked
 from conftest import image_folder, save_image
 
 GUARD = 120   # seconds an operation may take, measured in the child after its imports: generous for a busy 2-core machine
@@ -122,8 +123,8 @@ print(f'elapsed {{time.perf_counter() - t0:.1f}} s')
 def bounded(body:str, cwd) -> str:
     "Run `body` in a child process under the 1 GiB address-space cap and the time guard; its stdout and stderr."
     code = PRELUDE.format(guard=GUARD, body=textwrap.indent(textwrap.dedent(body).strip(), '    '))
-    p = subprocess.run([sys.executable, '-W', 'ignore', '-c', code], cwd=cwd, capture_output=True, text=True, timeout=GUARD + 300,
-                       env={**os.environ, 'OMP_NUM_THREADS': '1', 'ALLCONV_CACHE': str(Path(cwd)/'cache')})
+    p = forked.run(['-W', 'ignore', '-c', code], cwd=cwd, timeout=GUARD + 300,
+                   env={**os.environ, 'OMP_NUM_THREADS': '1', 'ALLCONV_CACHE': str(Path(cwd)/'cache')})
     out = p.stdout + p.stderr
     assert p.returncode == 0 and 'elapsed' in p.stdout, out[-2000:]
     assert float(p.stdout.split('elapsed ')[1].split()[0]) < GUARD, out[-2000:]

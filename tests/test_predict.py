@@ -1,9 +1,10 @@
 "`predict`/`test_dl` on images as users have them (paths, PIL, numpy, tensors, fastai's image types), `ClassificationInterpretation`, `allconv-predict`, a small export."
-import json, subprocess, sys, textwrap
+import json, textwrap
 from pathlib import Path
 import pytest
 import torch
 from PIL import Image
+import forked
 from conftest import ENV, save_image
 
 @pytest.fixture(scope='module')
@@ -102,6 +103,6 @@ def test_export_is_small_and_loads_in_a_fresh_process(trained):
         from fastai.learner import load_learner
         l = load_learner({str(d/'export.pkl')!r})
         with l.no_bar(): print(' '.join(l.predict({str(d)!r} + '/' + f)[0] for f in ('a.png', 'b.jpg', 'c.png')))""")
-    p = subprocess.run([sys.executable, '-c', code], env=ENV, capture_output=True, text=True, timeout=300)
+    p = forked.run(['-c', code], env=ENV, timeout=300)
     assert p.returncode == 0, p.stderr
     assert p.stdout.split() == want

@@ -5,7 +5,7 @@ final epoch with a continuous history and the same weights as an uninterrupted r
 files are refused with an `AllconvError` naming them; a NaN loss or NaN weights never overwrite the last good
 checkpoint; unwritable or full run directories fail early or at the save with no partial files; two runs with one
 seed are identical. Random-bytes fuzzing of every loader is in tests/test_fuzz.py."""
-import errno, hashlib, json, os, pickle, signal, subprocess, sys, textwrap, time, warnings, zipfile
+import errno, hashlib, json, os, pickle, signal, subprocess, textwrap, time, warnings, zipfile
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -17,6 +17,7 @@ import allconv_fastai.checkpoint as ckpt
 from allconv_fastai.core import AllconvError
 from allconv_fastai import allcnn_learner, get_arch, save_checkpoint, load_checkpoint, digits_dls
 from allconv_fastai.cli import train_main
+import forked
 from conftest import ENV, TINY, error_lines, image_folder, start
 
 NET = dict(widths=(16, 32), bn=True, dropout=False)   # narrow All-CNN-C that learns the digits quickly
@@ -80,8 +81,7 @@ def run_child(tmp_path, run_dir, kill=None, seed=0, kill_after=None, timeout=600
     script = tmp_path/'child.py'
     if not script.exists(): script.write_text(CHILD)
     cfg = dict(run_dir=str(run_dir), kill=kill, seed=seed, net=NET, n_epoch=N_EPOCH, lr=LR, milestones=MILESTONES)
-    p = subprocess.Popen([sys.executable, str(script), json.dumps(cfg)], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, env=ENV)
+    p = forked.popen([script, json.dumps(cfg)], env=ENV)
     if kill_after is not None:
         line = p.stdout.readline()                 # 'start <epoch>' once the child is ready to train
         assert line.startswith('start') or p.poll() is not None, line
@@ -124,8 +124,7 @@ def reference(tmp_path_factory):
     procs = []
     for i in range(2):
         cfg = dict(run_dir=str(tmp/f'run{i}'), kill=None, seed=0, net=NET, n_epoch=N_EPOCH, lr=LR, milestones=MILESTONES)
-        procs.append(subprocess.Popen([sys.executable, str(script), json.dumps(cfg)], stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, text=True, env=ENV))
+        procs.append(forked.popen([script, json.dumps(cfg)], env=ENV))
     for p in procs:
         out, err = p.communicate(timeout=600)
         assert p.returncode == 0, err[-3000:]
@@ -185,7 +184,7 @@ def test_atomic_write_killed_keeps_old_file(tmp_path):
             f.write(b'new' * 1000); f.flush()
             os.kill(os.getpid(), signal.SIGKILL)
     ''')
-    p = subprocess.run([sys.executable, '-c', code], env=ENV, capture_output=True, timeout=300)
+    p = forked.run(['-c', code], env=ENV, timeout=300)
     assert p.returncode == -signal.SIGKILL
     assert target.read_bytes() == b'old'
     assert [q.name for q in tmp_path.iterdir() if q != target][0].endswith('.tmp')

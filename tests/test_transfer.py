@@ -1,7 +1,7 @@
 """Transfer learning from the shipped All-CNN-C as fastai's `vision_learner` does it (new head, frozen body
 with trainable batch norms, `fine_tune`, discriminative lrs, the card's statistics), nets that slice like
 `nn.Sequential`, fastai's `Learner` left as it was by the import, fastai's image types, and the paper's names."""
-import subprocess, sys, textwrap, warnings
+import textwrap, warnings
 import pytest, torch
 from torch import nn
 from fastai.learner import Learner
@@ -11,6 +11,7 @@ from allconv_fastai import (AllconvError, all_cnn_c, allcnn_learner, arch_info, 
                             tensor_dls)
 from allconv_fastai.learner import AllconvLearner, head_split
 from allconv_fastai.test_utils import ShortEpochs, cifar_folder
+import forked
 from conftest import ENV, image_folder
 needs_weights = pytest.mark.skipif('all-cnn-c' not in pretrained_names(), reason="no weights in allconv_fastai/weights")
 needs_jpgs = pytest.mark.skipif(find_cifar10_jpg() is None,
@@ -172,13 +173,13 @@ def test_import_leaves_fastai_as_it_was():
         assert (Learner.to_fp16, Learner.to_bf16, Learner.to_fp32) == fns and all(f.__module__ == 'fastai.callback.fp16' for f in fns)
         print('same', len(before))""")
     # first the fastai modules the package imports, then compare them around the import
-    p = subprocess.run([sys.executable, '-W', 'ignore', '-c', "import sys; from allconv_fastai import *; "
-                        "print(' '.join(sorted(n for n in sys.modules if n == 'fastai' or n.startswith('fastai.'))))"],
-                       env=ENV, capture_output=True, text=True, timeout=300)
+    p = forked.run(['-W', 'ignore', '-c', "import sys; from allconv_fastai import *; "
+                    "print(' '.join(sorted(n for n in sys.modules if n == 'fastai' or n.startswith('fastai.'))))"],
+                   env=ENV, timeout=300)
     assert p.returncode == 0, p.stderr[-2000:]
     mods = p.stdout.split()
     assert 'fastai.callback.fp16' in mods and 'fastai.learner' in mods
-    r = subprocess.run([sys.executable, '-c', code % (mods,)], env=ENV, capture_output=True, text=True, timeout=300)
+    r = forked.run(['-c', code % (mods,)], env=ENV, timeout=300)
     assert r.returncode == 0 and r.stdout.startswith('same'), r.stderr[-3000:]
 
 def test_a_plain_fastai_learner_behaves_as_stock_fastai():
