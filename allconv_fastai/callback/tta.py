@@ -35,15 +35,16 @@ def mirror_tta(self:Learner,
         ds_idx:int=1,          # Which of `dls` to predict on: 0 training, 1 validation
         dl=None,               # A `DataLoader` to use instead of `dls[ds_idx]`
         translate:bool=False,  # Also average the four 1-pixel shifts (6 views instead of 2)
+        per_view:bool=False,   # Return each view's predictions, stacked (views, N, classes), the plain view first, instead of their mean
     ):
     "Predictions on `ds_idx` (or `dl`) averaged over the image and its mirror (and 1-pixel shifts when `translate`)."
     dl = ifnone(dl, self.dls[ds_idx])
     views = [dict(), dict(flip=True)]
     if translate: views += [dict(dy=dy, dx=dx) for dy,dx in ((1,0),(-1,0),(0,1),(0,-1))]
-    preds,targs = None,None
+    preds,targs = [],None
     with self.no_bar():
         for v in views:
-            p,t = self.get_preds(dl=dl, cbs=_View(**v))
-            preds = p if preds is None else preds+p
-            targs = t
-    return preds/len(views), targs
+            p,targs = self.get_preds(dl=dl, cbs=_View(**v))
+            preds.append(p)
+    preds = torch.stack(preds)
+    return (preds if per_view else preds.mean(0)), targs
