@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 # %% auto #0
-__all__ = ['cpu_model', 'git_commit', 'machine_info', 'cpu_has_bf16', 'bench_info']
+__all__ = ['cpu_model', 'git_commit', 'machine_info', 'cpu_has_bf16', 'load_average', 'bench_info']
 
 # %% ../nbs/00a_machine.ipynb #0b1cd314
 _CPU_EXTS = (('avx2', 'AVX2'), ('avx512f', 'AVX-512'), ('avx512_bf16', 'AVX512-BF16'), ('amx_tile', 'AMX'))
@@ -53,12 +53,17 @@ def cpu_has_bf16() -> bool:
     return bool(re.search(r'\b(avx512_bf16|amx_bf16)\b', flags))
 
 # %% ../nbs/00a_machine.ipynb #9e3e081c
+def load_average() -> tuple|None:
+    "The 1-, 5- and 15-minute load averages, to 2 places; None where the system reports none."
+    try: return tuple(round(x, 2) for x in os.getloadavg())
+    except (OSError, AttributeError): return None
+
 def bench_info(device=None, # The device the benchmark uses (default: 'cuda' when available, else 'cpu')
               ) -> dict:
     "`machine_info`, with the cores, the load average, native bf16, the other libraries' versions and, on CUDA, the GPU's memory, CUDA and cuDNN."
     import fastcore, torchvision
     from allconv_fastai import __version__
-    info = dict(machine_info(device), cores=os.cpu_count(), load_avg=' '.join(f'{x:.2f}' for x in os.getloadavg()),
+    info = dict(machine_info(device), cores=os.cpu_count(), load_avg=' '.join(f'{x:.2f}' for x in load_average() or ()) or 'unknown',
                 bf16_cpu=cpu_has_bf16(), torchvision=torchvision.__version__, fastcore=fastcore.__version__,
                 allconv_fastai=__version__, platform=platform.platform())
     if info['device'].startswith('cuda') and torch.cuda.is_available():

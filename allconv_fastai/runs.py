@@ -13,6 +13,7 @@ from fastcore.basics import ifnone, patch
 from fastai.callback.core import Callback, CancelFitException
 from fastai.learner import Learner
 from .core import AllconvError, read_json
+from .machine import load_average
 from .checkpoint import save_checkpoint, load_checkpoint, _write_file, _plain
 from .callback.progress import PlainProgress   # where learners exported before it had its own module find it
 
@@ -208,14 +209,9 @@ class History(Callback):
     def after_epoch(self):
         if not self.trained: return
         row = dict(epoch=self.epoch, **_last_values(self.learn), lr=self.opt.hypers[-1]['lr'],
-                   minutes=round((time.perf_counter()-self.t0)/60, 4), load=_load())   # minutes mean little without the load
+                   minutes=round((time.perf_counter()-self.t0)/60, 4), load=(load_average() or (None,))[0])   # minutes mean little without the load
         self.rows = [r for r in self.rows if r['epoch'] < self.epoch] + [_plain({k: _num(v) for k,v in row.items()})]
         write_history(self.path.parent, self.rows, self.path.name)
-
-def _load():
-    "The 1-minute load average, or None where the system does not report one."
-    try: return round(os.getloadavg()[0], 2)
-    except (OSError, AttributeError): return None
 
 def _num(v):
     "A recorder value as a plain Python number."

@@ -145,7 +145,7 @@ def train_run(run_dir,              # Directory for the run's files (must be new
 
 def _mean_load(rows):
     "The mean of the epochs' load averages (None for a history recorded without them)."
-    loads = [float(r['load']) for r in rows if r.get('load') is not None and r['load'] == r['load']]
+    loads = [float(r['load']) for r in rows if r.get('load') is not None and not math.isnan(float(r['load']))]
     return round(sum(loads)/len(loads), 2) if loads else None
 
 def _train(run_dir, cfg, resume, dls, cbs, t0):

@@ -19,7 +19,7 @@ precision, medians over rounds of per-round ratios.
 import argparse, importlib.util, os, statistics, types
 from pathlib import Path
 import torch
-from allconv_fastai.machine import cpu_model
+from allconv_fastai.machine import cpu_model, load_average
 from allconv_fastai.speed import train_step_fn, interleave
 from allconv_fastai.campaign import forward_flops
 from allconv_fastai.models.allcnn import all_cnn_c
@@ -34,6 +34,8 @@ def _list_forward(self, x):
     feats = [x]
     for l in self.layers: feats.append(l(feats))
     return torch.cat(feats, 1)
+
+def _load() -> str: return ' '.join(f'{x:.2f}' for x in load_average() or ()) or 'unknown'
 
 def build(name):
     "The net for configuration `name`, seeded, in training mode."
@@ -59,7 +61,7 @@ def main(argv=None):
     p.add_argument('--no-proto', action='store_true', help="leave out the 'proto' block")
     a = p.parse_args(argv)
     print(f"{cpu_model()}; {torch.get_num_threads()} threads (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}); "
-          f"torch {torch.__version__}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} at start", flush=True)
+          f"torch {torch.__version__}; load average {_load()} at start", flush=True)
     flops = {n: 3*forward_flops(build(n), 32) for n in ('allcnn', 'new')}
     print(f"training FLOPs per image (3 x forward): All-CNN-C {flops['allcnn']/1e9:.3f} G, DenseNet-BC-100 {flops['new']/1e9:.3f} G")
     cfgs = {}   # name -> (step, FLOPs per step)
@@ -88,6 +90,6 @@ def main(argv=None):
         print(f"DenseNet-BC-100 {prec}: new/old step time {statistics.median(x/y for x,y in zip(times[n], times[o])):.3f}"
               + (f", proto/old {statistics.median(x/y for x,y in zip(times[f'densenet-proto {prec} bs64'], times[o])):.3f}"
                  if f'densenet-proto {prec} bs64' in times else ''))
-    print(f"load average at end {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"load average at end {_load()}")
 
 if __name__ == '__main__': main()

@@ -32,7 +32,8 @@ def main():
     p.add_argument('--steps', type=int, default=8)
     p.add_argument('--threads', type=int, default=2)
     a = p.parse_args()
-    print(f"load average at the start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    from allconv_fastai.machine import load_average
+    print(f"load average at the start: {' '.join(f'{v:.2f}' for v in load_average() or ()) or 'unknown'}")
     for label,prec,avx2 in (('this CPU, auto precision', 'auto', False), ('this CPU, fp32', 'fp32', False),
                             ('AVX2 only, fp32', 'fp32', True)):
         r = run(prec, a.bs, a.steps, a.threads, avx2)

@@ -19,7 +19,7 @@ from fastai.torch_core import default_device
 from fastai.callback.core import Callback, CancelFitException, CancelValidException
 from allconv_fastai.core import AllconvError, atomic_write, check_positive
 from allconv_fastai.data.sources import find_cifar10_jpg
-from allconv_fastai.machine import bench_info
+from allconv_fastai.machine import bench_info, load_average
 from allconv_fastai.data.loaders import cifar_dls
 from allconv_fastai.learner import allcnn_learner
 from allconv_fastai.speed import (step_modes, sync_device, interleave, paired_ratio, matmul_gflops, train_flops, train_step_fn,
@@ -288,7 +288,7 @@ def summary_rows(res:dict) -> list:
         if a and b: add(f"All-CNN-C: with BN / without, {mode} (time per step)", a['img_s']/b['img_s'])
     pl,ef = _find(m, variant='plain'),_find(m, variant='efficient')
     if pl and ef:
-        add(f"DenseNet-BC-100: efficient / plain saved activations (bytes)", ef['saved_mb']/pl['saved_mb'], '<= 0.60', lambda v: v <= 0.6)
+        add("DenseNet-BC-100: efficient / plain saved activations (bytes)", ef['saved_mb']/pl['saved_mb'], '<= 0.60', lambda v: v <= 0.6)
         if pl['peak_mb'] > 0:
             what = 'max allocated' if res.get('info', {}).get('device', '').startswith('cuda') else 'peak RSS growth'
             add(f"DenseNet-BC-100: efficient / plain {what} (bytes)", ef['peak_mb']/pl['peak_mb'], '<= 0.60', lambda v: v <= 0.6)
@@ -368,7 +368,7 @@ def _run_bench(quick, device, reps, n_images, bs, only, workers, command, t_star
     if dev.type=='cuda' and not torch.cuda.is_available():
         raise AllconvError("`--device cuda` but torch sees no GPU.", "run on a machine with a GPU, or use --device cpu.")
     res = dict(info=bench_info(dev), best_mode=best_mode(dev), notes=[], quick=quick)
-    load,cores = os.getloadavg()[0],res['info']['cores']
+    load,cores = (load_average() or (0,))[0],res['info']['cores']
     res['notes'].append(f"Load average (1, 5, 15 min) at the start: {res['info']['load_avg']} on {cores} cores" + (
         ": other jobs were running, so absolute speeds are noisy and the ratios are what to read. On an oversubscribed "
         "CPU, torch's intra-op threads wait for each other: `--threads 1` is then much faster." if load > 0.5*cores else '.'))

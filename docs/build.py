@@ -250,11 +250,23 @@ def _run_only_doc_cells():
                   f'  {next(l for l in cell.source.splitlines() if not l.startswith("#|"))[:100]}')
     P._do_eval,P._allconv_only_doc_cells = _do_eval,True
 
+def _read_config_once():
+    """nbdev reads and parses pyproject.toml again for every cell it processes (about 2,000 times a build): parse
+    each version of the file once (keyed by path, size and modification time) and hand out copies."""
+    import copy, nbdev.config as C
+    if getattr(C, '_allconv_config_cache', None) is not None: return
+    orig,C._allconv_config_cache = C._load_toml,{}
+    def _load_toml(p):
+        st = Path(p).stat(); k = (str(Path(p).resolve()), st.st_size, st.st_mtime_ns)
+        if k not in C._allconv_config_cache: C._allconv_config_cache[k] = orig(p)
+        return copy.deepcopy(C._allconv_config_cache[k])
+    C._load_toml = _load_toml
+
 def process(force:bool=True) -> Path:
     "Run nbdev's docs processing of nbs/ into _proc/ in this process (no Quarto needed), returning _proc."
     os.chdir(ROOT)
     os.environ.setdefault('MPLBACKEND', 'Agg')
-    _table_renderer(); _run_only_doc_cells()
+    _table_renderer(); _run_only_doc_cells(); _read_config_once()
     from nbdev.serve import proc_nbs
     return Path(proc_nbs(n_workers=0, force=force))
 
