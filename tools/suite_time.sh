@@ -10,6 +10,11 @@ cd "$(dirname "$0")/.."
 root=$PWD; tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 declare -A wall
 echo "CPU: $(.venv/bin/python -c 'from allconv_fastai.machine import cpu_model; print(cpu_model())'), $(nproc) cores"
+# the clones live in a temporary folder, where `find_cifar10_jpg()` would not find the CIFAR-10 JPEGs this checkout finds:
+# name them, so that both runs run the tests that need them, as CI does
+jpg=$(.venv/bin/python -c 'from allconv_fastai.data.sources import find_cifar10_jpg as f; print(f() or "")')
+export ALLCONV_CIFAR10_JPG=${ALLCONV_CIFAR10_JPG:-$jpg}
+echo "CIFAR-10 JPEGs: ${ALLCONV_CIFAR10_JPG:-none}"
 for rev in "$1" "${2:-HEAD}"; do
   d=$tmp/$rev; git clone -q "$root" "$d"; git -C "$d" checkout -q "$rev"
   echo "== $rev ($(git -C "$d" log --oneline -1 | cut -c1-70)); load $(cut -d' ' -f1-3 /proc/loadavg) at $(date +%T)"
