@@ -7,21 +7,32 @@ imports the package fresh. On a busy 2-core machine those imports take 5-20 s a 
 well under one. `ALLCONV_TEST_SUBPROCESS=1` runs every child as a plain `subprocess.Popen([sys.executable, ...])`
 instead (same tests, same assertions), to check that the two agree.
 
-Where a fresh interpreter is itself the point (what `import allconv_fastai` imports, an installed wheel, torchrun),
-tests call `subprocess` directly."""
-import atexit, multiprocessing as mp, os, runpy, signal, subprocess, sys, tempfile, time, warnings
+Where a fresh interpreter is itself the point (what `import allconv_fastai` imports, a run that must not share an
+interpreter's state with its twin, an exported learner loading where nothing was imported, an installed wheel,
+torchrun), tests pass `fresh=True` or call `subprocess` directly. A forked child differs from a new interpreter in
+what it inherits from the server: the modules in `PRELOAD` (with their import-time state, numpy's global RNG
+included), pytest's `sys.path`, umask and resource limits; its parent is the server and its stdin is /dev/null."""
+import atexit, multiprocessing as mp, os, runpy, signal, subprocess, sys, tempfile, time, warnings, weakref
 from pathlib import Path
 
 PRELOAD = ['torch', 'fastai.vision.all', 'fastai.distributed', 'fastai.callback.channelslast', 'sklearn.datasets',
            'safetensors.torch', 'pandas', 'PIL.Image']
 REAL = os.environ.get('ALLCONV_TEST_SUBPROCESS') == '1'
 _ctx = None
+_running = weakref.WeakSet()   # children not yet seen to end
+
+def _kill_running():
+    "At exit: SIGKILL the children still running (a test that failed before it killed its child), as no one waits for them."
+    for c in list(_running):
+        if c.poll() is None: c.kill(); c.wait(60)
 
 def _context():
     global _ctx
     if _ctx is None:
         _ctx = mp.get_context('forkserver')
         _ctx.set_forkserver_preload(PRELOAD)
+        import multiprocessing.util   # noqa: F401 (its exit handler joins running children: ours are killed before it)
+        atexit.register(_kill_running)
     return _ctx
 
 
@@ -43,9 +54,11 @@ def _child(argv:list, cwd:str, env:dict, out:str, err:str):
     os.environ.clear(); os.environ.update(env)
     import torch
     if env.get('OMP_NUM_THREADS'): torch.set_num_threads(int(env['OMP_NUM_THREADS']))
-    for w in filter(None, env.get('PYTHONWARNINGS', '').split(',')): warnings.simplefilter(w)
+    for w in filter(None, env.get('PYTHONWARNINGS', '').split(',')): warnings._setoption(w)
     args = list(argv)
-    while args and args[0] == '-W': warnings.simplefilter(args[1]); args = args[2:]
+    while args and args[0].startswith('-W'):   # -W spec, or -Wspec
+        if args[0] == '-W': warnings._setoption(args[1]); args = args[2:]
+        else: warnings._setoption(args[0][2:]); args = args[1:]
     try:
         if args[0] == '-c':
             sys.argv = ['-c', *args[2:]]
@@ -65,19 +78,17 @@ def _child(argv:list, cwd:str, env:dict, out:str, err:str):
 class _Lines:
     "`Popen.stdout`'s `readline`, on the child's output file: blocks until a whole line is there or the child ended."
     def __init__(self, child, path): self.child,self.path,self.pos = child,path,0
+    def _read(self) -> bytes:
+        with open(self.path, 'rb') as f: f.seek(self.pos); return f.read()
+    def _take(self, b:bytes) -> str: self.pos += len(b); return b.decode('utf-8', errors='replace')
     def readline(self) -> str:
         while True:
-            with open(self.path, encoding='utf-8', errors='replace') as f:
-                f.seek(self.pos); s = f.read()
-            i = s.find('\n')
-            if i >= 0: self.pos += len(s[:i+1].encode()); return s[:i+1]
-            if self.child.poll() is not None:
-                self.pos += len(s.encode()); return s
+            ended = self.child.poll() is not None   # asked before reading: what an ended child wrote is all there
+            b = self._read(); i = b.find(b'\n')
+            if i >= 0: return self._take(b[:i+1])
+            if ended: return self._take(b)
             time.sleep(0.02)
-    def rest(self) -> str:
-        with open(self.path, encoding='utf-8', errors='replace') as f:
-            f.seek(self.pos); s = f.read()
-        self.pos += len(s.encode()); return s
+    def rest(self) -> str: return self._take(self._read())
 
 
 class Child:
@@ -87,8 +98,10 @@ class Child:
         self._dir = tempfile.mkdtemp(prefix='child-')
         out,err = (os.path.join(self._dir, n) for n in ('stdout', 'stderr'))
         for p in (out, err): open(p, 'w').close()
-        self._p = _context().Process(target=_child, args=(self.args, str(cwd or os.getcwd()), dict(env or os.environ), out, err))
+        self._p = _context().Process(target=_child, args=(self.args, str(cwd or os.getcwd()),
+                                                          dict(os.environ if env is None else env), out, err))
         self._p.start()
+        _running.add(self)
         self.pid = self._p.pid
         self.stdout,self.stderr = _Lines(self, out),_Lines(self, err)
 
@@ -120,10 +133,10 @@ class Child:
         except Exception: pass
 
 
-def popen(argv:list, cwd=None, env=None):
-    "Start `python *argv` (`argv[0]` may also be an installed console script's name); a `Popen`-like handle with text pipes."
+def popen(argv:list, cwd=None, env=None, fresh:bool=False):
+    "Start `python *argv` (`argv[0]` may also be an installed console script's name); a `Popen`-like handle with text pipes. `fresh`: a new interpreter."
     argv = [str(a) for a in argv]
-    if REAL:
+    if REAL or fresh:
         a0,exe = argv[0],Path(sys.executable).parent/argv[0]
         if a0.startswith('-') or a0.endswith('.py'): cmd = [sys.executable, *argv]
         elif exe.exists(): cmd = [str(exe), *argv[1:]]
@@ -131,9 +144,9 @@ def popen(argv:list, cwd=None, env=None):
         return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return Child(argv, cwd=cwd, env=env)
 
-def run(argv:list, cwd=None, env=None, timeout=600) -> subprocess.CompletedProcess:
+def run(argv:list, cwd=None, env=None, timeout=600, fresh:bool=False) -> subprocess.CompletedProcess:
     "Run `python *argv` to its end, like `subprocess.run(..., capture_output=True, text=True, timeout=...)`."
-    p = popen(argv, cwd=cwd, env=env)
+    p = popen(argv, cwd=cwd, env=env, fresh=fresh)
     try: out,err = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         p.kill(); p.communicate(); raise

@@ -31,4 +31,4 @@ def test_rss_stays_flat_during_cpu_training():
     # after each trim RSS is back where it was; without the trims it keeps growing (bench/host_memory.py)
     assert rss[30, 'after'] - rss[10, 'after'] < 16, f"RSS grew {rss[30, 'after'] - rss[10, 'after']:.0f} MiB over 20 batches ({rss})"
     if any(isinstance(c, CPUAutocast) for c in learn.cbs):   # bf16: each trim returned the freed heap the leak is made of
-        assert min(freed) > 64, (freed, rss)
+        assert min(freed) > 8, (freed, rss)   # half what 10 batches of the 1.62 MiB-a-batch leak leave

@@ -103,6 +103,6 @@ def test_export_is_small_and_loads_in_a_fresh_process(trained):
         from fastai.learner import load_learner
         l = load_learner({str(d/'export.pkl')!r})
         with l.no_bar(): print(' '.join(l.predict({str(d)!r} + '/' + f)[0] for f in ('a.png', 'b.jpg', 'c.png')))""")
-    p = forked.run(['-c', code], env=ENV, timeout=300)
+    p = forked.run(['-c', code], env=ENV, timeout=300, fresh=True)   # a new interpreter: nothing imported but what the pickle needs
     assert p.returncode == 0, p.stderr
     assert p.stdout.split() == want

@@ -124,7 +124,7 @@ def reference(tmp_path_factory):
     procs = []
     for i in range(2):
         cfg = dict(run_dir=str(tmp/f'run{i}'), kill=None, seed=0, net=NET, n_epoch=N_EPOCH, lr=LR, milestones=MILESTONES)
-        procs.append(forked.popen([script, json.dumps(cfg)], env=ENV))
+        procs.append(forked.popen([script, json.dumps(cfg)], env=ENV, fresh=True))   # new interpreters: nothing shared
     for p in procs:
         out, err = p.communicate(timeout=600)
         assert p.returncode == 0, err[-3000:]
