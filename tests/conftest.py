@@ -14,18 +14,13 @@ TINY = ['--data', 'digits', '--size', '16', '--widths', '16,32', '--precision', 
 
 # ---------------------------------------------------------------- console commands
 
-def _exe(name:str) -> list:
-    "The installed script `name` (e.g. 'allconv-train'), else `python -m allconv_fastai.cli train`."
-    return [str(BIN/name)] if (BIN/name).exists() else [sys.executable, '-m', 'allconv_fastai.cli', name.split('-')[-1]]
-
 def start(name:str, *args, cwd=None):
     "Start the console command `name` in a process of its own (forked with torch and fastai imported: tests/forked.py); a `Popen`-like handle with text pipes."
     return forked.popen([name, *args], cwd=cwd, env=ENV)
 
 def command(name:str, *args, cwd=None, timeout=600, fresh:bool=False) -> subprocess.CompletedProcess:
     "Run the console command `name` to its end in a process of its own; `fresh`: the installed script in a new interpreter."
-    if fresh: return subprocess.run(_exe(name) + [str(a) for a in args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout)
-    return forked.run([name, *args], cwd=cwd, env=ENV, timeout=timeout)
+    return forked.run([name, *args], cwd=cwd, env=ENV, timeout=timeout, fresh=fresh)
 
 @pytest.fixture
 def cli(capsys, monkeypatch):
