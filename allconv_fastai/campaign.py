@@ -23,8 +23,8 @@ from .build import run_dls
 from .train import train_run, _key
 
 # %% auto #0
-__all__ = ['PlannedRun', 'Plan', 'best_lr', 'forward_flops', 'run_flops', 'file_run', 'filed_metrics', 'campaign_status',
-           'run_campaign', 'load_plan', 'campaign_parser', 'campaign_main']
+__all__ = ['PlannedRun', 'Plan', 'best_lr', 'forward_flops', 'run_flops', 'file_run', 'filed_metrics', 'parked_dir',
+           'campaign_status', 'run_campaign', 'park_runs', 'load_plan', 'campaign_parser', 'campaign_main']
 
 # %% ../nbs/19_campaign.ipynb #134b62dd
 @dataclass
@@ -143,7 +143,9 @@ def filed_metrics(dest, # A filed run's folder
 
 # %% ../nbs/19_campaign.ipynb #5c1ec33a
 def _git_commit(paths, msg:str, cwd) -> bool:
-    "Commit just `paths` (their current contents) with `msg`; True on success. Retries while another git holds the index."
+    "Commit just `paths` (their current contents; a removed one as removed) with `msg`; True on success. Retries while another git holds the index."
+    paths = [p for p in paths if Path(p).exists() or _tracked(p, cwd)]   # a removed path only if git tracks it
+    if not paths: return True
     for _ in range(20):
         a = subprocess.run(['git', 'add', '--', *map(str, paths)], cwd=cwd, capture_output=True, text=True)
         c = a if a.returncode else subprocess.run(['git', 'commit', '-q', '-m', msg, '--', *map(str, paths)], cwd=cwd,
@@ -152,6 +154,10 @@ def _git_commit(paths, msg:str, cwd) -> bool:
         if 'index.lock' not in c.stderr: print(f"git commit failed: {c.stderr.strip()[:300]}", flush=True); return False
         time.sleep(3)
     return False
+
+def _tracked(p, cwd) -> bool:
+    "Whether git tracks the file `p`, or files under the folder `p`."
+    return bool(subprocess.run(['git', 'ls-files', '--', str(p)], cwd=cwd, capture_output=True, text=True).stdout.strip())
 
 class _Stop:
     "Remember a SIGTERM/SIGHUP that arrives outside a fit (`GracefulStop` handles those within one)."
@@ -170,6 +176,22 @@ def _report(plan, out) -> list:
     try: plan.report(out)
     except Exception as e: print(f"The report of plan {plan.name} failed ({type(e).__name__}: {e}); the runs are filed.", flush=True); return []
     return [p for p in out.iterdir() if p.is_file() and before.get(p) != p.stat().st_mtime_ns]
+
+def _copy_run(src, dest):
+    "Replace `dest` by a complete copy of the run folder `src`'s files (not its lock, nor half-written temporary files)."
+    src,dest = Path(src),Path(dest)
+    tmp = dest.with_name(f'.{dest.name}.tmp')
+    shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
+    for f in src.iterdir():
+        if f.is_file() and not f.name.startswith('.'): shutil.copy2(f, tmp/f.name)
+    if dest.exists(): shutil.rmtree(dest)
+    os.replace(tmp, dest)
+
+def parked_dir(results, # Folder of the filed runs (RESULTS/PLAN/RUN)
+               plan:str, # The plan's name
+              ) -> Path:
+    "Where `park_runs` keeps the unfinished runs of `plan`: `results/.parked/<plan>` (outside the plan's results)."
+    return Path(results)/'.parked'/plan
 
 def _hours(s): return f"{s/3600:.1f} h" if s >= 3600 else f"{s/60:.0f} min"
 
@@ -213,10 +235,12 @@ def run_campaign(plan:Plan,                  # The plan (see `load_plan`)
                  max_runs:int=None,          # Stop after training this many runs (default: all)
                 ) -> list:
     "Train what is left of `plan`, one run at a time, resuming an interrupted one; file (and commit) each as it finishes."
-    out,wd = Path(results)/plan.name,Path(work)/plan.name
+    out,wd,pk = Path(results)/plan.name,Path(work)/plan.name,parked_dir(results, plan.name)
     trained = []
     with RunLock(wd, 'campaign work folder'), _Stop() as stop:
-        for p in out.rglob('.*.tmp'): shutil.rmtree(p, ignore_errors=True)   # a filing that was killed: filed again below
+        for d in (out, pk, wd):   # a filing, parking or restoring that was killed: done again below
+            for p in d.rglob('.*.tmp'):
+                if p.is_dir(): shutil.rmtree(p, ignore_errors=True)
         dls,dkey = None,None
         for i,(name,r) in enumerate(plan.runs.items()):
             if filed_metrics(out/name) is not None: continue
@@ -225,6 +249,8 @@ def run_campaign(plan:Plan,                  # The plan (see `load_plan`)
             _say_status(plan, rows)
             done = {x['name']: x['metrics'] for x in rows if x['state']=='filed'}
             cfg,rd = r.resolve(done),wd/name
+            if not (rd/'config.json').exists() and (pk/name/'last.pth').exists():   # parked by an earlier sitting
+                _copy_run(pk/name, rd); print(f"{name}: continuing from its parked checkpoint in {pk/name}", flush=True)
             resume = (rd/'config.json').exists()
             if resume and _key(read_config(rd).to_dict(), cfg.to_dict()) != _key(cfg.to_dict()):
                 raise AllconvError(f"The plan's settings for {name} changed since it started in {rd}.",
@@ -240,6 +266,7 @@ def run_campaign(plan:Plan,                  # The plan (see `load_plan`)
             m = file_run(rd, out/name, r.keep_weights, **extra)
             trained.append(name)
             made = [out/name] + (_report(plan, out) if plan.report else [])
+            if (pk/name).exists(): shutil.rmtree(pk/name); made.append(pk/name)   # filed: its parked copy goes
             if commit:
                 msg = (f"Campaign {plan.name}: {name}, valid accuracy {m['valid_accuracy']:.4f} after {m['epochs_trained']} "
                        f"epochs, {m['train_minutes']:.1f} min on {', '.join(m['cpus'])}")
@@ -251,6 +278,28 @@ def run_campaign(plan:Plan,                  # The plan (see `load_plan`)
         raise RunStopped(f"Campaign {plan.name} stopped by {stop.sig.name}; every finished run is filed in {out}.",
                          "run the same command again to continue (the interrupted run resumes from its last epoch).", signum=stop.sig)
     return trained
+
+# %% ../nbs/19_campaign.ipynb #2e9ed9cb
+def park_runs(plan:Plan,                # The plan (see `load_plan`)
+              results='bench/results',  # Folder of the filed runs; the parked ones go to `results/.parked/<plan>`
+              work='runs/campaign',     # Folder of the unfinished runs (WORK/PLAN/RUN)
+              commit:bool=False,        # `git commit` the parked runs
+             ) -> list:
+    "Copy each started, unfinished run of `plan` that has a checkpoint to `parked_dir(results, plan)/<run>`, for a fresh checkout to continue."
+    out,wd,pk = Path(results)/plan.name,Path(work)/plan.name,parked_dir(results, plan.name)
+    parked = []
+    with RunLock(wd, 'campaign work folder'):   # not while a campaign of the plan trains: its checkpoint could change under us
+        for name in plan.runs:
+            rd = wd/name
+            if filed_metrics(out/name) is not None or not (rd/'last.pth').exists(): continue
+            meta = load_checkpoint(rd/'last.pth')['meta']   # a corrupt checkpoint is refused here, not in the next sitting
+            _copy_run(rd, pk/name); parked.append(pk/name)
+            print(f"Parked {name} after epoch {meta['epoch']+1} of {meta['n_epoch']} in {pk/name}.", flush=True)
+    if not parked: print(f"Plan {plan.name} has no unfinished run with a checkpoint to park.", flush=True)
+    if commit and parked:
+        _git_commit([p.resolve() for p in parked], f"Campaign {plan.name}: parked " + ', '.join(
+            f"{p.relative_to(pk)}" for p in parked) + " (unfinished; the next campaign start continues it)", cwd=pk.resolve())
+    return parked
 
 # %% ../nbs/19_campaign.ipynb #e38ead3d
 def load_plan(plan, # A `Plan`, a plan file's path, or the name of one in bench/plans/
@@ -279,12 +328,14 @@ def campaign_parser() -> argparse.ArgumentParser:
     ap.add_argument('--commit', action='store_true', help="git commit each run the moment it is filed")
     ap.add_argument('--max-runs', type=int, default=None, help="stop after training this many runs")
     ap.add_argument('--status', action='store_true', help="list the plan's runs and the time left; train nothing")
+    ap.add_argument('--park', action='store_true', help="copy each unfinished run's last checkpoint to RESULTS/.parked/PLAN "
+                    "(with --commit, commit it) so that a fresh checkout continues it; train nothing")
     ap.add_argument('--report', action='store_true', help="regenerate the plan's tables and plots from its filed runs; train nothing")
     return ap
 
 def campaign_main(argv=None, # Command-line arguments (default: `sys.argv[1:]`)
                  ) -> int:
-    "Command-line entry point: `allconv-campaign PLAN [--status] [--commit] [--results DIR] [--work DIR] [--max-runs N]`."
+    "Command-line entry point: `allconv-campaign PLAN [--status | --report | --park] [--commit] [--results DIR] [--work DIR] [--max-runs N]`."
     ap = campaign_parser()
     a = ap.parse_args(argv)
     try:
@@ -292,6 +343,9 @@ def campaign_main(argv=None, # Command-line arguments (default: `sys.argv[1:]`)
         if a.report:
             if plan.report is None: raise AllconvError(f"Plan {plan.name} has no report.", "give the Plan a `report` function.")
             print('\n'.join(str(p) for p in _report(plan, Path(a.results)/plan.name)))
+            return 0
+        if a.park:
+            park_runs(plan, a.results, a.work, a.commit)
             return 0
         if a.status:
             rows = campaign_status(plan, a.results, a.work)

@@ -1,6 +1,6 @@
 """Campaigns: a plan of runs that survives SIGKILL, resumes the interrupted run without redoing finished
 epochs, files each finished run, and ends with the results of an uninterrupted campaign."""
-import json, signal, time
+import json, signal, subprocess, time
 import pandas as pd
 import pytest
 from allconv_fastai.cli import eval_main, _campaign_main
@@ -16,6 +16,28 @@ plan.add('sweep/b', epochs=4, lr=0.05, **T)
 plan.add('c', epochs=1, lr=0.02, keep_weights=False, **T)
 '''
 RUNS = ('a', 'sweep/b', 'c')
+
+GIT = {**ENV, 'GIT_AUTHOR_NAME': 'test', 'GIT_AUTHOR_EMAIL': 'test@example.com', 'GIT_COMMITTER_NAME': 'test',
+       'GIT_COMMITTER_EMAIL': 'test@example.com', 'GIT_CONFIG_NOSYSTEM': '1', 'GIT_CONFIG_GLOBAL': '/dev/null'}
+
+def git(cwd, *args) -> str: return subprocess.run(['git', *map(str, args)], cwd=cwd, env=GIT, capture_output=True, text=True, check=True).stdout
+
+def campaign_argv(d, *extra): return ['-m', 'allconv_fastai.campaign', d/'tiny.py', '--results', d/'results', '--work', d/'work', *extra]
+
+def kill_when(p, path, timeout=600):
+    "SIGKILL `p` the moment `path` exists."
+    t0 = time.monotonic()
+    while not path.exists():
+        assert p.poll() is None, p.communicate()[1][-3000:]
+        assert time.monotonic() - t0 < timeout, f"{path} never appeared"
+        time.sleep(0.05)
+    p.send_signal(signal.SIGKILL); p.wait()
+
+def same_results(d, ref):
+    for run in RUNS:
+        m, r = metrics(d, run), metrics(ref, run)
+        for k in ('valid_loss', 'valid_accuracy', 'epochs_trained', 'lr', 'diverged', 'weights_sha256'):
+            assert m.get(k) == r.get(k), (run, k, m.get(k), r.get(k))
 
 def start(tmp, name):
     plan = tmp/'tiny.py'
@@ -41,13 +63,7 @@ def reference(tmp_path_factory):
 def test_killed_campaign_resumes_and_matches_uninterrupted(reference):
     tmp, ref = reference
     d, p = start(tmp, 'killed')
-    ckpt = d/'work'/'tiny'/'sweep'/'b'/'last.pth'
-    t0 = time.monotonic()
-    while not ckpt.exists():   # wait until the second run has checkpointed its first epoch, then kill at once
-        assert p.poll() is None, p.communicate()[1][-3000:]
-        assert time.monotonic() - t0 < 600, "the second run never checkpointed an epoch"
-        time.sleep(0.05)
-    p.send_signal(signal.SIGKILL); p.wait()
+    kill_when(p, d/'work'/'tiny'/'sweep'/'b'/'last.pth')   # the second run has checkpointed its first epoch
     filed = d/'results'/'tiny'
     assert (filed/'a'/'metrics.json').exists() and not (filed/'sweep'/'b').exists()
     a_mtime = (filed/'a'/'metrics.json').stat().st_mtime_ns
@@ -57,14 +73,37 @@ def test_killed_campaign_resumes_and_matches_uninterrupted(reference):
     assert b['resumed_from'] >= 1, b                                       # the interrupted run resumed ...
     assert f"at epoch {b['resumed_from']} of 4" in out
     assert pd.read_csv(filed/'sweep'/'b'/'history.csv').epoch.tolist() == [0, 1, 2, 3]   # ... each epoch once
-    for run in RUNS:                                                       # and the results are the uninterrupted ones
-        m, r = metrics(d, run), metrics(ref, run)
-        for k in ('valid_loss', 'valid_accuracy', 'epochs_trained', 'lr', 'diverged', 'weights_sha256'):
-            assert m.get(k) == r.get(k), (run, k, m.get(k), r.get(k))
+    same_results(d, ref)                                                   # and the results are the uninterrupted ones
     assert 'weights_sha256' in b and 'weights_sha256' not in metrics(d, 'c')   # c files no weights (keep_weights=False)
     assert not list((d/'work').rglob('*.pth'))                             # no checkpoints left once filed
     assert sorted(p.name for p in (filed/'a').iterdir()) == ['config.json', 'curves.png', 'data.json', 'history.csv', 'lr.png',
                                                              'metrics.json', 'weights.safetensors']
+
+def test_parked_run_continues_in_a_fresh_clone(reference, tmp_path):
+    "Killed mid-run, parked and committed; a clone without the work folder continues from the parked checkpoint, and filing the run removes the parked copy."
+    tmp, ref = reference
+    repo = tmp_path/'repo'; repo.mkdir()
+    (repo/'tiny.py').write_text(PLAN); (repo/'.gitignore').write_text('work/\n')
+    git(repo, 'init', '-q'); git(repo, 'add', '.'); git(repo, 'commit', '-qm', 'the plan')
+    p = forked.popen(campaign_argv(repo, '--commit'), env=GIT)
+    kill_when(p, repo/'work'/'tiny'/'sweep'/'b'/'last.pth')
+    q = forked.run(campaign_argv(repo, '--park', '--commit'), env=GIT)
+    assert q.returncode == 0 and 'Parked sweep/b after epoch' in q.stdout, q.stderr[-2000:]
+    parked = git(repo, 'ls-files', 'results/.parked').split()
+    assert 'results/.parked/tiny/sweep/b/last.pth' in parked and 'results/.parked/tiny/sweep/b/config.json' in parked, parked
+    assert not any(f.endswith('.lock') for f in parked) and git(repo, 'status', '--porcelain') == ''   # all committed
+    clone = tmp_path/'clone'; git(tmp_path, 'clone', '-q', repo, clone)
+    assert not (clone/'work').exists()
+    out = finish(forked.popen(campaign_argv(clone, '--commit'), env=GIT))
+    assert 'sweep/b: continuing from its parked checkpoint' in out, out
+    b = metrics(clone, 'sweep/b')
+    assert b['resumed_from'] >= 1 and f"at epoch {b['resumed_from']} of 4" in out, b   # no finished epoch redone
+    assert pd.read_csv(clone/'results'/'tiny'/'sweep'/'b'/'history.csv').epoch.tolist() == [0, 1, 2, 3]
+    same_results(clone, ref)
+    assert not (clone/'results'/'.parked'/'tiny'/'sweep'/'b').exists()
+    assert git(clone, 'ls-files', 'results/.parked') == '' and git(clone, 'status', '--porcelain') == ''   # removal committed
+    filed = git(clone, 'log', '--format=%H', '--', 'results/tiny/sweep/b/metrics.json').split()
+    assert len(filed) == 1 and 'D\tresults/.parked/tiny/sweep/b/last.pth' in git(clone, 'show', '--name-status', '--format=', filed[0])
 
 def test_second_campaign_of_one_plan_is_refused(reference):
     tmp, ref = reference
