@@ -200,13 +200,13 @@ def campaign_status(plan:Plan,              # The plan (see `load_plan`)
                     results='bench/results', # Folder of the filed runs (RESULTS/PLAN/RUN)
                     work='runs/campaign',    # Folder of the unfinished runs (WORK/PLAN/RUN)
                    ) -> list:
-    "One dict per run of `plan`: name, state (filed, started, waiting), and its metrics or settings; with an estimate of the time left here."
-    out,wd = Path(results)/plan.name,Path(work)/plan.name
+    "One dict per run of `plan`: name, state (filed, started, parked, waiting), and its metrics or settings; with an estimate of the time left here."
+    out,wd,pk = Path(results)/plan.name,Path(work)/plan.name,parked_dir(results, plan.name)
     done,rows,cpu = {},[],cpu_model()
     for n,r in plan.runs.items():
         m = filed_metrics(out/n)
         if m is not None: done[n] = m; rows.append(dict(name=n, state='filed', metrics=m)); continue
-        rows.append(dict(name=n, state='started' if (wd/n/'config.json').exists() else 'waiting'))
+        rows.append(dict(name=n, state='started' if (wd/n/'config.json').exists() else 'parked' if (pk/n/'last.pth').exists() else 'waiting'))
     # seconds per TFLOP from the runs filed on this CPU, and the data sizes they saw
     spt = [m['train_minutes']*60/(m['tflops']) for m in done.values() if m.get('tflops') and cpu in m.get('cpus', [])]
     sizes = {m['data']: (m['n_train_images'], m['n_valid_images']) for m in done.values() if 'n_train_images' in m}

@@ -94,6 +94,8 @@ def test_parked_run_continues_in_a_fresh_clone(reference, tmp_path):
     assert not any(f.endswith('.lock') for f in parked) and git(repo, 'status', '--porcelain') == ''   # all committed
     clone = tmp_path/'clone'; git(tmp_path, 'clone', '-q', repo, clone)
     assert not (clone/'work').exists()
+    st = forked.run(campaign_argv(clone, '--status'), env=GIT)
+    assert [l.split()[:2] for l in st.stdout.splitlines()[:3]] == [['filed', 'a'], ['parked', 'sweep/b'], ['waiting', 'c']], st.stdout
     out = finish(forked.popen(campaign_argv(clone, '--commit'), env=GIT))
     assert 'sweep/b: continuing from its parked checkpoint' in out, out
     b = metrics(clone, 'sweep/b')
