@@ -142,12 +142,12 @@ def filed_metrics(dest, # A filed run's folder
     return read_metrics(dest) if (Path(dest)/'metrics.json').exists() else None
 
 # %% ../nbs/19_campaign.ipynb #5c1ec33a
-def _git_commit(paths, msg:str, cwd) -> bool:
+def _git_commit(paths, msg:str, cwd, force:bool=False) -> bool:
     "Commit just `paths` (their current contents; a removed one as removed) with `msg`; True on success. Retries while another git holds the index."
     paths = [p for p in paths if Path(p).exists() or _tracked(p, cwd)]   # a removed path only if git tracks it
     if not paths: return True
-    for _ in range(20):
-        a = subprocess.run(['git', 'add', '--', *map(str, paths)], cwd=cwd, capture_output=True, text=True)
+    for _ in range(20):   # `force`: also files that .gitignore names (a parked run's *.pth)
+        a = subprocess.run(['git', 'add', *(['-f'] if force else []), '--', *map(str, paths)], cwd=cwd, capture_output=True, text=True)
         c = a if a.returncode else subprocess.run(['git', 'commit', '-q', '-m', msg, '--', *map(str, paths)], cwd=cwd,
                                                   capture_output=True, text=True)
         if c.returncode == 0: return True
@@ -156,8 +156,8 @@ def _git_commit(paths, msg:str, cwd) -> bool:
     return False
 
 def _tracked(p, cwd) -> bool:
-    "Whether git tracks the file `p`, or files under the folder `p`."
-    return bool(subprocess.run(['git', 'ls-files', '--', str(p)], cwd=cwd, capture_output=True, text=True).stdout.strip())
+    "Whether git tracks the file `p`, or files under the folder `p` (in the index or in HEAD)."
+    return bool(subprocess.run(['git', 'ls-files', '--with-tree=HEAD', '--', str(p)], cwd=cwd, capture_output=True, text=True).stdout.strip())
 
 class _Stop:
     "Remember a SIGTERM/SIGHUP that arrives outside a fit (`GracefulStop` handles those within one)."
@@ -177,15 +177,19 @@ def _report(plan, out) -> list:
     except Exception as e: print(f"The report of plan {plan.name} failed ({type(e).__name__}: {e}); the runs are filed.", flush=True); return []
     return [p for p in out.iterdir() if p.is_file() and before.get(p) != p.stat().st_mtime_ns]
 
-def _copy_run(src, dest):
-    "Replace `dest` by a complete copy of the run folder `src`'s files (not its lock, nor half-written temporary files)."
+def _copy_run(src, dest, skip=()):
+    "Replace `dest` by a complete copy of the run folder `src`'s files (not its lock, half-written temporary files, or `skip`)."
     src,dest = Path(src),Path(dest)
     tmp = dest.with_name(f'.{dest.name}.tmp')
     shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
     for f in src.iterdir():
-        if f.is_file() and not f.name.startswith('.'): shutil.copy2(f, tmp/f.name)
+        if f.is_file() and not f.name.startswith('.') and f.name not in skip: shutil.copy2(f, tmp/f.name)
     if dest.exists(): shutil.rmtree(dest)
     os.replace(tmp, dest)
+
+def _epochs_done(run_dir) -> int:
+    "Finished epochs recorded by `run_dir/last.pth` (0 without one; a corrupt one is an error)."
+    return load_checkpoint(Path(run_dir)/'last.pth')['meta']['epoch'] + 1 if (Path(run_dir)/'last.pth').exists() else 0
 
 def parked_dir(results, # Folder of the filed runs (RESULTS/PLAN/RUN)
                plan:str, # The plan's name
@@ -241,6 +245,9 @@ def run_campaign(plan:Plan,                  # The plan (see `load_plan`)
         for d in (out, pk, wd):   # a filing, parking or restoring that was killed: done again below
             for p in d.rglob('.*.tmp'):
                 if p.is_dir(): shutil.rmtree(p, ignore_errors=True)
+        stale = [pk/n for n in plan.runs if (pk/n).exists() and filed_metrics(out/n) is not None]
+        for p in stale: shutil.rmtree(p)   # filed by a campaign killed before it removed the parked copy
+        if stale and commit: _git_commit([p.resolve() for p in stale], f"Campaign {plan.name}: parked copies of filed runs removed", cwd=out.resolve())
         dls,dkey = None,None
         for i,(name,r) in enumerate(plan.runs.items()):
             if filed_metrics(out/name) is not None: continue
@@ -249,12 +256,14 @@ def run_campaign(plan:Plan,                  # The plan (see `load_plan`)
             _say_status(plan, rows)
             done = {x['name']: x['metrics'] for x in rows if x['state']=='filed'}
             cfg,rd = r.resolve(done),wd/name
-            if not (rd/'config.json').exists() and (pk/name/'last.pth').exists():   # parked by an earlier sitting
-                _copy_run(pk/name, rd); print(f"{name}: continuing from its parked checkpoint in {pk/name}", flush=True)
+            if (pk/name/'last.pth').exists() and (not (rd/'config.json').exists() or _epochs_done(pk/name) > _epochs_done(rd)):
+                _copy_run(pk/name, rd)   # parked by an earlier sitting, here or elsewhere, and further along than any work here
+                print(f"{name}: continuing from its parked checkpoint in {pk/name}", flush=True)
             resume = (rd/'config.json').exists()
             if resume and _key(read_config(rd).to_dict(), cfg.to_dict()) != _key(cfg.to_dict()):
                 raise AllconvError(f"The plan's settings for {name} changed since it started in {rd}.",
-                                   f"delete {rd} to start it again with the plan's settings.")
+                                   f"delete {rd}" + (f" and {pk/name}" if (pk/name).exists() else '') +
+                                   " to start it again with the plan's settings.")
             print(f"[{i+1}/{len(plan)}] {name}" + (" (resuming)" if resume else ''), flush=True)
             ck = [getattr(cfg, k) for k in data_settings]
             if dls is None or dkey != ck: dls,dkey = run_dls(cfg),ck
@@ -289,16 +298,23 @@ def park_runs(plan:Plan,                # The plan (see `load_plan`)
     out,wd,pk = Path(results)/plan.name,Path(work)/plan.name,parked_dir(results, plan.name)
     parked = []
     with RunLock(wd, 'campaign work folder'):   # not while a campaign of the plan trains: its checkpoint could change under us
+        for p in pk.rglob('.*.tmp') if pk.exists() else []:
+            if p.is_dir(): shutil.rmtree(p, ignore_errors=True)   # a parking that was killed
         for name in plan.runs:
             rd = wd/name
             if filed_metrics(out/name) is not None or not (rd/'last.pth').exists(): continue
-            meta = load_checkpoint(rd/'last.pth')['meta']   # a corrupt checkpoint is refused here, not in the next sitting
-            _copy_run(rd, pk/name); parked.append(pk/name)
-            print(f"Parked {name} after epoch {meta['epoch']+1} of {meta['n_epoch']} in {pk/name}.", flush=True)
+            with RunLock(rd, 'run folder'):   # nor while the run itself is resumed outside the campaign
+                n,there = _epochs_done(rd),_epochs_done(pk/name)   # a corrupt checkpoint is refused here, not in the next sitting
+                if there > n: print(f"Not parking {name}: its parked copy ({there} epochs) is further along than {rd} ({n}).", flush=True); continue
+                _copy_run(rd, pk/name, skip=('best.pth',)); parked.append(pk/name)   # best.pth: not needed to resume or file
+            print(f"Parked {name} after epoch {n} of {read_config(rd).epochs} in {pk/name}.", flush=True)
     if not parked: print(f"Plan {plan.name} has no unfinished run with a checkpoint to park.", flush=True)
     if commit and parked:
-        _git_commit([p.resolve() for p in parked], f"Campaign {plan.name}: parked " + ', '.join(
-            f"{p.relative_to(pk)}" for p in parked) + " (unfinished; the next campaign start continues it)", cwd=pk.resolve())
+        msg = f"Campaign {plan.name}: parked " + ', '.join(f"{p.relative_to(pk)}" for p in parked) + " (unfinished; the next campaign start continues it)"
+        ok = _git_commit([p.resolve() for p in parked], msg, cwd=pk.resolve(), force=True)   # force: .gitignore may name *.pth
+        if not ok or not all(_tracked(p.resolve()/'last.pth', pk.resolve()) for p in parked):
+            raise AllconvError(f"The parked runs in {pk} could not be committed (see git's message above); they are parked, not committed.",
+                               f"commit {pk} yourself (git add -f, since *.pth may be ignored) before this machine's files go.")
     return parked
 
 # %% ../nbs/19_campaign.ipynb #e38ead3d

@@ -1,6 +1,6 @@
 """Campaigns: a plan of runs that survives SIGKILL, resumes the interrupted run without redoing finished
 epochs, files each finished run, and ends with the results of an uninterrupted campaign."""
-import json, signal, subprocess, time
+import json, shutil, signal, subprocess, time
 import pandas as pd
 import pytest
 from allconv_fastai.cli import eval_main, _campaign_main
@@ -83,7 +83,7 @@ def test_parked_run_continues_in_a_fresh_clone(reference, tmp_path):
     "Killed mid-run, parked and committed; a clone without the work folder continues from the parked checkpoint, and filing the run removes the parked copy."
     tmp, ref = reference
     repo = tmp_path/'repo'; repo.mkdir()
-    (repo/'tiny.py').write_text(PLAN); (repo/'.gitignore').write_text('work/\n')
+    (repo/'tiny.py').write_text(PLAN); (repo/'.gitignore').write_text('work/\n*.pth\n')   # as this project ignores *.pth
     git(repo, 'init', '-q'); git(repo, 'add', '.'); git(repo, 'commit', '-qm', 'the plan')
     p = forked.popen(campaign_argv(repo, '--commit'), env=GIT)
     kill_when(p, repo/'work'/'tiny'/'sweep'/'b'/'last.pth')
@@ -91,7 +91,7 @@ def test_parked_run_continues_in_a_fresh_clone(reference, tmp_path):
     assert q.returncode == 0 and 'Parked sweep/b after epoch' in q.stdout, q.stderr[-2000:]
     parked = git(repo, 'ls-files', 'results/.parked').split()
     assert 'results/.parked/tiny/sweep/b/last.pth' in parked and 'results/.parked/tiny/sweep/b/config.json' in parked, parked
-    assert not any(f.endswith('.lock') for f in parked) and git(repo, 'status', '--porcelain') == ''   # all committed
+    assert not any(f.endswith(('.lock', 'best.pth')) for f in parked) and git(repo, 'status', '--porcelain') == ''   # all committed
     clone = tmp_path/'clone'; git(tmp_path, 'clone', '-q', repo, clone)
     assert not (clone/'work').exists()
     st = forked.run(campaign_argv(clone, '--status'), env=GIT)
@@ -106,6 +106,11 @@ def test_parked_run_continues_in_a_fresh_clone(reference, tmp_path):
     assert git(clone, 'ls-files', 'results/.parked') == '' and git(clone, 'status', '--porcelain') == ''   # removal committed
     filed = git(clone, 'log', '--format=%H', '--', 'results/tiny/sweep/b/metrics.json').split()
     assert len(filed) == 1 and 'D\tresults/.parked/tiny/sweep/b/last.pth' in git(clone, 'show', '--name-status', '--format=', filed[0])
+    stale = clone/'results'/'.parked'/'tiny'/'a'   # as if a campaign was killed between filing a run and removing its parked copy
+    shutil.copytree(clone/'results'/'tiny'/'a', stale); (stale/'last.pth').write_bytes(b'stale')
+    git(clone, 'add', '-f', stale); git(clone, 'commit', '-qm', 'a stale parked copy')
+    finish(forked.popen(campaign_argv(clone, '--commit'), env=GIT))
+    assert not stale.exists() and git(clone, 'ls-files', 'results/.parked') == '' and git(clone, 'status', '--porcelain') == ''
 
 def test_second_campaign_of_one_plan_is_refused(reference):
     tmp, ref = reference

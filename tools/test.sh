@@ -28,7 +28,7 @@ echo "== nbdev-test (notebooks)"
 # In one shared pool of workers, a notebook could pass only because another one, run before it in the same worker, had
 # imported what it uses (a fastai patch such as Learner.no_bar); on its own it passes or fails the same every time.
 python -c "from nbdev.doclinks import nbglob; print('\n'.join(map(str, sorted(nbglob()))))" \
-  | OMP_NUM_THREADS=1 xargs -P 2 -n 1 nbdev-test --timing
+  | OMP_NUM_THREADS=1 xargs -r -d "\n" -P 2 -n 1 nbdev-test --timing
 echo "== pytest"
 # two test files at a time, one thread each (each file's tests in order, in one worker)
 OMP_NUM_THREADS=1 pytest -q -p no:cacheprovider -n 2 --dist loadfile tests
