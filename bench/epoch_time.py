@@ -33,9 +33,8 @@ def main():
     p.add_argument('--steps', type=int, default=8)
     p.add_argument('--threads', type=int, default=2)
     a = p.parse_args()
-    from allconv_fastai.machine import load_average
+    from allconv_fastai.machine import load_average, cpu_model
     print(f"load average at the start: {' '.join(f'{v:.2f}' for v in load_average() or ()) or 'unknown'}")
-    from allconv_fastai.machine import cpu_model
     beyond_avx2 = any(x in cpu_model() for x in ('AVX-512', 'AMX'))   # else the AVX2-only line repeats the fp32 one
     for label,prec,avx2 in (('this CPU, auto precision', 'auto', False), ('this CPU, fp32', 'fp32', False),
                             ('AVX2 only, fp32', 'fp32', True))[:3 if beyond_avx2 else 2]:
