@@ -70,7 +70,7 @@ def train_flops(model:torch.nn.Module, # the net
 
 # %% ../nbs/14a_speed.ipynb #13750e5d
 step_modes = ('fp32', 'bf16', 'bf16+cl')             # compared on every device
-gpu_step_modes = step_modes + ('fp16', 'fp16+cl')         # fp16: CUDA only
+gpu_step_modes = step_modes + ('fp32+cl', 'fp16', 'fp16+cl')   # every mode `train_step_fn` takes (fp16: CUDA only)
 
 def train_step_fn(model:torch.nn.Module, # the net (moved to `device`, put in `mode`'s layout)
                   mode:str='fp32', # one of `gpu_step_modes`: 'fp32', 'bf16', 'fp16', and '+cl' for channels last
@@ -95,7 +95,7 @@ def train_step_fn(model:torch.nn.Module, # the net (moved to `device`, put in `m
     g = torch.Generator().manual_seed(1)
     xb,yb = torch.randn(bs, 3, size, size, generator=g).to(dev),torch.randint(0, n_out, (bs,), generator=g).to(dev)
     def step():
-        with torch.autocast(dev.type, dtype=dtype, enabled=mode!='fp32'):
+        with torch.autocast(dev.type, dtype=dtype, enabled=not mode.startswith('fp32')):
             loss = F.cross_entropy(model(xb).float(), yb, label_smoothing=label_smoothing)
         opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
         return loss
@@ -104,14 +104,13 @@ def train_step_fn(model:torch.nn.Module, # the net (moved to `device`, put in `m
 
 def best_mode(device=None, # default: fastai's `default_device()`
              ) -> str:
-    "The mode the library's `precision='auto'` picks on `device`, with channels_last where it uses it (not for fp32)."
-    p = resolve_precision('auto', device)
-    return p if p=='fp32' else p + '+cl'
+    "The mode the library's `precision='auto'` picks on `device`, in channels_last, as the library trains in it (fp32 on a CPU too)."
+    return resolve_precision('auto', device) + '+cl'
 
 # %% ../nbs/14a_speed.ipynb #85844475
 def plain_loop(dls, # `TensorDataLoaders` whose training tensors and stats to use
                arch=all_cnn_c, # builder of the net (called with `n_out`)
-               precision:str='fp32', # 'fp32' or 'bf16' (bf16 autocast + channels-last weights)
+               precision:str='fp32', # 'fp32' or 'bf16' (bf16 autocast; channels-last weights on a CPU or in bf16, as the learner has them)
                lr:float=0.05, # SGD learning rate (momentum 0.9)
                wd:float=1e-3, # weight decay
                pad:int=4, # random translation by up to `pad` pixels (0: none)
@@ -124,7 +123,7 @@ def plain_loop(dls, # `TensorDataLoaders` whose training tensors and stats to us
     mean,std = [s.view(1,-1,1,1).to(dev) for s in dls.stats]
     torch.manual_seed(seed)
     model = arch(n_out=dls.c).to(dev)
-    if precision!='fp32': model = model.to(memory_format=torch.channels_last)
+    if precision!='fp32' or dev.type=='cpu': model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=wd)
     st = dict(idx=torch.randperm(len(x), device=x.device), pos=0)
     def batch():

@@ -4,7 +4,8 @@ the 'fast' recipe's SGD settings), and the compile time of the first compiled st
     OMP_NUM_THREADS=1 ROUNDS=3 python bench/densenet_compile.py      # what bench/results/densenet-compile.txt holds
 
 `PRECISION` (environment): 'auto' (the default) is what the library trains in on this CPU (`resolve_precision`): bf16
-autocast + channels_last where the CPU computes bf16 natively, else fp32; or 'bf16' / 'fp32' outright.
+autocast where the CPU computes bf16 natively, else fp32; or 'bf16' / 'fp32' outright. Either in channels_last, as the
+library trains on a CPU. (Results measured before the library's fp32 used channels_last say 'mode fp32': NCHW.)
 `ROUNDS` (environment): timed rounds.
 
 Rows: 'a' All-CNN-C eager, 'd' DenseNet-BC-100 eager, 'dc' DenseNet-BC-100 compiled; ratios are DenseNet GFLOP/s over
@@ -18,7 +19,7 @@ from allconv_fastai.models.allcnn import all_cnn_c
 from allconv_fastai.models.densenet import densenet_bc100_k12
 from allconv_fastai.machine import cpu_model, load_average
 prec = resolve_precision(os.environ.get('PRECISION', 'auto'), 'cpu')
-mode = 'bf16+cl' if prec == 'bf16' else 'fp32'
+mode = prec + '+cl'   # the library trains channels_last on a CPU, in fp32 too
 print(cpu_model(), torch.get_num_threads(), 'threads, mode', mode, 'load', load_average(), flush=True)
 torch.manual_seed(0)
 fa = 3*forward_flops(all_cnn_c(bn=True, dropout=False), 32); fd = 3*forward_flops(densenet_bc100_k12(), 32)

@@ -4,7 +4,8 @@ the GFLOP/s ratio DenseNet-BC-100 could reach if everything but its convolutions
     OMP_NUM_THREADS=1 python bench/densenet_profile.py      # what bench/results/densenet-profile-*.txt hold
 
 The step is `allconv_fastai.speed.train_step_fn` at batch 64 in the library's precision on this CPU (`PRECISION=auto`:
-bf16 autocast + channels_last where the CPU computes bf16, else fp32), the 'fast' recipe's SGD settings, eager. The
+bf16 autocast where the CPU computes bf16, else fp32; channels_last either way, as the library trains on a CPU; results
+that say 'mode fp32' were measured in NCHW, before fp32 used channels_last), the 'fast' recipe's SGD settings, eager. The
 DenseNet step is profiled with `torch.profiler` over `STEPS` steps (default 2) after one warm-up step; the All-CNN-C
 step's time is the median of as many steps, timed just before and after. 'Convolutions' are the operators
 `aten::mkldnn_convolution` and `aten::convolution_backward` (self time); the bound is All-CNN-C's whole step against
@@ -20,7 +21,7 @@ from allconv_fastai.models.densenet import densenet_bc100_k12
 from allconv_fastai.machine import cpu_model, load_average
 
 steps = int(os.environ.get('STEPS', 2))
-mode = 'bf16+cl' if resolve_precision(os.environ.get('PRECISION', 'auto'), 'cpu') == 'bf16' else 'fp32'
+mode = resolve_precision(os.environ.get('PRECISION', 'auto'), 'cpu') + '+cl'   # channels_last, as the library trains on a CPU
 print(cpu_model(), torch.get_num_threads(), 'threads, mode', mode, 'batch 64, load', load_average(), flush=True)
 fa = 3*forward_flops(all_cnn_c(bn=True, dropout=False), 32); fd = 3*forward_flops(densenet_bc100_k12(), 32)
 kw = dict(lr=.1, label_smoothing=.1, wd=5e-4)

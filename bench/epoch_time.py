@@ -1,5 +1,7 @@
-"""Minutes per 45,000-image epoch of All-CNN-C training on this CPU: with the library's precision ('auto') and in fp32
-with the instruction set limited to AVX2 (no AVX-512, no AMX), each measured in a fresh process, side by side.
+"""Minutes per 45,000-image epoch of All-CNN-C training on this CPU: with the library's precision ('auto'), in fp32,
+and in fp32 with the instruction set limited to AVX2 (no AVX-512, no AMX), each measured in a fresh process, side by
+side; each in channels_last, as the library trains on a CPU (results from before fp32 used channels_last measured
+fp32 in NCHW: their fp32 lines say '(fp32,' where newer ones say '(fp32+cl,').
 
     python bench/epoch_time.py                  # batch 128, 2 threads, median of 8 timed steps after 1 warm-up step each
 
@@ -15,9 +17,9 @@ from allconv_fastai import all_cnn_c, resolve_precision, cpu_model
 from allconv_fastai.speed import train_step_fn, interleave
 prec, bs, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 p = resolve_precision(prec, 'cpu')
-step = train_step_fn(all_cnn_c(bn=True, dropout=False), 'bf16+cl' if p=='bf16' else 'fp32', bs, 'cpu', lr=0.05)
+step = train_step_fn(all_cnn_c(bn=True, dropout=False), p + '+cl', bs, 'cpu', lr=0.05)
 s = statistics.median(interleave({'step': step}, steps, 'cpu')['step'])   # after one warm-up step
-print(json.dumps(dict(precision=p, img_s=bs/s, epoch_min=45000/(bs/s)/60, cpu=cpu_model(), threads=torch.get_num_threads())))
+print(json.dumps(dict(precision=p + '+cl', img_s=bs/s, epoch_min=45000/(bs/s)/60, cpu=cpu_model(), threads=torch.get_num_threads())))
 '''
 
 def run(prec, bs, steps, threads, avx2=False):

@@ -54,7 +54,7 @@ def bench_precision(nets:dict, # name -> builder of the net (called with no argu
         for m in modes:
             gf = flops/statistics.median(ts[m])/1e9
             rows.append(dict(net=name, mode=m, bs=bs, img_s=bs/statistics.median(ts[m]), speedup=paired_ratio(ts, modes[0], m),
-                             gflop_step=flops/1e9, gflop_s=gf, peak_frac=gf/peaks['fp32' if m=='fp32' else 'bf16']))
+                             gflop_step=flops/1e9, gflop_s=gf, peak_frac=gf/peaks['fp32' if m.startswith('fp32') else 'bf16']))
         del steps
     return rows
 
@@ -398,7 +398,8 @@ def _run_bench(quick, device, reps, n_images, bs, only, workers, command, t_star
                 res['peaks'] = dict(fp32=matmul_gflops(torch.float32, s['mm'], reps+2, dev),
                                     bf16=matmul_gflops(torch.bfloat16, s['mm'], reps+2, dev), n=s['mm'])
                 nets = {'All-CNN-C': all_cnn_c, 'All-CNN-C (BN)': partial(all_cnn_c, bn=True), 'DenseNet-BC-100': densenet_bc100_k12}
-                res['precision'] = bench_precision(nets, bs, reps, dev, res['peaks'])
+                res['precision'] = bench_precision(nets, bs, reps, dev, res['peaks'],
+                                                   tuple(dict.fromkeys(step_modes + (res['best_mode'],))))   # and the library's mode
         if 'memory' in only:
             with section('memory'): res['memory'] = bench_memory('densenet-bc100-k12', bs, res['best_mode'], reps, dev)
         if 'scaling' in only:

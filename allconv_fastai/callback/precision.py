@@ -1,4 +1,4 @@
-"""fp32, bf16 or fp16 as fastai callbacks for the device the data is on: fastai's `MixedPrecision` and `ChannelsLast` on CUDA, bf16 autocast on CPUs that compute bf16 natively.
+"""fp32, bf16 or fp16 as fastai callbacks for the device the data is on: fastai's `MixedPrecision` and `ChannelsLast` on CUDA, channels_last and, where the CPU computes bf16 natively, bf16 autocast on a CPU.
 
 Docs: https://allconv-fastai.github.io/allconv_fastai/callback.precision.html.md"""
 
@@ -53,7 +53,7 @@ def precision_cbs(precision:str='auto', # 'auto', 'fp32', 'bf16' or 'fp16' (reso
     "fastai callbacks for `precision` ('auto', 'fp32', 'bf16', 'fp16') on `device`."
     dev = torch.device(device or default_device())
     precision = resolve_precision(precision, dev)
-    if precision=='fp32': return []
+    if precision=='fp32': return [ChannelsLast()] if dev.type=='cpu' else []
     if dev.type=='cuda': return [ChannelsLast(), MixedPrecision(amp_mode=precision)]
     if precision=='fp16':
         raise AllconvError("fp16 mixed precision needs a CUDA device.", "use precision='bf16' or 'fp32' on a CPU.")
@@ -91,5 +91,7 @@ class DevicePrecision:
         return super().to_fp16(**kwargs)
 
     def to_fp32(self):
-        "fp32: fastai's `to_fp32` (which removes `MixedPrecision`), and `CPUAutocast` removed too."
-        return super().to_fp32().remove_cbs([cb for cb in self.cbs if isinstance(cb, CPUAutocast)])
+        "fp32: fastai's `to_fp32` (which removes `MixedPrecision`), and `CPUAutocast` removed too; channels_last stays on a CPU, as `precision='fp32'` has it."
+        self.remove_cbs([cb for cb in self.cbs if isinstance(cb, CPUAutocast)])
+        if _data_device(self).type == 'cpu' and not any(isinstance(cb, ChannelsLast) for cb in self.cbs): self.add_cb(ChannelsLast())
+        return super().to_fp32()
