@@ -14,7 +14,7 @@ from fastai.callback.core import Callback, CancelFitException, CancelEpochExcept
 from .core import atomic_write
 
 # %% auto #0
-__all__ = ['ShortEpochs', 'InterruptAfter', 'RecordShard', 'png_tree', 'cifar_folder']
+__all__ = ['ShortEpochs', 'InterruptAfter', 'RecordShard', 'encode_image', 'png_tree', 'cifar_folder']
 
 # %% ../nbs/18_test_utils.ipynb #eab4a810
 class ShortEpochs(Callback):
@@ -53,6 +53,17 @@ class RecordShard(Callback):
         with atomic_write(self.out_dir/f'rank{rank_distrib()}.json', 'w') as f: json.dump(rec, f)
 
 # %% ../nbs/18_test_utils.ipynb #ce5d566f
+def encode_image(im:torch.Tensor,  # A 3xHxW uint8 image
+                 ext:str='png',     # 'png', or 'jpg' for JPEG
+                 quality:int=75,    # JPEG quality
+                ) -> bytes:
+    "The bytes of `im` as a PNG or JPEG file (PIL's encoders)."
+    import io
+    from PIL import Image
+    b = io.BytesIO()
+    Image.fromarray(im.permute(1, 2, 0).contiguous().numpy()).save(b, format='PNG' if ext=='png' else 'JPEG', quality=quality)
+    return b.getvalue()
+
 def png_tree(root,                     # Folder to write under (created if missing)
              n_per=3,                  # Images per class and split
              classes=('cat','dog'),    # Class folder names
@@ -62,7 +73,6 @@ def png_tree(root,                     # Folder to write under (created if missi
              ext='png',                # 'png', or 'jpg' for JPEG files
             ) -> dict:
     "Write random images in the untar_data layout under `root`; return {relative path: uint8 tensor}."
-    from torchvision.io import encode_png, encode_jpeg
     root = Path(root)
     g,out = torch.Generator().manual_seed(seed),{}
     for sp in splits:
@@ -70,7 +80,7 @@ def png_tree(root,                     # Folder to write under (created if missi
             (root/sp/c).mkdir(parents=True, exist_ok=True)
             for i in range(n_per):
                 im = torch.randint(0, 256, (3,size,size), generator=g, dtype=torch.uint8)
-                (root/sp/c/f'{i:04d}.{ext}').write_bytes(bytes((encode_png if ext=='png' else encode_jpeg)(im).numpy()))
+                (root/sp/c/f'{i:04d}.{ext}').write_bytes(encode_image(im, ext))
                 out[f'{sp}/{c}/{i:04d}.{ext}'] = im
     (root/'labels.txt').write_text('\n'.join(classes))
     return out
@@ -84,7 +94,6 @@ def cifar_folder(root,           # Folder to write under
                  src=None,       # The CIFAR-10 JPEG archive or folder (default: `find_cifar10_jpg()`)
                 ) -> Path|None:
     "Write CIFAR-10 images relabelled by `groups` as PNGs in class folders under root/train and root/valid, the valid ones from the 5,000 the shipped net held out."
-    from torchvision.io import encode_png
     from allconv_fastai.data.sources import find_cifar10_jpg
     from allconv_fastai.data.sources import load_images, split_idxs
     src = src or find_cifar10_jpg()
@@ -95,5 +104,5 @@ def cifar_folder(root,           # Folder to write under
             pool = idxs[torch.isin(s.y[idxs], torch.tensor([s.vocab.index(c) for c in olds]))]
             (root/split/new).mkdir(parents=True, exist_ok=True)
             for i in pool[torch.randperm(len(pool), generator=g)[:n]].tolist():
-                (root/split/new/f'{i:05d}.png').write_bytes(bytes(encode_png(s.x[i]).numpy()))
+                (root/split/new/f'{i:05d}.png').write_bytes(encode_image(s.x[i]))
     return root

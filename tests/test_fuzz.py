@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 import torch
 from hypothesis import given, settings, strategies as st, HealthCheck
-from torchvision.io import encode_png, encode_jpeg
 import allconv_fastai.data.sources as data
 from allconv_fastai.core import AllconvError
 from allconv_fastai import get_arch, save_checkpoint, load_checkpoint
+from allconv_fastai.test_utils import encode_image
 import forked
 from conftest import cifar10_python_files, tar_gz
 
@@ -167,7 +167,7 @@ def test_wellformed_pickle_of_wrong_shape(tmp_path, bad):
 @functools.lru_cache(None)
 def good_images():
     im = torch.randint(0, 256, (3, 16, 16), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
-    return bytes(encode_png(im).numpy()), bytes(encode_jpeg(im, quality=90).numpy())
+    return encode_image(im), encode_image(im, 'jpg', quality=90)
 
 @FUZZ
 @given(st.data())
