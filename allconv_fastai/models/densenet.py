@@ -31,7 +31,7 @@ def bn_relu_conv(
     p:float=0.,   # Dropout after the conv (none when 0)
 ) -> nn.Sequential:
     "BN-ReLU-conv (`ks`x`ks`, no bias, 'same' padding), followed by dropout when `p` > 0."
-    layers = [nn.BatchNorm2d(ni), nn.ReLU(), nn.Conv2d(ni, nf, ks, padding=ks//2, bias=False)]
+    layers = [nn.BatchNorm2d(ni), nn.ReLU(inplace=True), nn.Conv2d(ni, nf, ks, padding=ks//2, bias=False)]   # in place: BN's backward needs its input, not its output
     if p: layers.append(nn.Dropout(p))
     return nn.Sequential(*layers)
 
@@ -126,7 +126,7 @@ class DenseNet(nn.Sequential):
             if i < n_blocks-1:
                 layers.append(transition(nc, int(theta*nc), p))
                 nc = int(theta*nc)
-        layers += [nn.BatchNorm2d(nc), nn.ReLU(), AdaptiveAvgPool(1), Flatten(), nn.Linear(nc, n_out)]
+        layers += [nn.BatchNorm2d(nc), nn.ReLU(inplace=True), AdaptiveAvgPool(1), Flatten(), nn.Linear(nc, n_out)]
         super().__init__(*layers)
         self.depth,self.growth,self.bc = depth,growth,bc
         init_cnn(self)

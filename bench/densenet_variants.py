@@ -1,0 +1,64 @@
+"""DenseNet-BC-100 (k=12) against All-CNN-C on a CPU: training GFLOP/s side by side in one run, for the library's
+DenseNet and for variants of it that each undo one of its speed choices (item 7 of the Table 3 issue: the target is a
+DenseNet/All-CNN-C GFLOP/s ratio of at least 0.5).
+
+    OMP_NUM_THREADS=1 python bench/densenet_variants.py              # batch 64, 4 timed rounds
+    OMP_NUM_THREADS=1 python bench/densenet_variants.py --rounds 6 --bs 64
+
+Every configuration is one training step (`allconv_fastai.speed.train_step_fn`: forward, label-smoothed loss,
+backward, SGD step with the 'fast' recipe's settings) on a fixed random 32x32 batch, in the library's mode on this CPU
+(`best_mode`: bf16 autocast where the CPU computes bf16, else fp32; channels_last either way). Configurations:
+
+- 'allcnn': All-CNN-C with batch norm, no dropout (the fast recipe's net), the baseline;
+- 'densenet': DenseNet-BC-100 as the library builds it;
+- 'relu-copy': the same net with its ReLUs writing a new tensor instead of overwriting the batch norm's output;
+- 'nchw': the same net in NCHW (the layout the library trained fp32 in before).
+
+Timed once per round in alternating order after one warm-up round (`allconv_fastai.speed.interleave`). FLOPs: 3 x the
+forward multiply-adds x 2 of the convolutions and the linear layer (`allconv_fastai.campaign.forward_flops`). Ratios
+are medians over rounds of per-round ratios.
+"""
+import argparse, statistics, torch
+from torch import nn
+from allconv_fastai.machine import cpu_model, load_average
+from allconv_fastai.speed import train_step_fn, interleave, best_mode
+from allconv_fastai.campaign import forward_flops
+from allconv_fastai.models.allcnn import all_cnn_c
+from allconv_fastai.models.densenet import densenet_bc100_k12
+from allconv_fastai.models.registry import get_recipe
+
+def build(name):
+    torch.manual_seed(0)
+    if name == 'allcnn': return all_cnn_c(bn=True, dropout=False)
+    m = densenet_bc100_k12()
+    if name == 'relu-copy':
+        for x in m.modules():
+            if isinstance(x, nn.ReLU): x.inplace = False
+    return m
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--rounds', type=int, default=4)
+    p.add_argument('--bs', type=int, default=64)
+    a = p.parse_args(argv)
+    mode = best_mode('cpu')
+    print(f"{cpu_model()}; {torch.get_num_threads()} threads; torch {torch.__version__}; mode {mode}, batch {a.bs}; "
+          f"load average {load_average()} at start", flush=True)
+    names = ('allcnn', 'densenet', 'relu-copy', 'nchw')
+    fl = {n: 3*forward_flops(build('allcnn' if n=='allcnn' else 'densenet'), 32) for n in names}
+    fns = {}
+    for n in names:
+        r = get_recipe('allcnn' if n=='allcnn' else 'densenet', 'fast')
+        fns[n] = train_step_fn(build(n), mode.replace('+cl', '') if n=='nchw' else mode, a.bs, 'cpu', lr=r.lr,
+                               nesterov=r.nesterov, wd=r.wd, label_smoothing=r.label_smoothing)
+    ts = interleave(fns, a.rounds, 'cpu')
+    rate = {n: [a.bs*fl[n]/t/1e9 for t in ts[n]] for n in names}
+    print(f"{'configuration':12} {'step':>8} {'GFLOP/s':>8}  GFLOP/s ratio to All-CNN-C")
+    for n in names:
+        r = statistics.median(x/y for x,y in zip(rate[n], rate['allcnn']))
+        print(f"{n:12} {statistics.median(ts[n])*1e3:6.0f}ms {statistics.median(rate[n]):8.1f}  {r:.3f}", flush=True)
+    for n in names[2:]:
+        print(f"step time {n} / densenet: {statistics.median(x/y for x,y in zip(ts[n], ts['densenet'])):.3f}")
+    print(f"load average {load_average()} at end")
+
+if __name__ == '__main__': main()
