@@ -269,9 +269,11 @@ data_settings = tuple(f.name for f in fields(RunConfig) if f.metadata.get('data'
 
 def run_env(learn:Learner, # A learner built by `run_learner`
            ) -> dict:
-    "What `learn`'s run resolved to on this machine: precision, device, CPU, GPU, versions and the code's git commit."
+    "What `learn`'s run resolved to on this machine: precision, memory layout, device, CPU, GPU, versions and the code's git commit."
     dev = getattr(learn.dls, 'device', None) or next(learn.model.parameters()).device
-    return dict(precision=resolve_precision(getattr(learn, 'precision', 'auto'), dev), **machine_info(dev), git_commit=git_commit())
+    return dict(precision=resolve_precision(getattr(learn, 'precision', 'auto'), dev),
+                channels_last=any(type(c).__name__ == 'ChannelsLast' for c in learn.cbs),
+                **machine_info(dev), git_commit=git_commit())
 
 _annos = {'bool': ('true or false', lambda v: isinstance(v, bool)), 'int': ('a whole number', lambda v: isinstance(v, int) and not isinstance(v, bool)),
           'float': ('a number', _isnum), 'str': ('a string', lambda v: isinstance(v, str))}

@@ -104,8 +104,9 @@ def train_step_fn(model:torch.nn.Module, # the net (moved to `device`, put in `m
 
 def best_mode(device=None, # default: fastai's `default_device()`
              ) -> str:
-    "The mode the library's `precision='auto'` picks on `device`, in channels_last, as the library trains in it (fp32 on a CPU too)."
-    return resolve_precision('auto', device) + '+cl'
+    "The mode the library's `precision='auto'` picks on `device`, in channels_last where the library trains in it (CPUs, fp32 too; CUDA)."
+    p = resolve_precision('auto', device)
+    return p + '+cl' if torch.device(device or default_device()).type in ('cpu', 'cuda') else p
 
 # %% ../nbs/14a_speed.ipynb #85844475
 def plain_loop(dls, # `TensorDataLoaders` whose training tensors and stats to use
@@ -144,4 +145,5 @@ def plain_loop(dls, # `TensorDataLoaders` whose training tensors and stats to us
                 loss = F.cross_entropy(model(xb).float(), yb)
             opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
         return loss.item()
+    run.model = model
     return run

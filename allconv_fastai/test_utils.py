@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from fastai.torch_core import num_distrib, rank_distrib
 from fastai.callback.core import Callback, CancelFitException, CancelEpochException, CancelValidException
-from .core import atomic_write
+from .core import atomic_write, AllconvError
 
 # %% auto #0
 __all__ = ['ShortEpochs', 'InterruptAfter', 'RecordShard', 'encode_image', 'png_tree', 'cifar_folder']
@@ -53,15 +53,18 @@ class RecordShard(Callback):
         with atomic_write(self.out_dir/f'rank{rank_distrib()}.json', 'w') as f: json.dump(rec, f)
 
 # %% ../nbs/18_test_utils.ipynb #ce5d566f
-def encode_image(im:torch.Tensor,  # A 3xHxW uint8 image
-                 ext:str='png',     # 'png', or 'jpg' for JPEG
+def encode_image(im:torch.Tensor,  # A CxHxW uint8 image (C: 1 or 3)
+                 ext:str='png',     # 'png', or 'jpg' / 'jpeg' for JPEG
                  quality:int=75,    # JPEG quality
                 ) -> bytes:
     "The bytes of `im` as a PNG or JPEG file (PIL's encoders)."
     import io
     from PIL import Image
+    fmt = {'png': 'PNG', 'jpg': 'JPEG', 'jpeg': 'JPEG'}.get(ext.lower())
+    if fmt is None: raise AllconvError(f"encode_image cannot write {ext!r} files.", "use ext='png' or 'jpg'.")
+    a = im.permute(1, 2, 0).contiguous().numpy()
     b = io.BytesIO()
-    Image.fromarray(im.permute(1, 2, 0).contiguous().numpy()).save(b, format='PNG' if ext=='png' else 'JPEG', quality=quality)
+    Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a).save(b, format=fmt, **({'quality': quality} if fmt=='JPEG' else {}))
     return b.getvalue()
 
 def png_tree(root,                     # Folder to write under (created if missing)

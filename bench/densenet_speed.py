@@ -6,7 +6,8 @@
 Each configuration is one training step (forward, backward, SGD step) on a fixed random 32x32 batch
 (`allconv_fastai.speed.train_step_fn`), as `densenet_learner` / `allcnn_learner` run it ('fast' recipe: SGD momentum
 0.9, Nesterov for DenseNet, weight decay, label-smoothed cross-entropy): the library's CPU precision (`precision_cbs`:
-bf16 autocast + channels_last weights) and fp32. What fastai's Learner adds over such a step is measured by `bench/suite.py` (its
+bf16 autocast + channels_last weights) and fp32 in NCHW (the library's fp32 layout when this was written; it trains fp32
+in channels_last now, measured by `bench/densenet_variants.py`). What fastai's Learner adds over such a step is measured by `bench/suite.py` (its
 learner section). Configurations are timed once per round, in alternating order (`allconv_fastai.speed.interleave`), after
 `--warmup` steps each and one warm-up round. FLOPs are 2 x multiply-adds of the convs and linear layer for one 32x32 forward
 (`allconv_fastai.campaign.forward_flops`); a training step counts 3 forward passes.

@@ -12,20 +12,28 @@ backward, SGD step with the 'fast' recipe's settings) on a fixed random 32x32 ba
 - 'allcnn': All-CNN-C with batch norm, no dropout (the fast recipe's net), the baseline;
 - 'densenet': DenseNet-BC-100 as the library builds it;
 - 'relu-copy': the same net with its ReLUs writing a new tensor instead of overwriting the batch norm's output;
-- 'nchw': the same net in NCHW (the layout the library trained fp32 in before).
+- 'nchw': the same net in NCHW (the layout the library trained fp32 in before);
+- 'list': the same net with each dense layer concatenating the list of all earlier feature maps (as the
+  checkpointed block must) instead of the one growing concatenation.
 
 Timed once per round in alternating order after one warm-up round (`allconv_fastai.speed.interleave`). FLOPs: 3 x the
 forward multiply-adds x 2 of the convolutions and the linear layer (`allconv_fastai.campaign.forward_flops`). Ratios
 are medians over rounds of per-round ratios.
 """
-import argparse, statistics, torch
+import argparse, statistics, types, torch
 from torch import nn
 from allconv_fastai.machine import cpu_model, load_average
 from allconv_fastai.speed import train_step_fn, interleave, best_mode
 from allconv_fastai.campaign import forward_flops
 from allconv_fastai.models.allcnn import all_cnn_c
-from allconv_fastai.models.densenet import densenet_bc100_k12
+from allconv_fastai.models.densenet import densenet_bc100_k12, DenseBlock
 from allconv_fastai.models.registry import get_recipe
+
+def _list_forward(self, x):
+    "A dense block whose layers each concatenate the list of all earlier feature maps."
+    feats = [x]
+    for l in self.layers: feats.append(l(feats))
+    return torch.cat(feats, 1)
 
 def build(name):
     torch.manual_seed(0)
@@ -34,6 +42,9 @@ def build(name):
     if name == 'relu-copy':
         for x in m.modules():
             if isinstance(x, nn.ReLU): x.inplace = False
+    if name == 'list':
+        for b in m.modules():
+            if isinstance(b, DenseBlock): b.forward = types.MethodType(_list_forward, b)
     return m
 
 def main(argv=None):
@@ -44,7 +55,7 @@ def main(argv=None):
     mode = best_mode('cpu')
     print(f"{cpu_model()}; {torch.get_num_threads()} threads; torch {torch.__version__}; mode {mode}, batch {a.bs}; "
           f"load average {load_average()} at start", flush=True)
-    names = ('allcnn', 'densenet', 'relu-copy', 'nchw')
+    names = ('allcnn', 'densenet', 'relu-copy', 'nchw', 'list')
     fl = {n: 3*forward_flops(build('allcnn' if n=='allcnn' else 'densenet'), 32) for n in names}
     fns = {}
     for n in names:

@@ -178,7 +178,7 @@ def stage_densenet(out:Path, box:float, cfg, dev, dry:bool) -> dict:
             for k in ('plain', 'efficient'):
                 set_seed(0)
                 st = train_step_fn(build(k == 'efficient'), mode, bs, dev)
-                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=mode != 'fp32'):
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=not mode.startswith('fp32')):
                     saved = saved_activation_bytes(st.model, st.xb)
                 st(); sync_device(dev)                                    # warm-up: cudnn, gradients, momentum
                 peak = base = None

@@ -121,7 +121,7 @@ def bench_memory(arch:str='densenet-bc100-k12', # a `get_densenet` name
              for k in ('plain', 'efficient')}
     rows = {}
     for k,st in steps.items():
-        with torch.autocast(dev.type, dtype=torch.float16 if mode.startswith('fp16') else torch.bfloat16, enabled=mode!='fp32'):
+        with torch.autocast(dev.type, dtype=torch.float16 if mode.startswith('fp16') else torch.bfloat16, enabled=not mode.startswith('fp32')):
             saved = saved_activation_bytes(st.model, st.xb)/2**20
         if dev.type=='cuda':
             torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats(dev); base = torch.cuda.memory_allocated(dev)

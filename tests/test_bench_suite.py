@@ -39,6 +39,12 @@ def test_bench_memory_efficient_block_saves_activations():
     assert rows[1]['saved_mb'] < 0.9*rows[0]['saved_mb']
     ft.test_eq(rows[0]['time_rel'], 1.)
 
+def test_bench_memory_fp32_channels_last_is_fp32():
+    "The library's fp32 mode on a CPU ('fp32+cl') counts fp32 activations: no autocast, as its step trains."
+    f = partial(DenseNet, 16, 12, bc=True)
+    saved = {m: [r['saved_mb'] for r in suite.bench_memory(f, bs=4, mode=m, rounds=1, device='cpu', rss=False)] for m in ('fp32', 'fp32+cl')}
+    ft.test_close(saved['fp32+cl'], saved['fp32'], eps=1e-6)
+
 @pytest.mark.slow
 def test_step_peak_rss():
     assert 0 <= suite.step_peak_rss('densenet40-k12', bs=4) < 2000
