@@ -218,7 +218,7 @@ def table3_report(plan_dir, # The Table 3 campaign's results folder; the report 
           "number of ours is a validation error, and the lrs were chosen on the same validation images.", "",
           f"## Table 3 at an equal budget ({filed(t3)})", "",
           "Ours: the fast recipe (batch norm, no dropout, flip + 4-pixel translation, one-cycle over 10 epochs, label smoothing 0.1, "
-          "SGD with one-cycle momentum 0.95-0.85-0.95, weight decay 5e-4, batch 128, bf16 autocast). The paper's column is its C10 test error: no augmentation, "
+          "SGD with one-cycle momentum 0.95-0.85-0.95, weight decay 5e-4, batch 128; bf16 autocast on a CPU that computes bf16 natively, else fp32: see each run's CPU). The paper's column is its C10 test error: no augmentation, "
           "dropout, 350 epochs. It is a reference from another setting, not a like-for-like comparison.", "",
           _md(t3, cols), "", *[f"- {s}" for s in table3_findings(t3)], "",
           f"## The C row in the paper's own setting ({filed(ps)})", "",
