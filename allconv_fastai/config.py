@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from fastcore.basics import ifnone
 from fastai.learner import Learner
+from fastai.callback.channelslast import ChannelsLast
 from .core import AllconvError, check_positive, read_json, write_json
 from .machine import machine_info, git_commit
 from .models.registry import arch_info, get_recipe
@@ -272,7 +273,7 @@ def run_env(learn:Learner, # A learner built by `run_learner`
     "What `learn`'s run resolved to on this machine: precision, memory layout, device, CPU, GPU, versions and the code's git commit."
     dev = getattr(learn.dls, 'device', None) or next(learn.model.parameters()).device
     return dict(precision=resolve_precision(getattr(learn, 'precision', 'auto'), dev),
-                channels_last=any(type(c).__name__ == 'ChannelsLast' for c in learn.cbs),
+                channels_last=any(isinstance(c, ChannelsLast) for c in learn.cbs),
                 **machine_info(dev), git_commit=git_commit())
 
 _annos = {'bool': ('true or false', lambda v: isinstance(v, bool)), 'int': ('a whole number', lambda v: isinstance(v, int) and not isinstance(v, bool)),

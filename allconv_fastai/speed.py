@@ -18,7 +18,7 @@ from .models.allcnn import all_cnn_c
 
 # %% auto #0
 __all__ = ['step_modes', 'gpu_step_modes', 'sync_device', 'interleave', 'paired_ratio', 'matmul_gflops', 'train_flops',
-           'train_step_fn', 'best_mode', 'plain_loop']
+           'mode_autocast', 'train_step_fn', 'best_mode', 'plain_loop']
 
 # %% ../nbs/14a_speed.ipynb #db666fd3
 def sync_device(device=None, # a torch device or its name; only CUDA has queued work to wait for
@@ -72,6 +72,13 @@ def train_flops(model:torch.nn.Module, # the net
 step_modes = ('fp32', 'bf16', 'bf16+cl')             # compared on every device
 gpu_step_modes = step_modes + ('fp32+cl', 'fp16', 'fp16+cl')   # every mode `train_step_fn` takes (fp16: CUDA only)
 
+def mode_autocast(mode:str, # one of `gpu_step_modes`
+                  device=None, # default: fastai's `default_device()`
+                 ):
+    "The autocast context of precision `mode` on `device`: off for 'fp32' and 'fp32+cl', else bf16 or fp16."
+    dev = torch.device(device or default_device())
+    return torch.autocast(dev.type, dtype=torch.float16 if mode.startswith('fp16') else torch.bfloat16, enabled=not mode.startswith('fp32'))
+
 def train_step_fn(model:torch.nn.Module, # the net (moved to `device`, put in `mode`'s layout)
                   mode:str='fp32', # one of `gpu_step_modes`: 'fp32', 'bf16', 'fp16', and '+cl' for channels last
                   bs:int=64, # batch size
@@ -90,12 +97,11 @@ def train_step_fn(model:torch.nn.Module, # the net (moved to `device`, put in `m
     if mode.startswith('fp16') and dev.type!='cuda': raise AllconvError("fp16 needs a CUDA device.", "use mode 'bf16' or 'fp32' on a CPU.")
     model = model.to(dev).train()
     if mode.endswith('+cl'): model = model.to(memory_format=torch.channels_last)
-    dtype = torch.float16 if mode.startswith('fp16') else torch.bfloat16
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=mom, nesterov=nesterov, weight_decay=wd)
     g = torch.Generator().manual_seed(1)
     xb,yb = torch.randn(bs, 3, size, size, generator=g).to(dev),torch.randint(0, n_out, (bs,), generator=g).to(dev)
     def step():
-        with torch.autocast(dev.type, dtype=dtype, enabled=not mode.startswith('fp32')):
+        with mode_autocast(mode, dev):
             loss = F.cross_entropy(model(xb).float(), yb, label_smoothing=label_smoothing)
         opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
         return loss

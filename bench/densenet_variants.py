@@ -20,7 +20,8 @@ Timed once per round in alternating order after one warm-up round (`allconv_fast
 forward multiply-adds x 2 of the convolutions and the linear layer (`allconv_fastai.campaign.forward_flops`). Ratios
 are medians over rounds of per-round ratios.
 """
-import argparse, statistics, types, torch
+import argparse, importlib.util, statistics, types, torch
+from pathlib import Path
 from torch import nn
 from allconv_fastai.machine import cpu_model, load_average
 from allconv_fastai.speed import train_step_fn, interleave, best_mode
@@ -29,11 +30,9 @@ from allconv_fastai.models.allcnn import all_cnn_c
 from allconv_fastai.models.densenet import densenet_bc100_k12, DenseBlock
 from allconv_fastai.models.registry import get_recipe
 
-def _list_forward(self, x):
-    "A dense block whose layers each concatenate the list of all earlier feature maps."
-    feats = [x]
-    for l in self.layers: feats.append(l(feats))
-    return torch.cat(feats, 1)
+_spec = importlib.util.spec_from_file_location('densenet_speed', Path(__file__).resolve().parent/'densenet_speed.py')
+_speed = importlib.util.module_from_spec(_spec); _spec.loader.exec_module(_speed)
+_list_forward = _speed._list_forward   # the dense block before the growing concatenation (list of all earlier maps)
 
 def build(name):
     torch.manual_seed(0)

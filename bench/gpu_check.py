@@ -30,7 +30,7 @@ import pandas as pd, torch
 from fastai.torch_core import set_seed
 from allconv_fastai import (cifar_dls, get_arch, DenseNet, n_params, paper_table3, find_cifar10_jpg, saved_activation_bytes,
                             atomic_write, bench_info, write_json, plot_minutes, RunConfig, train_run)
-from allconv_fastai.speed import sync_device, interleave, train_step_fn
+from allconv_fastai.speed import sync_device, interleave, train_step_fn, mode_autocast
 
 REPO = Path(__file__).resolve().parents[1]
 TARGETS = (0.90, 0.9275)  # accuracies whose wall-clock minutes we report; 92.75% = the paper's All-CNN-C on C10+
@@ -178,7 +178,7 @@ def stage_densenet(out:Path, box:float, cfg, dev, dry:bool) -> dict:
             for k in ('plain', 'efficient'):
                 set_seed(0)
                 st = train_step_fn(build(k == 'efficient'), mode, bs, dev)
-                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=not mode.startswith('fp32')):
+                with mode_autocast(mode, dev):
                     saved = saved_activation_bytes(st.model, st.xb)
                 st(); sync_device(dev)                                    # warm-up: cudnn, gradients, momentum
                 peak = base = None

@@ -23,7 +23,7 @@ from allconv_fastai.machine import bench_info, load_average
 from allconv_fastai.data.loaders import cifar_dls
 from allconv_fastai.learner import allcnn_learner
 from allconv_fastai.speed import (step_modes, sync_device, interleave, paired_ratio, matmul_gflops, train_flops, train_step_fn,
-                                  best_mode, plain_loop)
+                                  best_mode, plain_loop, mode_autocast)
 from allconv_fastai.models.registry import get_arch
 from allconv_fastai.models.allcnn import all_cnn_c
 from allconv_fastai.models.densenet import densenet_bc100_k12, densenet40_k12, saved_activation_bytes
@@ -121,7 +121,7 @@ def bench_memory(arch:str='densenet-bc100-k12', # a `get_densenet` name
              for k in ('plain', 'efficient')}
     rows = {}
     for k,st in steps.items():
-        with torch.autocast(dev.type, dtype=torch.float16 if mode.startswith('fp16') else torch.bfloat16, enabled=not mode.startswith('fp32')):
+        with mode_autocast(mode, dev):
             saved = saved_activation_bytes(st.model, st.xb)/2**20
         if dev.type=='cuda':
             torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats(dev); base = torch.cuda.memory_allocated(dev)
