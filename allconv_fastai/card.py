@@ -27,8 +27,21 @@ def _run_file(run_dir:Path, name:str) -> dict:
                                           "pass the folder of a finished run (allconv-train writes config.json, metrics.json and data.json).")
     return read_json(p)
 
-def _recipe_words(c) -> str:
-    "The training recipe of the settings `c` (a `RunConfig`), in words."
+_prec_words = {'bf16': 'bf16 autocast', 'fp16': 'fp16 mixed precision', 'fp32': 'fp32'}
+
+def _precision_words(c, starts=()) -> str:
+    "How the run of settings `c` computed: from its `starts`' recorded precision and memory layout, else the setting in words."
+    done = [s for s in starts if s.get('precision')]
+    if not done: return ("bf16 autocast + channels_last where the CPU computes bf16" if c.precision=='auto' else f"precision {c.precision}")
+    groups = []
+    for s in done:
+        w = _prec_words.get(s['precision'], s['precision']) + {True: ' + channels_last', False: ' (NCHW)'}.get(s.get('channels_last'), '')
+        if not groups or groups[-1][0]!=w: groups.append((w, s.get('start_epoch', 0)))
+    if len(groups)==1: return f"precision {c.precision}: {groups[0][0]}"
+    return f"precision {c.precision}: " + ', '.join(f"{w} from epoch {e}" for w,e in groups)
+
+def _recipe_words(c, starts=()) -> str:
+    "The training recipe of the settings `c` (a `RunConfig`) in words; `starts` (config.json's record of each start) says how it computed."
     aug = [w for w,on in (('flip', c.flip), (f'{c.pad}-pixel translation', c.pad), (f'cutout {c.cutout}', c.cutout)) if on]
     moms = '-'.join(f'{m:g}' for m in c.moms) + (' (one-cycle)' if c.schedule=='one-cycle' else '')
     opt = {'sgd': f'SGD momentum {moms}', 'nesterov': f'SGD Nesterov momentum {moms}', 'adam': f'Adam, first beta {moms}'}[c.opt]
@@ -37,7 +50,7 @@ def _recipe_words(c) -> str:
     return (f"{c.recipe} recipe: {'batch norm' if c.bn else 'no batch norm'}, {'dropout ' + ','.join(f'{p:g}' for p in c.drop_p) if c.dropout else 'no dropout'}, "
             f"{' + '.join(aug) or 'no augmentation'}, label smoothing {c.label_smoothing:g}, {sched}, {opt}, "
             f"weight decay {c.wd:g}, batch size {c.bs}, "
-            + ("bf16 autocast + channels_last where the CPU computes bf16" if c.precision=='auto' else f"precision {c.precision}"))
+            + _precision_words(c, starts))
 
 def card_from_run(run_dir,          # A finished run: config.json, metrics.json and data.json
                   weights,          # Its final weights as a safetensors file (what the card describes)
@@ -60,7 +73,7 @@ def card_from_run(run_dir,          # A finished run: config.json, metrics.json 
                 mean=d['mean'], std=d['std'], data=note,
                 split=(f"{d.get('data_name') or m.get('data_name') or m.get('data')}: the seeded ({c.seed}), class-stratified "
                        f"validation split held out of training"),
-                recipe=_recipe_words(c), epochs=c.epochs, train_minutes=round(float(m['train_minutes']), 1),
+                recipe=_recipe_words(c, raw.get('starts') or [raw.get('env') or {}]), epochs=c.epochs, train_minutes=round(float(m['train_minutes']), 1),
                 cpu=env.get('cpu'), threads=threads,
                 torch=env.get('torch'), weights='the final epoch (last.pth), chosen before training',
                 valid_accuracy=round(float(m['valid_accuracy']), 4),
