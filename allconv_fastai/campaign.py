@@ -197,6 +197,13 @@ def parked_dir(results, # Folder of the filed runs (RESULTS/PLAN/RUN)
     "Where `park_runs` keeps the unfinished runs of `plan`: `results/.parked/<plan>` (outside the plan's results)."
     return Path(results)/'.parked'/plan
 
+def _unpark(p:Path, pk:Path):
+    "Remove the parked copy `p` of a run, then the folders above it up to `pk`'s parent (`results/.parked`) that it left empty."
+    shutil.rmtree(p)
+    for d in p.parents:
+        if d == pk.parent.parent or not d.is_dir() or any(d.iterdir()): break
+        d.rmdir()
+
 def _hours(s): return f"{s/3600:.1f} h" if s >= 3600 else f"{s/60:.0f} min"
 
 # %% ../nbs/19_campaign.ipynb #e89d42eb
@@ -246,7 +253,7 @@ def run_campaign(plan:Plan,                  # The plan (see `load_plan`)
             for p in d.rglob('.*.tmp'):
                 if p.is_dir(): shutil.rmtree(p, ignore_errors=True)
         stale = [pk/n for n in plan.runs if (pk/n).exists() and filed_metrics(out/n) is not None]
-        for p in stale: shutil.rmtree(p)   # filed by a campaign killed before it removed the parked copy
+        for p in stale: _unpark(p, pk)   # filed by a campaign killed before it removed the parked copy
         if stale and commit: _git_commit([p.resolve() for p in stale], f"Campaign {plan.name}: parked copies of filed runs removed", cwd=out.resolve())
         dls,dkey = None,None
         for i,(name,r) in enumerate(plan.runs.items()):
@@ -275,7 +282,7 @@ def run_campaign(plan:Plan,                  # The plan (see `load_plan`)
             m = file_run(rd, out/name, r.keep_weights, **extra)
             trained.append(name)
             made = [out/name] + (_report(plan, out) if plan.report else [])
-            if (pk/name).exists(): shutil.rmtree(pk/name); made.append(pk/name)   # filed: its parked copy goes
+            if (pk/name).exists(): _unpark(pk/name, pk); made.append(pk/name)   # filed: its parked copy goes
             if commit:
                 msg = (f"Campaign {plan.name}: {name}, valid accuracy {m['valid_accuracy']:.4f} after {m['epochs_trained']} "
                        f"epochs, {m['train_minutes']:.1f} min on {', '.join(m['cpus'])}")

@@ -102,7 +102,7 @@ def test_parked_run_continues_in_a_fresh_clone(reference, tmp_path):
     assert b['resumed_from'] >= 1 and f"at epoch {b['resumed_from']} of 4" in out, b   # no finished epoch redone
     assert pd.read_csv(clone/'results'/'tiny'/'sweep'/'b'/'history.csv').epoch.tolist() == [0, 1, 2, 3]
     same_results(clone, ref)
-    assert not (clone/'results'/'.parked'/'tiny'/'sweep'/'b').exists()
+    assert not (clone/'results'/'.parked').exists()   # the parked copy and the folders it alone filled are gone
     assert git(clone, 'ls-files', 'results/.parked') == '' and git(clone, 'status', '--porcelain') == ''   # removal committed
     filed = git(clone, 'log', '--format=%H', '--', 'results/tiny/sweep/b/metrics.json').split()
     assert len(filed) == 1 and 'D\tresults/.parked/tiny/sweep/b/last.pth' in git(clone, 'show', '--name-status', '--format=', filed[0])
@@ -110,7 +110,7 @@ def test_parked_run_continues_in_a_fresh_clone(reference, tmp_path):
     shutil.copytree(clone/'results'/'tiny'/'a', stale); (stale/'last.pth').write_bytes(b'stale')
     git(clone, 'add', '-f', stale); git(clone, 'commit', '-qm', 'a stale parked copy')
     finish(forked.popen(campaign_argv(clone, '--commit'), env=GIT))
-    assert not stale.exists() and git(clone, 'ls-files', 'results/.parked') == '' and git(clone, 'status', '--porcelain') == ''
+    assert not (clone/'results'/'.parked').exists() and git(clone, 'ls-files', 'results/.parked') == '' and git(clone, 'status', '--porcelain') == ''
 
 def test_second_campaign_of_one_plan_is_refused(reference):
     tmp, ref = reference
