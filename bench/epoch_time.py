@@ -35,9 +35,10 @@ def main():
     p.add_argument('--steps', type=int, default=8)
     p.add_argument('--threads', type=int, default=2)
     a = p.parse_args()
-    from allconv_fastai.machine import load_average, cpu_model
+    from allconv_fastai.machine import load_average
     print(f"load average at the start: {' '.join(f'{v:.2f}' for v in load_average() or ()) or 'unknown'}")
-    beyond_avx2 = any(x in cpu_model() for x in ('AVX-512', 'AMX'))   # else the AVX2-only line repeats the fp32 one
+    import torch
+    beyond_avx2 = torch.backends.cpu.get_cpu_capability() == 'AVX512'   # ATen's kernels here; else the AVX2-only line repeats the fp32 one (or means nothing: not x86)
     for label,prec,avx2 in (('this CPU, auto precision', 'auto', False), ('this CPU, fp32', 'fp32', False),
                             ('AVX2 only, fp32', 'fp32', True))[:3 if beyond_avx2 else 2]:
         r = run(prec, a.bs, a.steps, a.threads, avx2)

@@ -6,8 +6,8 @@ from allconv_fastai.callback.precision import CPUAutocast
 
 @pytest.mark.skipif(malloc_trim() is None, reason="the C library has no malloc_trim (not glibc): nothing to test")
 def test_rss_stays_flat_during_cpu_training():
-    # Without the callback, All-CNN-C (BN, bf16, batches of 128) grew 1.62 MiB a batch on this project's CPU
-    # (`python bench/host_memory.py --batches 250`). Here the learner trims every 10 batches instead of 50, so that 30
+    # Without the callback, All-CNN-C (BN, bf16, batches of 128) grew 1.62 MiB a batch on one of this project's 2-core
+    # CPUs on 2026-11-22, which one not recorded (`python bench/host_memory.py --batches 250`). Here the learner trims every 10 batches instead of 50, so that 30
     # batches show it: RSS is read just before and just after each trim.
     torch.manual_seed(0)
     n = 32*128
