@@ -10,7 +10,7 @@ from pathlib import Path
 from .core import AllconvError, atomic_write, read_json, write_json
 from .checkpoint import load_checkpoint
 from .models.registry import arch_info
-from .config import config_from_dict
+from .config import config_from_dict, computed_as
 from .pretrained import weights_dir, _sha256
 
 # %% auto #0
@@ -27,18 +27,11 @@ def _run_file(run_dir:Path, name:str) -> dict:
                                           "pass the folder of a finished run (allconv-train writes config.json, metrics.json and data.json).")
     return read_json(p)
 
-_prec_words = {'bf16': 'bf16 autocast', 'fp16': 'fp16 mixed precision', 'fp32': 'fp32'}
-
 def _precision_words(c, starts=()) -> str:
     "How the run of settings `c` computed: from its `starts`' recorded precision and memory layout, else the setting in words."
-    done = [s for s in starts if s.get('precision')]
-    if not done: return ("bf16 autocast + channels_last where the CPU computes bf16" if c.precision=='auto' else f"precision {c.precision}")
-    groups = []
-    for s in done:
-        w = _prec_words.get(s['precision'], s['precision']) + {True: ' + channels_last', False: ' (NCHW)'}.get(s.get('channels_last'), '')
-        if not groups or groups[-1][0]!=w: groups.append((w, s.get('start_epoch', 0)))
-    if len(groups)==1: return f"precision {c.precision}: {groups[0][0]}"
-    return f"precision {c.precision}: " + ', '.join(f"{w} from epoch {e}" for w,e in groups)
+    w = computed_as(starts)
+    if w: return f"precision {c.precision}: {w}"
+    return "bf16 autocast + channels_last where the CPU computes bf16" if c.precision=='auto' else f"precision {c.precision}"
 
 def _recipe_words(c, starts=()) -> str:
     "The training recipe of the settings `c` (a `RunConfig`) in words; `starts` (config.json's record of each start) says how it computed."

@@ -22,7 +22,7 @@ from .callback.schedule import paper_milestones
 
 # %% auto #0
 __all__ = ['data_names', 'schedules', 'optimizers', 'max_image_size', 'data_settings', 'setting', 'min_size', 'check_size',
-           'RunConfig', 'run_env', 'config_from_dict', 'save_config', 'read_config']
+           'RunConfig', 'run_env', 'computed_as', 'config_from_dict', 'save_config', 'read_config']
 
 # %% ../nbs/13_config.ipynb #9e91d205
 data_names = ('digits', 'cifar10', 'cifar100', 'cifar100-coarse', 'cifar10-jpg')  # built-in datasets (or a path)
@@ -275,6 +275,19 @@ def run_env(learn:Learner, # A learner built by `run_learner`
     return dict(precision=resolve_precision(getattr(learn, 'precision', 'auto'), dev),
                 channels_last=any(isinstance(c, ChannelsLast) for c in learn.cbs),
                 **machine_info(dev), git_commit=git_commit())
+
+_prec_words = {'bf16': 'bf16 autocast', 'fp16': 'fp16 mixed precision', 'fp32': 'fp32'}
+
+def computed_as(starts, # config.json's `starts` (or `[env]`): what each start of the run resolved to
+               ) -> str|None:
+    "How a run computed, in words, from the precision and memory layout recorded at each start; None where none was recorded."
+    groups = []
+    for s in starts or []:
+        if not (s or {}).get('precision'): continue
+        w = _prec_words.get(s['precision'], s['precision']) + {True: ' + channels_last', False: ' (NCHW)'}.get(s.get('channels_last'), '')
+        if not groups or groups[-1][0]!=w: groups.append((w, s.get('start_epoch', 0)))
+    if not groups: return None
+    return groups[0][0] if len(groups)==1 else ', '.join(f"{w} from epoch {e}" for w,e in groups)
 
 _annos = {'bool': ('true or false', lambda v: isinstance(v, bool)), 'int': ('a whole number', lambda v: isinstance(v, int) and not isinstance(v, bool)),
           'float': ('a number', _isnum), 'str': ('a string', lambda v: isinstance(v, str))}
