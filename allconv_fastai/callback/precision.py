@@ -61,7 +61,7 @@ def precision_cbs(precision:str='auto', # 'auto', 'fp32', 'bf16' or 'fp16' (reso
 
 # %% ../../nbs/08_callback.precision.ipynb #900ee9f2
 import warnings
-import fastai.callback.fp16  # defines fastai's `Learner.to_fp16`/`to_bf16`/`to_fp32`, which the mixin's `super()` calls reach
+import fastai.callback.fp16  # defines fastai's `Learner.to_fp16`/`to_bf16`/`to_fp32`: a plain `Learner` keeps them, the mixin overrides them
 
 _warned = set()
 
@@ -72,26 +72,30 @@ def _data_device(learn) -> torch.device:
     return torch.device(dev)
 
 class DevicePrecision:
-    "Mixin (before `Learner` in the bases) whose `to_bf16`, `to_fp16` and `to_fp32` suit the data's device: bf16 autocast on a CPU."
+    "Mixin (before `Learner` in the bases) whose `to_bf16`, `to_fp16` and `to_fp32` set the callbacks `precision_cbs` gives for the data's device."
+    def _to_precision(self, precision, **kwargs):
+        "Replace the precision callbacks with `precision_cbs(precision)` for the data's device (`kwargs`: `MixedPrecision`'s) and record `precision`."
+        cbs = precision_cbs(precision, _data_device(self))
+        if kwargs: cbs = [MixedPrecision(amp_mode=precision, **kwargs) if isinstance(c, MixedPrecision) else c for c in cbs]
+        self.remove_cbs([cb for cb in self.cbs if isinstance(cb, (MixedPrecision, CPUAutocast, ChannelsLast))])
+        self.precision = precision   # what `run_env` records
+        return self.add_cbs(cbs)
+
     def to_bf16(self):
-        "bf16 mixed precision: fastai's `MixedPrecision` on CUDA, `ChannelsLast` + `CPUAutocast` on a CPU."
-        if _data_device(self).type != 'cpu': return super().to_bf16()
-        if not cpu_has_bf16() and 'bf16' not in _warned:
+        "bf16 mixed precision: `ChannelsLast` + fastai's `MixedPrecision` on CUDA, `ChannelsLast` + `CPUAutocast` on a CPU."
+        if _data_device(self).type == 'cpu' and not cpu_has_bf16() and 'bf16' not in _warned:
             _warned.add('bf16')
             warnings.warn("This CPU has no native bf16 (AVX512-BF16 or AMX): bf16 autocast will be slower than fp32. "
                           "Fix: learn.to_fp32() (or precision='fp32').", stacklevel=2)
-        self.remove_cbs([cb for cb in self.cbs if isinstance(cb, (MixedPrecision, CPUAutocast, ChannelsLast))])
-        return self.add_cbs([ChannelsLast(), CPUAutocast(torch.bfloat16)])
+        return self._to_precision('bf16')
 
     def to_fp16(self, **kwargs):
-        "fp16 mixed precision (fastai's `MixedPrecision`, `kwargs` to its `GradScaler`): CUDA only, a one-line error on a CPU."
+        "fp16 mixed precision (`ChannelsLast` + fastai's `MixedPrecision`, `kwargs` to its `GradScaler`): CUDA only, a one-line error on a CPU."
         if _data_device(self).type == 'cpu':
             raise AllconvError("fp16 mixed precision needs a CUDA device; this learner's data is on the CPU.",
                                "use learn.to_bf16() (precision='bf16') or fp32 on a CPU.")
-        return super().to_fp16(**kwargs)
+        return self._to_precision('fp16', **kwargs)
 
     def to_fp32(self):
-        "fp32: fastai's `to_fp32` (which removes `MixedPrecision`), and `CPUAutocast` removed too; channels_last stays on a CPU, as `precision='fp32'` has it."
-        self.remove_cbs([cb for cb in self.cbs if isinstance(cb, CPUAutocast)])
-        if _data_device(self).type == 'cpu' and not any(isinstance(cb, ChannelsLast) for cb in self.cbs): self.add_cb(ChannelsLast())
-        return super().to_fp32()
+        "fp32: no autocast; channels_last on a CPU, as `precision='fp32'` has it."
+        return self._to_precision('fp32')
