@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 from fastai.torch_core import default_device
 from .core import AllconvError
-from .callback.precision import resolve_precision
+from .callback.precision import resolve_precision, uses_channels_last
 from .data.augment import batch_flip, batch_translate
 from .models.allcnn import all_cnn_c
 
@@ -76,6 +76,7 @@ def mode_autocast(mode:str, # one of `gpu_step_modes`
                   device=None, # default: fastai's `default_device()`
                  ):
     "The autocast context of precision `mode` on `device`: off for 'fp32' and 'fp32+cl', else bf16 or fp16."
+    if mode not in gpu_step_modes: raise AllconvError(f"Unknown mode {mode!r}.", f"use one of {', '.join(gpu_step_modes)}.")
     dev = torch.device(device or default_device())
     return torch.autocast(dev.type, dtype=torch.float16 if mode.startswith('fp16') else torch.bfloat16, enabled=not mode.startswith('fp32'))
 
@@ -110,9 +111,9 @@ def train_step_fn(model:torch.nn.Module, # the net (moved to `device`, put in `m
 
 def best_mode(device=None, # default: fastai's `default_device()`
              ) -> str:
-    "The mode the library's `precision='auto'` picks on `device`, in channels_last where the library trains in it (CPUs, fp32 too; CUDA)."
+    "The mode the library's `precision='auto'` picks on `device`, with '+cl' where it trains channels_last (`uses_channels_last`)."
     p = resolve_precision('auto', device)
-    return p + '+cl' if torch.device(device or default_device()).type in ('cpu', 'cuda') else p
+    return p + '+cl' if uses_channels_last(p, device) else p
 
 # %% ../nbs/14a_speed.ipynb #85844475
 def plain_loop(dls, # `TensorDataLoaders` whose training tensors and stats to use
@@ -130,7 +131,7 @@ def plain_loop(dls, # `TensorDataLoaders` whose training tensors and stats to us
     mean,std = [s.view(1,-1,1,1).to(dev) for s in dls.stats]
     torch.manual_seed(seed)
     model = arch(n_out=dls.c).to(dev)
-    if precision!='fp32' or dev.type=='cpu': model = model.to(memory_format=torch.channels_last)
+    if uses_channels_last(precision, dev): model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=wd)
     st = dict(idx=torch.randperm(len(x), device=x.device), pos=0)
     def batch():

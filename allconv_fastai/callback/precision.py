@@ -16,7 +16,7 @@ from ..machine import cpu_has_bf16
 from .memory import TrimHostMemory   # where learners exported before it had its own module find it
 
 # %% auto #0
-__all__ = ['precisions', 'CPUAutocast', 'resolve_precision', 'precision_cbs', 'DevicePrecision']
+__all__ = ['precisions', 'CPUAutocast', 'resolve_precision', 'precision_cbs', 'uses_channels_last', 'DevicePrecision']
 
 # %% ../../nbs/08_callback.precision.ipynb #7df06e10
 class CPUAutocast(Callback):
@@ -58,6 +58,12 @@ def precision_cbs(precision:str='auto', # 'auto', 'fp32', 'bf16' or 'fp16' (reso
     if precision=='fp16':
         raise AllconvError("fp16 mixed precision needs a CUDA device.", "use precision='bf16' or 'fp32' on a CPU.")
     return [ChannelsLast(), CPUAutocast(torch.bfloat16)]
+
+def uses_channels_last(precision:str='auto', # 'auto', 'fp32', 'bf16' or 'fp16'
+                       device=None,           # The training device (default: fastai's `default_device()`)
+                      ) -> bool:
+    "Whether the library trains in channels_last at `precision` on `device`: where `precision_cbs` adds `ChannelsLast`."
+    return any(isinstance(c, ChannelsLast) for c in precision_cbs(precision, device))
 
 # %% ../../nbs/08_callback.precision.ipynb #900ee9f2
 import warnings
