@@ -284,7 +284,8 @@ def computed_as(starts, # config.json's `starts` (or `[env]`): what each start o
     groups = []
     for s in starts or []:
         if not (s or {}).get('precision'): continue
-        w = _prec_words.get(s['precision'], s['precision']) + {True: ' + channels_last', False: ' (NCHW)'}.get(s.get('channels_last'), '')
+        cl = s.get('channels_last', True if s['precision'] in ('bf16', 'fp16') else None)   # unrecorded (before the record had it): mixed precision always trained channels_last
+        w = _prec_words.get(s['precision'], s['precision']) + {True: ' + channels_last', False: ' (NCHW)', None: ' (layout not recorded)'}[cl]
         if not groups or groups[-1][0]!=w: groups.append((w, s.get('start_epoch', 0)))
     if not groups: return None
     return groups[0][0] if len(groups)==1 else ', '.join(f"{w} from epoch {e}" for w,e in groups)
