@@ -84,7 +84,7 @@ class DenseBlock(nn.Module):
 
     def forward(self, x):
         # checkpointed: keep only the feature maps, each layer concatenates them (again in the backward pass);
-        # contiguous (NCHW) maps: a feature map's gradient slices are contiguous, and the list is as fast
+        # contiguous (NCHW) maps: a feature map's gradient slices are contiguous, and the list was faster ("Speed" below)
         if self.layers[0].efficient or not x.is_contiguous(memory_format=torch.channels_last):
             feats = [x]
             for l in self.layers: feats.append(l(feats))
