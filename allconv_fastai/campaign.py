@@ -15,7 +15,7 @@ from torch import nn
 from .core import AllconvError
 from .machine import cpu_model
 from .models.registry import arch_info
-from .runs import RunLock, RunStopped, read_metrics
+from .runs import RunLock, RunStopped, Deadline, read_metrics
 from .core import read_json, write_json
 from .checkpoint import load_checkpoint
 from .config import RunConfig, data_settings, read_config
@@ -24,7 +24,8 @@ from .train import train_run, _key
 
 # %% auto #0
 __all__ = ['PlannedRun', 'Plan', 'best_lr', 'forward_flops', 'run_flops', 'file_run', 'filed_metrics', 'parked_dir',
-           'campaign_status', 'run_campaign', 'park_runs', 'load_plan', 'campaign_parser', 'campaign_main']
+           'campaign_status', 'run_campaign', 'park_runs', 'load_plan', 'parse_until', 'campaign_parser',
+           'campaign_main']
 
 # %% ../nbs/19_campaign.ipynb #134b62dd
 @dataclass
@@ -244,6 +245,7 @@ def run_campaign(plan:Plan,                  # The plan (see `load_plan`)
                  work='runs/campaign',       # Unfinished runs train in `work/<plan>/<run>` (checkpoints, optimizer state)
                  commit:bool=False,          # `git commit` each filed run the moment it is filed
                  max_runs:int=None,          # Stop after training this many runs (default: all)
+                 until:float=None,           # Be done by this Unix time: no epoch starts that would not end by then (`Deadline`)
                 ) -> list:
     "Train what is left of `plan`, one run at a time, resuming an interrupted one; file (and commit) each as it finishes."
     out,wd,pk = Path(results)/plan.name,Path(work)/plan.name,parked_dir(results, plan.name)
@@ -259,6 +261,7 @@ def run_campaign(plan:Plan,                  # The plan (see `load_plan`)
         for i,(name,r) in enumerate(plan.runs.items()):
             if filed_metrics(out/name) is not None: continue
             if stop.sig is not None or (max_runs is not None and len(trained) >= max_runs): break
+            if until is not None and time.time() >= until: stop.sig = 'deadline'; break
             rows = campaign_status(plan, results, work)
             _say_status(plan, rows)
             done = {x['name']: x['metrics'] for x in rows if x['state']=='filed'}
@@ -274,8 +277,10 @@ def run_campaign(plan:Plan,                  # The plan (see `load_plan`)
             print(f"[{i+1}/{len(plan)}] {name}" + (" (resuming)" if resume else ''), flush=True)
             ck = [getattr(cfg, k) for k in data_settings]
             if dls is None or dkey != ck: dls,dkey = run_dls(cfg),ck
-            try: m = train_run(rd, cfg, resume=resume, dls=dls)
-            except RunStopped as e: stop.sig = signal.Signals(e.signum); break
+            est = next((x.get('seconds') for x in rows if x['name']==name), None)   # the whole run's, on this CPU
+            cbs = [Deadline(until, estimate=est/cfg.epochs if est else None)] if until is not None else []
+            try: m = train_run(rd, cfg, resume=resume, dls=dls, cbs=cbs)
+            except RunStopped as e: stop.sig = 'deadline' if e.signum is None else signal.Signals(e.signum); break
             n_va = len(dls.valid_ds) if hasattr(dls, 'valid_ds') else None
             extra = dict(plan=plan.name, run=name, data=cfg.data, n_train_images=len(dls.train_ds), n_valid_images=n_va,
                          tflops=round(run_flops(cfg, len(dls.train_ds), n_va or 0)/1e12, 3))
@@ -290,7 +295,10 @@ def run_campaign(plan:Plan,                  # The plan (see `load_plan`)
             shutil.rmtree(rd, ignore_errors=True)
         rows = campaign_status(plan, results, work)
         _say_status(plan, rows)
-    if stop.sig is not None:
+    if stop.sig == 'deadline':
+        print(f"Campaign {plan.name} stopped at its deadline ({time.strftime('%Y-%m-%d %H:%M:%S %Z', time.localtime(until))}); every finished "
+              f"run is filed in {out}. Run the same command again to continue.", flush=True)
+    elif stop.sig is not None:
         raise RunStopped(f"Campaign {plan.name} stopped by {stop.sig.name}; every finished run is filed in {out}.",
                          "run the same command again to continue (the interrupted run resumes from its last epoch).", signum=stop.sig)
     return trained
@@ -340,6 +348,24 @@ def load_plan(plan, # A `Plan`, a plan file's path, or the name of one in bench/
     return mod.plan
 
 # %% ../nbs/19_campaign.ipynb #c4a36422
+def parse_until(s:str,      # 'HH:MM' (the next such local time), an ISO date and time, or '+MINUTES' from now
+                now:float=None, # The time it is relative to (default: now)
+               ) -> float:
+    "The Unix time that `--until` names."
+    import datetime as dt
+    now = time.time() if now is None else now
+    s = s.strip()
+    try:
+        if s.startswith('+'): return now + 60*float(s[1:])
+        if len(s) <= 5 and ':' in s:
+            h,m = (int(o) for o in s.split(':'))
+            base = dt.datetime.fromtimestamp(now)
+            t = base.replace(hour=h, minute=m, second=0, microsecond=0)
+            return (t if t.timestamp() > now else t + dt.timedelta(days=1)).timestamp()
+        return dt.datetime.fromisoformat(s).timestamp()
+    except ValueError: pass
+    raise AllconvError(f"--until {s!r} is not a time.", "give HH:MM (e.g. 17:30), an ISO date and time (2026-12-04T17:30), or +MINUTES (e.g. +90).")
+
 def campaign_parser() -> argparse.ArgumentParser:
     "The options of `allconv-campaign`."
     from allconv_fastai.cli import _Formatter
@@ -352,13 +378,17 @@ def campaign_parser() -> argparse.ArgumentParser:
     ap.add_argument('--max-runs', type=int, default=None, help="stop after training this many runs")
     ap.add_argument('--status', action='store_true', help="list the plan's runs and the time left; train nothing")
     ap.add_argument('--park', action='store_true', help="copy each unfinished run's last checkpoint to RESULTS/.parked/PLAN "
-                    "(with --commit, commit it) so that a fresh checkout continues it; train nothing")
+                    "(with --commit, commit it) so that a fresh checkout continues it; train nothing, unless with --until: "
+                    "then train until the deadline, then park")
+    ap.add_argument('--until', default=None, metavar='TIME', help="be done by TIME (HH:MM, the next such local time; an ISO "
+                    "date and time; or +MINUTES from now): no epoch starts that would not end by then, judged by the longest "
+                    "epoch so far (an epoch that runs long stops at its first step past TIME, losing that epoch's part)")
     ap.add_argument('--report', action='store_true', help="regenerate the plan's tables and plots from its filed runs; train nothing")
     return ap
 
 def campaign_main(argv=None, # Command-line arguments (default: `sys.argv[1:]`)
                  ) -> int:
-    "Command-line entry point: `allconv-campaign PLAN [--status | --report | --park] [--commit] [--results DIR] [--work DIR] [--max-runs N]`."
+    "Command-line entry point: `allconv-campaign PLAN [--status | --report | --park] [--until TIME] [--commit] [--results DIR] [--work DIR] [--max-runs N]`."
     ap = campaign_parser()
     a = ap.parse_args(argv)
     try:
@@ -367,7 +397,8 @@ def campaign_main(argv=None, # Command-line arguments (default: `sys.argv[1:]`)
             if plan.report is None: raise AllconvError(f"Plan {plan.name} has no report.", "give the Plan a `report` function.")
             print('\n'.join(str(p) for p in _report(plan, Path(a.results)/plan.name)))
             return 0
-        if a.park:
+        until = parse_until(a.until) if a.until is not None else None
+        if a.park and until is None:
             park_runs(plan, a.results, a.work, a.commit)
             return 0
         if a.status:
@@ -379,10 +410,11 @@ def campaign_main(argv=None, # Command-line arguments (default: `sys.argv[1:]`)
                 print(f"{r['state']:<8} {r['name']:<40} {what}")
             _say_status(plan, rows)
             return 0
-        run_campaign(plan, a.results, a.work, a.commit, a.max_runs)
+        run_campaign(plan, a.results, a.work, a.commit, a.max_runs, until)
+        if a.park: park_runs(plan, a.results, a.work, a.commit)
         return 0
     except RunStopped as e:
-        print(f"stopped: {e}", file=sys.stderr); return 128 + e.signum
+        print(f"stopped: {e}", file=sys.stderr); return e.exit_code
     except AllconvError as e:
         print(f"error: {e}", file=sys.stderr); return 2
 

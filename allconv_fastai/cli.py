@@ -78,9 +78,9 @@ def _main(func, cls=None, skip=(), defaults=None, positional=(), typed_only:bool
         try:
             r = func(**args)
             return r if isinstance(r, int) and not isinstance(r, bool) else 0  # a command may return its exit status
-        except RunStopped as e:   # SIGTERM/SIGHUP: the step finished, the last epoch's checkpoint is kept
+        except RunStopped as e:   # SIGTERM/SIGHUP or a deadline: the step finished, the last epoch's checkpoint is kept
             print(f"stopped: {e}", file=sys.stderr)
-            return 128 + e.signum
+            return e.exit_code
         except AllconvError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2

@@ -12,6 +12,7 @@ import numpy as np, pandas as pd, torch
 from fastcore.basics import ifnone, patch
 from fastai.callback.core import Callback, CancelFitException
 from fastai.learner import Learner
+from fastai.torch_core import num_distrib
 from .core import AllconvError, read_json
 from .machine import load_average
 from .checkpoint import save_checkpoint, load_checkpoint, _write_file, _plain
@@ -19,7 +20,7 @@ from .callback.progress import PlainProgress   # where learners exported before 
 
 # %% auto #0
 __all__ = ['check_run_dir', 'read_metrics', 'read_history', 'write_history', 'check_parents', 'check_fresh', 'RunLock',
-           'Checkpoint', 'History', 'StopOnNaN', 'RunStopped', 'GracefulStop']
+           'Checkpoint', 'History', 'StopOnNaN', 'RunStopped', 'GracefulStop', 'Deadline']
 
 # %% ../nbs/12_runs.ipynb #70c2f0c3
 def _last_values(learn) -> dict:
@@ -239,13 +240,17 @@ class StopOnNaN(Callback):
 
 # %% ../nbs/12_runs.ipynb #1d5e4aa0
 class RunStopped(AllconvError):
-    "A run stopped by a signal (SIGTERM, SIGHUP) after finishing its current step; `signum` is the signal's number."
+    "A run stopped after finishing its current step, by a signal (SIGTERM, SIGHUP: `signum` is its number) or by its deadline (`signum` None)."
     def __init__(self,
         problem,                # What stopped the run, in one sentence
         fix='',                 # How to continue it (e.g. the resume command)
-        signum=signal.SIGTERM,  # The signal that stopped it
+        signum=signal.SIGTERM,  # The signal that stopped it; None: its deadline (`Deadline`)
     ):
-        super().__init__(problem, fix); self.signum = int(signum)
+        super().__init__(problem, fix); self.signum = None if signum is None else int(signum)
+    @property
+    def exit_code(self) -> int:
+        "A command's exit status: 128 + the signal's number, as a shell reports a signal; 0 for a stop at the deadline asked for."
+        return 0 if self.signum is None else 128 + self.signum
 
 class GracefulStop(Callback):
     "On SIGTERM or SIGHUP, finish the current step and stop the fit, keeping the last epoch's checkpoint; sets `learn.stopped_by`."
@@ -305,3 +310,31 @@ def resume(self:Learner,
     h = meta.get('history')   # None in checkpoints written before it was recorded: history.csv is read instead
     self.resumed_history = None if h is None else [r for r in h if r['epoch'] <= meta['epoch']]
     return meta['epoch'] + 1
+
+# %% ../nbs/12_runs.ipynb #d3ad1e02
+class Deadline(Callback):
+    "Stop the fit so that it ends by `until` (a Unix time): before an epoch that would not end in time, or at the first training step past it."
+    order = -10   # before the other callbacks' `before_epoch`: an epoch it stops never starts
+    def __init__(self,
+        until:float,            # When the fit must be done (`time.time()` seconds)
+        estimate:float=None,    # Seconds one epoch is expected to take, until this fit has timed one
+        clock=time.time,        # The clock (a function returning seconds)
+    ): self.until,self.estimate,self.clock = until,estimate,clock
+    def before_fit(self):
+        if num_distrib() > 1: raise AllconvError("Deadline stops one process's fit; the processes of a distributed run would part ways.",
+                                                 "train on one process to give it a deadline, or stop the run with SIGTERM.")
+        rows = getattr(self.learn, 'resumed_history', None) or []
+        last = [60*float(rows[-1]['minutes'])] if rows and rows[-1].get('minutes') is not None else []
+        self.t,self.epochs = None,[]
+        self.guess = max([e for e in [self.estimate] + last if e is not None and e == e], default=None)
+    def before_epoch(self):
+        now = self.clock()
+        if self.t is not None: self.epochs.append(now - self.t)
+        self.t = now
+        need = max(self.epochs) if self.epochs else self.guess
+        if now >= self.until or (need is not None and now + need > self.until): self._stop()
+    def after_batch(self):
+        if self.training and self.clock() >= self.until: self._stop()
+    def _stop(self):
+        self.learn.stopped_by = 'deadline'
+        raise CancelFitException

@@ -177,8 +177,9 @@ def _train(run_dir, cfg, resume, dls, cbs, t0):
         sig = getattr(learn, 'stopped_by', None) if fitted else None
         if sig is not None:
             last = f"epochs 0-{rows[-1]['epoch']}" if rows else "no finished epoch"
-            raise RunStopped(f"{run_dir} stopped by {sig.name} after its current step; its checkpoint holds {last} of {cfg.epochs}.",
-                             f"allconv-train --resume {run_dir} continues it.", signum=sig)
+            why = 'at its deadline' if sig=='deadline' else f'by {sig.name} after its current step'
+            raise RunStopped(f"{run_dir} stopped {why}; its checkpoint holds {last} of {cfg.epochs}.",
+                             f"allconv-train --resume {run_dir} continues it.", signum=None if sig=='deadline' else sig)
         if is_rank0() and not fitted and rows: write_history(run_dir, rows)   # rebuilt from the checkpoint's record
         why = _diverged(learn, rows, fitted)
         if is_rank0() and (run_dir/'history.csv').exists(): save_run_plots(run_dir, learn if fitted else None)  # before evaluation resets the lrs

@@ -153,3 +153,25 @@ def test_filed_run_scores_a_test_split_held_elsewhere(reference, tmp_path, cli):
     assert r['weights'].startswith('weights.safetensors') and set(r) >= {'test_loss', 'test_accuracy'}
     m = metrics(ref, 'a')
     assert abs(r['test_accuracy'] - m['valid_accuracy']) <= 0.02, (r, m['valid_accuracy'])   # same images, bf16-rounded weights
+
+def test_deadline_stops_and_parks(tmp_path):
+    "`--until` already past with `--park`: nothing more is trained, the unfinished run is parked, and the exit is 0."
+    (tmp_path/'tiny.py').write_text(PLAN)
+    d, p = start(tmp_path, 'late')
+    kill_when(p, d/'work'/'tiny'/'sweep'/'b'/'last.pth')   # a filed run, and one with a checkpointed epoch
+    hist = (d/'work'/'tiny'/'sweep'/'b'/'history.csv').read_text()
+    out = finish(forked.popen(['-m', 'allconv_fastai.campaign', tmp_path/'tiny.py', '--results', d/'results', '--work', d/'work',
+                              '--until', '+0', '--park'], env=ENV))
+    assert 'stopped at its deadline' in out and 'Parked sweep/b' in out, out
+    assert (d/'work'/'tiny'/'sweep'/'b'/'history.csv').read_text() == hist   # no epoch trained after the deadline
+    assert (d/'results'/'.parked'/'tiny'/'sweep'/'b'/'last.pth').exists() and not (d/'results'/'tiny'/'sweep'/'b').exists()
+
+def test_run_stops_at_its_deadline(tmp_path):
+    "A run whose deadline has passed stops before its first epoch, without an error, and resumes later."
+    from allconv_fastai.train import train_run
+    from allconv_fastai.runs import Deadline, RunStopped
+    run, kw = tmp_path/'run', dict(data='digits', widths='16,32', size=16, epochs=2, precision='fp32', tta=False)
+    with pytest.raises(RunStopped) as e: train_run(run, cbs=[Deadline(time.time() - 1)], **kw)
+    assert e.value.signum is None and e.value.exit_code == 0 and 'stopped at its deadline' in str(e.value), e.value
+    assert not (run/'last.pth').exists() and not (run/'metrics.json').exists()
+    assert train_run(run, resume=True)['epochs_trained'] == 2
