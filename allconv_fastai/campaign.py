@@ -15,7 +15,7 @@ from torch import nn
 from .core import AllconvError
 from .machine import cpu_model
 from .models.registry import arch_info
-from .runs import RunLock, RunStopped, Deadline, read_metrics
+from .runs import RunLock, RunStopped, Deadline, parse_until, read_metrics
 from .core import read_json, write_json
 from .checkpoint import load_checkpoint
 from .config import RunConfig, data_settings, read_config
@@ -24,8 +24,7 @@ from .train import train_run, _key
 
 # %% auto #0
 __all__ = ['PlannedRun', 'Plan', 'best_lr', 'forward_flops', 'run_flops', 'file_run', 'filed_metrics', 'parked_dir',
-           'campaign_status', 'run_campaign', 'park_runs', 'load_plan', 'parse_until', 'campaign_parser',
-           'campaign_main']
+           'campaign_status', 'run_campaign', 'park_runs', 'load_plan', 'campaign_parser', 'campaign_main']
 
 # %% ../nbs/19_campaign.ipynb #134b62dd
 @dataclass
@@ -348,24 +347,6 @@ def load_plan(plan, # A `Plan`, a plan file's path, or the name of one in bench/
     return mod.plan
 
 # %% ../nbs/19_campaign.ipynb #c4a36422
-def parse_until(s:str,      # 'HH:MM' (the next such local time), an ISO date and time, or '+MINUTES' from now
-                now:float=None, # The time it is relative to (default: now)
-               ) -> float:
-    "The Unix time that `--until` names."
-    import datetime as dt
-    now = time.time() if now is None else now
-    s = s.strip()
-    try:
-        if s.startswith('+'): return now + 60*float(s[1:])
-        if len(s) <= 5 and ':' in s:
-            h,m = (int(o) for o in s.split(':'))
-            base = dt.datetime.fromtimestamp(now)
-            t = base.replace(hour=h, minute=m, second=0, microsecond=0)
-            return (t if t.timestamp() > now else t + dt.timedelta(days=1)).timestamp()
-        return dt.datetime.fromisoformat(s).timestamp()
-    except ValueError: pass
-    raise AllconvError(f"--until {s!r} is not a time.", "give HH:MM (e.g. 17:30), an ISO date and time (2026-12-04T17:30), or +MINUTES (e.g. +90).")
-
 def campaign_parser() -> argparse.ArgumentParser:
     "The options of `allconv-campaign`."
     from allconv_fastai.cli import _Formatter

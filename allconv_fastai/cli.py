@@ -139,20 +139,23 @@ def _check_resume(run_dir:Path, out, settings:dict):
 def allconv_train(
     out:str=None,              # Run directory (default: a new runs/ARCH-DATA)
     resume:str=None,           # Continue the unfinished run in this directory (its config.json gives every setting)
+    until:str=None,            # Be done by this time (HH:MM, an ISO date and time, or +MINUTES): no epoch starts that would not end by then; --resume continues
     **settings,                # Every setting of `RunConfig`: arch, recipe, data, epochs, lr, ..., zca, tta
 ):
     "Train a net into a run directory (default: All-CNN-C on the bundled digits, the fast recipe); the real job: allconv-train --data cifar10-jpg --schedule one-cycle --epochs 30 --bs 128 --lr 0.15 --wd 5e-4"
     from allconv_fastai.config import RunConfig
     from allconv_fastai.train import train_run
     from allconv_fastai.distributed import say, is_rank0
+    from allconv_fastai.runs import Deadline, parse_until
+    cbs = [Deadline(parse_until(until))] if until is not None else None
     if resume:
         run_dir = Path(resume)
         _check_resume(run_dir, out, settings)
-        m = train_run(run_dir, resume=True)
+        m = train_run(run_dir, resume=True, cbs=cbs)
     else:
         cfg = RunConfig(**settings)
         run_dir = Path(out) if out else _default_out(cfg)
-        m = train_run(run_dir, cfg)
+        m = train_run(run_dir, cfg, cbs=cbs)
     _report(m, run_dir)
     if is_rank0():
         say(f"Next: allconv-eval {run_dir} --tta (evaluate again), allconv-predict {run_dir} IMAGE... (classify files), "

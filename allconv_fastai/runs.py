@@ -6,7 +6,7 @@ Docs: https://allconv-fastai.github.io/allconv_fastai/runs.html.md"""
 
 # %% ../nbs/12_runs.ipynb #78f683de
 from __future__ import annotations
-import fcntl, math, os, shutil, signal, tempfile, threading, time, warnings
+import datetime as dt, fcntl, math, os, shutil, signal, tempfile, threading, time, warnings
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from fastcore.basics import ifnone, patch
@@ -20,7 +20,7 @@ from .callback.progress import PlainProgress   # where learners exported before 
 
 # %% auto #0
 __all__ = ['check_run_dir', 'read_metrics', 'read_history', 'write_history', 'check_parents', 'check_fresh', 'RunLock',
-           'Checkpoint', 'History', 'StopOnNaN', 'RunStopped', 'GracefulStop', 'Deadline']
+           'Checkpoint', 'History', 'StopOnNaN', 'RunStopped', 'GracefulStop', 'Deadline', 'parse_until']
 
 # %% ../nbs/12_runs.ipynb #70c2f0c3
 def _last_values(learn) -> dict:
@@ -338,3 +338,20 @@ class Deadline(Callback):
     def _stop(self):
         self.learn.stopped_by = 'deadline'
         raise CancelFitException
+
+def parse_until(s:str,      # 'HH:MM' (the next such local time), an ISO date and time, or '+MINUTES' from now
+                now:float=None, # The time it is relative to (default: now)
+               ) -> float:
+    "The Unix time that `--until` names."
+    now = time.time() if now is None else now
+    s = s.strip()
+    try:
+        if s.startswith('+'): return now + 60*float(s[1:])
+        if len(s) <= 5 and ':' in s:
+            h,m = (int(o) for o in s.split(':'))
+            base = dt.datetime.fromtimestamp(now)
+            t = base.replace(hour=h, minute=m, second=0, microsecond=0)
+            return (t if t.timestamp() > now else t + dt.timedelta(days=1)).timestamp()
+        return dt.datetime.fromisoformat(s).timestamp()
+    except ValueError: pass
+    raise AllconvError(f"--until {s!r} is not a time.", "give HH:MM (e.g. 17:30), an ISO date and time (2026-12-04T17:30), or +MINUTES (e.g. +90).")

@@ -50,6 +50,18 @@ def test_resume_continues_a_killed_run(tmp_path, cli):
     assert list(pd.read_csv(d/'history.csv').epoch) == list(range(6))   # one continuous history
     assert json.loads((d/'metrics.json').read_text())['resumed_from'] == done
 
+def test_until_stops_a_run_by_its_deadline(tmp_path, cli):
+    "`--until` already past: the run stops before its first epoch with exit status 0 and says how to continue; `--resume` finishes it."
+    p = cli(train_main, '--epochs', '2', '--out', 'runs/u', '--until', '+0', '--no-tta', *SMALL, cwd=tmp_path)
+    assert p.returncode == 0 and 'stopped at its deadline' in p.stderr and '--resume runs/u' in p.stderr, p.stderr
+    assert not (tmp_path/'runs'/'u'/'metrics.json').exists()
+    bad = cli(train_main, '--epochs', '2', '--out', 'runs/v', '--until', 'soon', *SMALL)
+    assert bad.returncode == 2 and one_line(bad.stderr) == ["error: --until 'soon' is not a time. Fix: give HH:MM (e.g. 17:30), an ISO "
+                                                            "date and time (2026-12-04T17:30), or +MINUTES (e.g. +90)."], bad.stderr
+    assert not (tmp_path/'runs'/'v').exists()   # refused before anything was written
+    r = cli(train_main, '--resume', 'runs/u')
+    assert r.returncode == 0 and json.loads((tmp_path/'runs'/'u'/'metrics.json').read_text())['epochs_trained'] == 2, r.stderr
+
 BAD = {  # the options, and what the one error line must name
     'unknown net': (['--arch', 'densenet-typo'], ['Unknown DenseNet architecture', 'did you mean']),
     'unknown All-CNN': (['--arch', 'all-cnn-x'], ['all-cnn-c']),
