@@ -360,10 +360,11 @@ def campaign_parser() -> argparse.ArgumentParser:
     ap.add_argument('--status', action='store_true', help="list the plan's runs and the time left; train nothing")
     ap.add_argument('--park', action='store_true', help="copy each unfinished run's last checkpoint to RESULTS/.parked/PLAN "
                     "(with --commit, commit it) so that a fresh checkout continues it; train nothing, unless with --until: "
-                    "then train until the deadline, then park")
+                    "then train until the deadline, then park (also when stopped by a signal)")
     ap.add_argument('--until', default=None, metavar='TIME', help="be done by TIME (HH:MM, the next such local time; an ISO "
-                    "date and time; or +MINUTES from now): no epoch starts that would not end by then, judged by the longest "
-                    "epoch so far (an epoch that runs long stops at its first step past TIME, losing that epoch's part)")
+                    "date and time; or +MINUTES from now) when training must end: no epoch starts that would not end by then, "
+                    "judged by the longest epoch so far (an epoch that runs long stops at its first step past TIME, losing "
+                    "that epoch's part); evaluating a run that finished, and --park, follow: give TIME a few minutes before the end")
     ap.add_argument('--report', action='store_true', help="regenerate the plan's tables and plots from its filed runs; train nothing")
     return ap
 
@@ -391,8 +392,10 @@ def campaign_main(argv=None, # Command-line arguments (default: `sys.argv[1:]`)
                 print(f"{r['state']:<8} {r['name']:<40} {what}")
             _say_status(plan, rows)
             return 0
-        run_campaign(plan, a.results, a.work, a.commit, a.max_runs, until)
-        if a.park: park_runs(plan, a.results, a.work, a.commit)
+        if until is not None: print(f"Deadline: training ends by {time.strftime('%Y-%m-%d %H:%M:%S %Z', time.localtime(until))}.", flush=True)
+        try: run_campaign(plan, a.results, a.work, a.commit, a.max_runs, until)
+        finally:
+            if a.park: park_runs(plan, a.results, a.work, a.commit)   # stopped by the deadline, a signal or an error: park what there is
         return 0
     except RunStopped as e:
         print(f"stopped: {e}", file=sys.stderr); return e.exit_code

@@ -146,8 +146,10 @@ def allconv_train(
     from allconv_fastai.config import RunConfig
     from allconv_fastai.train import train_run
     from allconv_fastai.distributed import say, is_rank0
+    import time
     from allconv_fastai.runs import Deadline, parse_until
     cbs = [Deadline(parse_until(until))] if until is not None else None
+    if cbs and is_rank0(): say(f"Deadline: training ends by {time.strftime('%Y-%m-%d %H:%M:%S %Z', time.localtime(cbs[0].until))}.")
     if resume:
         run_dir = Path(resume)
         _check_resume(run_dir, out, settings)

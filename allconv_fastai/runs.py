@@ -323,11 +323,14 @@ class Deadline(Callback):
     def before_fit(self):
         if num_distrib() > 1: raise AllconvError("Deadline stops one process's fit; the processes of a distributed run would part ways.",
                                                  "train on one process to give it a deadline, or stop the run with SIGTERM.")
+        self.learn.stopped_by = None
+        self.skip = next((c._skip_to for c in self.learn.cbs if type(c).__name__=='SkipToEpoch'), 0)   # epochs a resumed fit skips
         rows = getattr(self.learn, 'resumed_history', None) or []
         last = [60*float(rows[-1]['minutes'])] if rows and rows[-1].get('minutes') is not None else []
         self.t,self.epochs = None,[]
         self.guess = max([e for e in [self.estimate] + last if e is not None and e == e], default=None)
     def before_epoch(self):
+        if self.epoch < self.skip: return   # done before the resume: not timed, not stopped
         now = self.clock()
         if self.t is not None: self.epochs.append(now - self.t)
         self.t = now
@@ -336,7 +339,7 @@ class Deadline(Callback):
     def after_batch(self):
         if self.training and self.clock() >= self.until: self._stop()
     def _stop(self):
-        self.learn.stopped_by = 'deadline'
+        if getattr(self.learn, 'stopped_by', None) is None: self.learn.stopped_by = 'deadline'   # a signal that came first is kept
         raise CancelFitException
 
 def parse_until(s:str,      # 'HH:MM' (the next such local time), an ISO date and time, or '+MINUTES' from now
@@ -346,12 +349,12 @@ def parse_until(s:str,      # 'HH:MM' (the next such local time), an ISO date an
     now = time.time() if now is None else now
     s = s.strip()
     try:
-        if s.startswith('+'): return now + 60*float(s[1:])
+        if s.startswith('+') and math.isfinite(float(s[1:])): return now + 60*float(s[1:])
         if len(s) <= 5 and ':' in s:
             h,m = (int(o) for o in s.split(':'))
             base = dt.datetime.fromtimestamp(now)
             t = base.replace(hour=h, minute=m, second=0, microsecond=0)
             return (t if t.timestamp() > now else t + dt.timedelta(days=1)).timestamp()
-        return dt.datetime.fromisoformat(s).timestamp()
+        if not s.startswith('+'): return dt.datetime.fromisoformat(s).timestamp()
     except ValueError: pass
     raise AllconvError(f"--until {s!r} is not a time.", "give HH:MM (e.g. 17:30), an ISO date and time (2026-12-04T17:30), or +MINUTES (e.g. +90).")

@@ -14,7 +14,7 @@ from fastai.learner import Learner
 from fastai.callback.core import Callback
 from .core import AllconvError, atomic_write, read_json, write_json
 from .data.augment import BatchFlip
-from .runs import read_metrics, read_history, write_history, check_parents, check_fresh, RunLock, RunStopped
+from .runs import read_metrics, read_history, write_history, check_parents, check_fresh, RunLock, RunStopped, Deadline
 from .plots import save_run_plots
 from .callback.progress import use_plain_progress
 from .config import RunConfig, data_settings, config_from_dict, save_config, read_config, run_env
@@ -108,6 +108,14 @@ def record_start(run_dir,         # The run directory
     env = dict(run_env(learn), start_epoch=start_epoch, time=datetime.datetime.now().astimezone().isoformat(timespec='seconds'))
     write_json(p, {**d, 'starts': d.get('starts', []) + [env]})
 
+def _drop_last_start(run_dir):
+    "Remove the last start `record_start` added to `config.json` (one that trained no epoch), and the `env` of a first start."
+    p = Path(run_dir)/'config.json'
+    d = read_json(p)
+    starts = d.get('starts', [])[:-1]
+    d = {k: v for k,v in d.items() if k not in ('starts',) + (() if starts else ('env',))}
+    write_json(p, {**d, **({'starts': starts} if starts else {})})
+
 @contextlib.contextmanager
 def _claim(run_dir:Path):
     "Hold the run folder's lock (rank 0); a folder this start made and left empty is removed if the start fails."
@@ -133,6 +141,9 @@ def train_run(run_dir,              # Directory for the run's files (must be new
         cfg = cfg if cfg is not None else RunConfig(**kw)
         check_parents(run_dir)
     dls = dls if dls is not None else run_dls(cfg)   # before the folder is made: missing data leaves nothing behind
+    if cfg.minutes and any(isinstance(c, Deadline) for c in cbs or []):
+        raise AllconvError(f"A run with a wall-clock budget (minutes={cfg.minutes:g}) cannot stop at a deadline: it could not be continued.",
+                           "drop the deadline (--until), or train to a number of epochs instead of --minutes.")
     if not resume: cfg,dls = fit_bs(cfg, dls)
     with _claim(run_dir):
         if resume:
@@ -176,6 +187,7 @@ def _train(run_dir, cfg, resume, dls, cbs, t0):
         rows = (hist.rows if fitted else getattr(learn, 'resumed_history', None) or read_history(run_dir)) if hist else []
         sig = getattr(learn, 'stopped_by', None) if fitted else None
         if sig is not None:
+            if is_rank0() and len(rows) <= start: _drop_last_start(run_dir)   # this start trained nothing: not a machine of the run
             last = f"epochs 0-{rows[-1]['epoch']}" if rows else "no finished epoch"
             why = 'at its deadline' if sig=='deadline' else f'by {sig.name} after its current step'
             raise RunStopped(f"{run_dir} stopped {why}; its checkpoint holds {last} of {cfg.epochs}.",

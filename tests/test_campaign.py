@@ -4,6 +4,7 @@ import json, shutil, signal, subprocess, time
 import pandas as pd
 import pytest
 from allconv_fastai.cli import eval_main, _campaign_main
+from allconv_fastai.core import AllconvError
 import forked
 from conftest import ENV, save_image
 
@@ -174,4 +175,25 @@ def test_run_stops_at_its_deadline(tmp_path):
     with pytest.raises(RunStopped) as e: train_run(run, cbs=[Deadline(time.time() - 1)], **kw)
     assert e.value.signum is None and e.value.exit_code == 0 and 'stopped at its deadline' in str(e.value), e.value
     assert not (run/'last.pth').exists() and not (run/'metrics.json').exists()
+    cfg = json.loads((run/'config.json').read_text())
+    assert 'starts' not in cfg and 'env' not in cfg, cfg   # a start that trained nothing is not one of the run's machines
     assert train_run(run, resume=True)['epochs_trained'] == 2
+    assert [s['start_epoch'] for s in json.loads((run/'config.json').read_text())['starts']] == [0]
+    with pytest.raises(AllconvError, match='wall-clock budget'): train_run(tmp_path/'budget', cbs=[Deadline(time.time() + 60)], **{**kw, 'minutes': 1})
+    assert not (tmp_path/'budget').exists()
+
+def test_until_with_park_parks_after_sigterm_too(tmp_path):
+    "SIGTERM to `--until ... --park` mid-run: the step finishes, the run is parked, and the exit status is the signal's."
+    (tmp_path/'tiny.py').write_text(PLAN)
+    d = tmp_path/'term'
+    p = forked.popen(['-m', 'allconv_fastai.campaign', tmp_path/'tiny.py', '--results', d/'results', '--work', d/'work',
+                      '--until', '+600', '--park'], env=ENV)
+    t0 = time.monotonic()
+    while not (d/'work'/'tiny'/'sweep'/'b'/'last.pth').exists():
+        assert p.poll() is None, p.communicate()[1][-3000:]
+        assert time.monotonic() - t0 < 600, "the second run never checkpointed"
+        time.sleep(0.05)
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=600)
+    assert p.returncode == 128 + signal.SIGTERM, err[-3000:]
+    assert 'Parked sweep/b' in out and (d/'results'/'.parked'/'tiny'/'sweep'/'b'/'last.pth').exists(), out

@@ -84,6 +84,7 @@ class DevicePrecision:
         cbs = precision_cbs(precision, _data_device(self))
         if kwargs: cbs = [MixedPrecision(amp_mode=precision, **kwargs) if isinstance(c, MixedPrecision) else c for c in cbs]
         self.remove_cbs([cb for cb in self.cbs if isinstance(cb, (MixedPrecision, CPUAutocast, ChannelsLast))])
+        if not any(isinstance(c, ChannelsLast) for c in cbs): self.model.to(memory_format=torch.contiguous_format)   # an earlier fit's channels_last undone
         self.precision = precision   # what `run_env` records
         return self.add_cbs(cbs)
 
