@@ -228,7 +228,12 @@ def campaign_status(plan:Plan,              # The plan (see `load_plan`)
         except (AllconvError, KeyError): row['seconds'] = None; continue
         n_tr,n_va = sizes.get(cfg.data, (None, None))
         n_tr = cfg.n_train or n_tr
-        row['seconds'] = rate*run_flops(cfg, n_tr, n_va)/1e12 if rate and n_tr else None
+        row['seconds'] = row['run_seconds'] = rate*run_flops(cfg, n_tr, n_va)/1e12 if rate and n_tr else None
+        if row['state'] in ('started', 'parked'):   # what is left of it: its epochs not yet checkpointed
+            try: row['epochs_done'] = _epochs_done((wd if row['state']=='started' else pk)/row['name'])
+            except Exception: row['epochs_done'] = None   # a checkpoint being replaced, or damaged: no estimate of it
+            if row['seconds'] and row['epochs_done'] is not None: row['seconds'] *= max(0, cfg.epochs - row['epochs_done'])/cfg.epochs
+            row['epochs'] = cfg.epochs
     return rows
 
 def _say_status(plan, rows):
@@ -276,7 +281,7 @@ def run_campaign(plan:Plan,                  # The plan (see `load_plan`)
             print(f"[{i+1}/{len(plan)}] {name}" + (" (resuming)" if resume else ''), flush=True)
             ck = [getattr(cfg, k) for k in data_settings]
             if dls is None or dkey != ck: dls,dkey = run_dls(cfg),ck
-            est = next((x.get('seconds') for x in rows if x['name']==name), None)   # the whole run's, on this CPU
+            est = next((x.get('run_seconds') for x in rows if x['name']==name), None)   # the whole run's, on this CPU
             cbs = [Deadline(until, estimate=est/cfg.epochs if est else None)] if until is not None else []
             try: m = train_run(rd, cfg, resume=resume, dls=dls, cbs=cbs)
             except RunStopped as e: stop.sig = 'deadline' if e.signum is None else signal.Signals(e.signum); break
@@ -388,7 +393,8 @@ def campaign_main(argv=None, # Command-line arguments (default: `sys.argv[1:]`)
             for r in rows:
                 m = r.get('metrics') or {}
                 what = (f"valid acc {m['valid_accuracy']:.4f}, {m.get('train_minutes', 0):.1f} min" if m else
-                        f"~{_hours(r['seconds'])}" if r.get('seconds') else '')
+                        f"~{_hours(r['seconds'])}" if r.get('seconds') else '') + (
+                        f" ({r['epochs_done']} of {r['epochs']} epochs done)" if r.get('epochs_done') is not None else '')
                 print(f"{r['state']:<8} {r['name']:<40} {what}")
             _say_status(plan, rows)
             return 0

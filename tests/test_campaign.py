@@ -1,6 +1,6 @@
 """Campaigns: a plan of runs that survives SIGKILL, resumes the interrupted run without redoing finished
 epochs, files each finished run, and ends with the results of an uninterrupted campaign."""
-import json, shutil, signal, subprocess, time
+import json, re, shutil, signal, subprocess, time
 import pandas as pd
 import pytest
 from allconv_fastai.cli import eval_main, _campaign_main
@@ -97,10 +97,12 @@ def test_parked_run_continues_in_a_fresh_clone(reference, tmp_path):
     assert not (clone/'work').exists()
     st = forked.run(campaign_argv(clone, '--status'), env=GIT)
     assert [l.split()[:2] for l in st.stdout.splitlines()[:3]] == [['filed', 'a'], ['parked', 'sweep/b'], ['waiting', 'c']], st.stdout
+    done = re.search(r'parked +sweep/b .*\((\d) of 4 epochs done\)', st.stdout); assert done, st.stdout   # what is left of it
     out = finish(forked.popen(campaign_argv(clone, '--commit'), env=GIT))
     assert 'sweep/b: continuing from its parked checkpoint' in out, out
     b = metrics(clone, 'sweep/b')
     assert b['resumed_from'] >= 1 and f"at epoch {b['resumed_from']} of 4" in out, b   # no finished epoch redone
+    assert b['resumed_from'] == int(done.group(1))   # --status counted the parked epochs
     assert pd.read_csv(clone/'results'/'tiny'/'sweep'/'b'/'history.csv').epoch.tolist() == [0, 1, 2, 3]
     same_results(clone, ref)
     assert not (clone/'results'/'.parked').exists()   # the parked copy and the folders it alone filled are gone
