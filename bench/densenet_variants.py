@@ -1,6 +1,6 @@
 """DenseNet-BC-100 (k=12) against All-CNN-C on a CPU: training GFLOP/s side by side in one run, for the library's
-DenseNet and for variants of it that each undo one of its speed choices (item 7 of the Table 3 issue: the target is a
-DenseNet/All-CNN-C GFLOP/s ratio of at least 0.5).
+DenseNet, for variants of it that each undo one of its speed choices, and for a lever tried and not taken (item 7 of the
+Table 3 issue: the target is a DenseNet/All-CNN-C GFLOP/s ratio of at least 0.5).
 
     OMP_NUM_THREADS=1 python bench/densenet_variants.py              # batch 64, 4 timed rounds
     OMP_NUM_THREADS=1 python bench/densenet_variants.py --rounds 6 --bs 64
@@ -14,13 +14,18 @@ backward, SGD step with the 'fast' recipe's settings) on a fixed random 32x32 ba
 - 'relu-copy': the same net with its ReLUs writing a new tensor instead of overwriting the batch norm's output;
 - 'nchw': the same net in NCHW (the layout the library trained fp32 in before);
 - 'list': the same net with each dense layer concatenating the list of all earlier feature maps (as the
-  checkpointed block must) instead of the one growing concatenation.
+  checkpointed block must) instead of the one growing concatenation;
+- 'shared-stats' (tried, not taken): in training mode every BN that reads a feature map normalises it with the same
+  batch statistics, so each dense block computes them once per map (`_shared_forward`) and each layer applies only its
+  own scale and shift (an inference-mode batch norm) before its ReLU; the same outputs, gradients and running statistics
+  (`check_shared` compares them with the library's block), with fewer passes over the growing concatenation.
 
 Timed once per round in alternating order after one warm-up round (`allconv_fastai.speed.interleave`). FLOPs: 3 x the
 forward multiply-adds x 2 of the convolutions and the linear layer (`allconv_fastai.campaign.forward_flops`). Ratios
 are medians over rounds of per-round ratios.
 """
 import argparse, importlib.util, statistics, types, torch
+import torch.nn.functional as F
 from pathlib import Path
 from torch import nn
 from allconv_fastai.machine import cpu_model, load_average
@@ -34,6 +39,37 @@ _spec = importlib.util.spec_from_file_location('densenet_speed', Path(__file__).
 _speed = importlib.util.module_from_spec(_spec); _spec.loader.exec_module(_speed)
 _list_forward = _speed._list_forward   # the dense block before the growing concatenation (list of all earlier maps)
 
+def _shared_forward(self, x):
+    "A dense block in training mode with each feature map's batch statistics computed once and shared by the BNs that read it."
+    if not self.training: return DenseBlock.forward(self, x)
+    eps,feats,stats = self.layers[0].first[0].eps,[x],[]
+    def norm(f):   # f normalised with its batch statistics; they land in a (mean, unbiased variance) pair
+        c = f.shape[1]; rm,rv = f.new_zeros(c),f.new_ones(c)
+        stats.append((rm, rv)); return F.batch_norm(f, rm, rv, None, None, True, 1., eps)
+    xh = norm(x)
+    for l in self.layers:
+        bn,c = l.first[0],xh.shape[1]   # this layer's scale and shift: an inference-mode BN with mean 0, variance 1-eps
+        h = F.batch_norm(xh, xh.new_zeros(c), xh.new_full((c,), 1.-eps), bn.weight, bn.bias, False, 0., eps)
+        f = l.last(l.first[2](F.relu_(h)))
+        feats.append(f); xh = torch.cat([xh, norm(f)], 1)
+    with torch.no_grad():   # each BN's running statistics, as its own training-mode call would have updated them
+        m,v = (torch.cat(o) for o in zip(*stats))
+        for l in self.layers:
+            bn = l.first[0]; c = bn.num_features
+            bn.running_mean.lerp_(m[:c], bn.momentum); bn.running_var.lerp_(v[:c], bn.momentum); bn.num_batches_tracked += 1
+    return torch.cat(feats, 1)
+
+def check_shared(bs=8):
+    "Largest relative gradient difference and absolute state difference of 'shared-stats' against the library's block, after one step's backward."
+    a,b = (build(n).to(memory_format=torch.channels_last).train() for n in ('densenet', 'shared-stats'))
+    g = torch.Generator().manual_seed(0)
+    x,y = torch.randn(bs, 3, 32, 32, generator=g).to(memory_format=torch.channels_last),torch.randint(0, 10, (bs,), generator=g)
+    for m in (a, b): F.cross_entropy(m(x), y).backward()
+    pa,sa = dict(a.named_parameters()),a.state_dict()
+    grad = max(((pa[k].grad - p.grad).abs().max()/pa[k].grad.abs().max().clamp_min(1e-12)).item() for k,p in b.named_parameters())
+    state = max((sa[k].float() - v.float()).abs().max().item() for k,v in b.state_dict().items())
+    return grad,state
+
 def build(name):
     torch.manual_seed(0)
     if name == 'allcnn': return all_cnn_c(bn=True, dropout=False)
@@ -41,9 +77,9 @@ def build(name):
     if name == 'relu-copy':
         for x in m.modules():
             if isinstance(x, nn.ReLU): x.inplace = False
-    if name == 'list':
+    if name in ('list', 'shared-stats'):
         for b in m.modules():
-            if isinstance(b, DenseBlock): b.forward = types.MethodType(_list_forward, b)
+            if isinstance(b, DenseBlock): b.forward = types.MethodType(_list_forward if name=='list' else _shared_forward, b)
     return m
 
 def main(argv=None):
@@ -54,7 +90,10 @@ def main(argv=None):
     mode = best_mode('cpu')
     print(f"{cpu_model()}; {torch.get_num_threads()} threads; torch {torch.__version__}; mode {mode}, batch {a.bs}; "
           f"load average {load_average()} at start", flush=True)
-    names = ('allcnn', 'densenet', 'relu-copy', 'nchw', 'list')
+    names = ('allcnn', 'densenet', 'relu-copy', 'nchw', 'list', 'shared-stats')
+    g,st = check_shared()
+    print(f"shared-stats against densenet, one backward on 8 images: gradients differ by at most {g:.1e} (relative), "
+          f"parameters and running statistics by {st:.1e}", flush=True)
     fl = {n: 3*forward_flops(build('allcnn' if n=='allcnn' else 'densenet'), 32) for n in names}
     fns = {}
     for n in names:
