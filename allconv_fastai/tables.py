@@ -17,7 +17,7 @@ from .distributed import is_rank0, say
 
 # %% auto #0
 __all__ = ['paper_table3', 'table3_frame', 'table3_markdown', 'table3_plot', 'table3', 'filed_runs', 'resolvable',
-           'table3_tables', 'table3_findings', 'table3_report']
+           'table3_tables', 'table3_findings', 'densenet_findings', 'table3_report']
 
 # %% ../nbs/15a_tables.ipynb #e016700e
 paper_table3 = {n: a.paper_error['C10'] for n,a in archs.items() if a.family=='allcnn'}  # Table 3: CIFAR-10 test error (%), no augmentation
@@ -116,6 +116,7 @@ def resolvable(acc_a:float, # One accuracy, a fraction in 0..1
     return abs(acc_a - acc_b) > 2*math.sqrt(2*p*(1-p)/n)
 
 # %% ../nbs/15a_tables.ipynb #954f8795
+_DENSENETS = ('densenet-bc100-k12',)   # trained after Table 3, at its budget and on its data (item 7 of the campaign)
 _T3 = sorted((n for n,a in archs.items() if a.family=='allcnn'), key=lambda n: n[-1])   # by base, as the paper's Table 3: Model A ... All-CNN-A, Model B, ...
 
 def _setting(r) -> str:
@@ -133,7 +134,7 @@ def _sweep_text(df, prefix) -> str:
 
 def table3_tables(plan_dir, # The Table 3 campaign's results folder
                  ) -> dict:
-    "The Table 3 campaign's tables (DataFrames) from its filed runs: 'table3', 'paper_setting', 'ablations'."
+    "The Table 3 campaign's tables (DataFrames) from its filed runs: 'table3', 'paper_setting', 'ablations', 'densenet'."
     df = filed_runs(plan_dir)
     if df.empty: df = pd.DataFrame(columns=['name', 'lr'])
     byname = {r['name']: r for r in df.to_dict('records')}
@@ -156,7 +157,9 @@ def table3_tables(plan_dir, # The Table 3 campaign's results folder
     ab = pd.DataFrame([row(name, sweep, change=ch) for ch,name,sweep in abl])
     if 'valid_error' in ab and ab.status.iloc[0] == 'filed':
         ab['vs_baseline'] = (ab.valid_error - ab.valid_error.iloc[0]).round(2)
-    return dict(table3=t3, paper_setting=ps, ablations=ab)
+    dn = pd.DataFrame([row(f'densenet/{a}', f'sweep/{a}', net=archs[a].paper_name, paper_c10plus_error=archs[a].paper_error.get('C10+'))
+                       for a in _DENSENETS])
+    return dict(table3=t3, paper_setting=ps, ablations=ab, densenet=dn)
 
 # %% ../nbs/15a_tables.ipynb #e2192724
 def table3_findings(t3:pd.DataFrame,  # The 'table3' table of `table3_tables`
@@ -176,6 +179,24 @@ def table3_findings(t3:pd.DataFrame,  # The 'table3' table of `table3_tables`
                    'within the noise of 5,000 validation images, so this budget cannot say which is better'))
         out.append(f"Base {base}: ours (valid error, low to high) {ours}; the paper's (C10 test) {paper}. "
                    f"{'Same order.' if ours==paper else 'Not the same order.'} {verdict}.")
+    return out
+
+def densenet_findings(dn:pd.DataFrame,  # The 'densenet' table of `table3_tables`
+                      t3:pd.DataFrame,  # The 'table3' table (All-CNN-C's row is the comparison)
+                      n_valid:int=5000,  # Validation images the accuracies were measured on
+                     ) -> list:
+    "Plain sentences comparing each filed DenseNet with All-CNN-C at the same budget: errors, whether the noise allows the gap, minutes and CPUs."
+    c = t3.set_index('net').loc['All-CNN-C']
+    out = []
+    for r in dn.to_dict('records'):
+        if r['status'] != 'filed': out.append(f"{r['net']}: pending."); continue
+        if c.status != 'filed': out.append(f"{r['net']}: {r['valid_error']:g}% validation error; All-CNN-C, its comparison, is pending."); continue
+        gap = resolvable(1-r['valid_error']/100, 1-c.valid_error/100, n_valid)
+        out.append(f"{r['net']}: {r['valid_error']:g}% validation error against All-CNN-C's {c.valid_error:g}% at the same budget and data, "
+                   f"{abs(r['valid_error']-c.valid_error):.2f} points {'lower' if r['valid_error'] < c.valid_error else 'higher'}, "
+                   + ('more than the noise of 5,000 validation images' if gap else 'within the noise of 5,000 validation images, so this budget cannot say which is better')
+                   + f"; {r['minutes']:g} minutes on {r['cpu']} against {c.minutes:g} on {c.cpu}"
+                   + (" (the same CPU)." if r['cpu'] == c.cpu else " (different CPUs: the minutes do not compare)."))
     return out
 
 def _md(df:pd.DataFrame, cols:dict) -> str:
@@ -205,7 +226,7 @@ def table3_report(plan_dir, # The Table 3 campaign's results folder; the report 
     "Write the Table 3 campaign's report (README.md, CSVs and bar charts) into `plan_dir` from its filed runs; return the README's path."
     plan_dir = Path(plan_dir)
     t = table3_tables(plan_dir)
-    t3,ps,ab = t['table3'],t['paper_setting'],t['ablations']
+    t3,ps,ab,dn = t['table3'],t['paper_setting'],t['ablations'],t['densenet']
     for k,v in t.items():
         with atomic_write(plan_dir/f'{k}.csv', 'w') as f: v.to_csv(f, index=False)
     if (t3.status=='filed').any(): _bars(t3, 'net', plan_dir/'table3.png', 'paper_c10_error', "paper: C10 test error (no augmentation, dropout, 350 epochs)", 'Table 3 at 10 epochs, fast recipe (CIFAR-10 JPEG, 45,000 / 5,000)')
@@ -232,7 +253,14 @@ def table3_report(plan_dir, # The Table 3 campaign's results folder; the report 
           "the optimizer) got their own sweep; the others kept the baseline's lr. Adam is fastai's, with decoupled weight decay 0.01.", "",
           _md(ab, dict(change='change', status='status', valid_error='valid error %', vs_baseline='vs baseline (points)',
                        lr='lr', lrs_tried='lrs tried', minutes='minutes', load='load average', computed='computed as', cpu='CPU')), "",
-          "Differences under about 1.3 points are within the noise of 5,000 validation images (see `tables.resolvable`)."]
+          "Differences under about 1.3 points are within the noise of 5,000 validation images (see `tables.resolvable`).", "",
+          f"## DenseNet-BC-100 at the same budget ({filed(dn)})", "",
+          "After Table 3, on the same data and budget (10 epochs, batch 128), with DenseNet's fast recipe: batch norm throughout (the net's own), "
+          "flip + 4-pixel translation, one-cycle, label smoothing 0.1, SGD with Nesterov momentum, weight decay 1e-4; its lr chosen by the same 2-epoch sweep. "
+          "The paper's column is its C10+ test error (the same augmentation, but 300 epochs at batch 64 with a step schedule): a reference, "
+          "not a like-for-like comparison.", "",
+          _md(dn, {**{k: v for k,v in cols.items() if k != 'paper_c10_error'}, 'paper_c10plus_error': 'paper C10+ test error %'}), "",
+          *[f"- {s}" for s in densenet_findings(dn, t3)]]
     p = plan_dir/'README.md'
     with atomic_write(p, 'w') as f: f.write('\n'.join(md) + '\n')
     return p

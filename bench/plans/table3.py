@@ -1,6 +1,7 @@
 """The Table 3 campaign: the All-CNN paper's twelve nets on the CIFAR-10 JPEGs (45,000 train / 5,000 validation,
 seed 42), at an equal budget of 10 epochs each, every lr chosen on validation by a short sweep; then the C row in
-the paper's own setting, and ablations of All-CNN-C that change one thing at a time.
+the paper's own setting, ablations of All-CNN-C that change one thing at a time, and DenseNet-BC-100 (k=12) at the
+same budget.
 
 Run it (resumable, safe to kill; each finished run is filed in bench/results/table3/<run>/):
 
@@ -58,3 +59,10 @@ plan.add("ablation/adam", chosen("sweep-ablation/adam", **{**C, 'opt': 'adam', '
 for name,change in (('bn-and-dropout', dict(dropout=True)), ('lsuv', dict(lsuv=True)), ('zca', dict(zca=True)),
                     ('step-schedule', dict(schedule='step')), ('nesterov', dict(opt='nesterov')), ('residual', dict(residual=True))):
     plan.add(f"ablation/{name}", chosen("sweep/all-cnn-c", **{**C, **change}))
+
+# 4. After Table 3: DenseNet-BC-100 (k=12) on the same data at the same budget, with DenseNet's fast recipe (its own
+#    batch norm, flip + translate, one-cycle, label smoothing 0.1, SGD with Nesterov momentum, weight decay 1e-4),
+#    its lr chosen by the same sweep
+D = dict(DATA, arch='densenet-bc100-k12', recipe='fast')
+sweep("sweep/densenet-bc100-k12", **D)
+plan.add("densenet/densenet-bc100-k12", chosen("sweep/densenet-bc100-k12", **D, epochs=EPOCHS))
