@@ -211,21 +211,26 @@ def campaign_status(plan:Plan,              # The plan (see `load_plan`)
                     results='bench/results', # Folder of the filed runs (RESULTS/PLAN/RUN)
                     work='runs/campaign',    # Folder of the unfinished runs (WORK/PLAN/RUN)
                    ) -> list:
-    "One dict per run of `plan`: name, state (filed, started, parked, waiting), and its metrics or settings; with an estimate of the time left here."
+    "One dict per run of `plan`: name, state (filed, started, parked, waiting), and its metrics or settings; with an estimate of the time left here ('rough': the run's family, when no run of it is filed on this CPU)."
     out,wd,pk = Path(results)/plan.name,Path(work)/plan.name,parked_dir(results, plan.name)
     done,rows,cpu = {},[],cpu_model()
     for n,r in plan.runs.items():
         m = filed_metrics(out/n)
         if m is not None: done[n] = m; rows.append(dict(name=n, state='filed', metrics=m)); continue
         rows.append(dict(name=n, state='started' if (wd/n/'config.json').exists() else 'parked' if (pk/n/'last.pth').exists() else 'waiting'))
-    # seconds per TFLOP from the runs filed on this CPU, and the data sizes they saw
-    spt = [m['train_minutes']*60/(m['tflops']) for m in done.values() if m.get('tflops') and cpu in m.get('cpus', [])]
+    # seconds per TFLOP from the runs filed on this CPU, by family (a CPU runs DenseNet's narrow layers at a lower FLOP
+    # rate than All-CNN's), and the data sizes they saw
+    spt = {}
+    for n,m in done.items():
+        if m.get('tflops') and cpu in m.get('cpus', []): spt.setdefault(_family(out/n), []).append(m['train_minutes']*60/m['tflops'])
+    med = lambda v: sorted(v)[len(v)//2] if v else None
     sizes = {m['data']: (m['n_train_images'], m['n_valid_images']) for m in done.values() if 'n_train_images' in m}
-    rate = sorted(spt)[len(spt)//2] if spt else None
     for row in rows:
         if row['state'] == 'filed': continue
         try: cfg = plan.runs[row['name']].resolve(done)
         except (AllconvError, KeyError): row['seconds'] = None; continue
+        rate = med(spt.get(cfg.family, []))
+        if rate is None and spt: rate,row['rough'] = med([x for v in spt.values() for x in v]),cfg.family   # no run of its family here yet
         n_tr,n_va = sizes.get(cfg.data, (None, None))
         n_tr = cfg.n_train or n_tr
         row['seconds'] = row['run_seconds'] = rate*run_flops(cfg, n_tr, n_va)/1e12 if rate and n_tr else None
@@ -236,11 +241,18 @@ def campaign_status(plan:Plan,              # The plan (see `load_plan`)
             row['epochs'] = cfg.epochs
     return rows
 
+def _family(run_dir) -> str|None:
+    "The family ('allcnn', 'densenet') of the filed run in `run_dir`, from its config.json (None if unreadable)."
+    try: return read_config(run_dir).family
+    except Exception: return None
+
 def _say_status(plan, rows):
     left = [r for r in rows if r['state'] != 'filed']
     known = [r['seconds'] for r in left if r.get('seconds')]
+    rough = sorted({r['rough'] for r in left if r.get('seconds') and r.get('rough')})
     est = (f"about {_hours(sum(known))} of training left on this machine ({cpu_model()})" +
-           (f" for {len(known)} of them" if len(known) < len(left) else '')) if known else "no estimate yet (none filed on this CPU)"
+           (f" for {len(known)} of them" if len(known) < len(left) else '') +
+           (f", rough where no {'/'.join(rough)} run is filed on this CPU yet" if rough else '')) if known else "no estimate yet (none filed on this CPU)"
     print(f"Plan {plan.name}: {len(rows)-len(left)} of {len(rows)} runs filed, {len(left)} left; {est}.", flush=True)
 
 # %% ../nbs/19_campaign.ipynb #19e498ee
@@ -393,7 +405,8 @@ def campaign_main(argv=None, # Command-line arguments (default: `sys.argv[1:]`)
             for r in rows:
                 m = r.get('metrics') or {}
                 what = (f"valid acc {m['valid_accuracy']:.4f}, {m.get('train_minutes', 0):.1f} min" if m else
-                        f"~{_hours(r['seconds'])}" if r.get('seconds') else '') + (
+                        f"~{_hours(r['seconds'])}" + (f" (rough: no {r['rough']} run filed on this CPU yet)" if r.get('rough') else '')
+                        if r.get('seconds') else '') + (
                         f" ({r['epochs_done']} of {r['epochs']} epochs done)" if r.get('epochs_done') is not None else '')
                 print(f"{r['state']:<8} {r['name']:<40} {what}")
             _say_status(plan, rows)
