@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from .core import AllconvError
 from .machine import cpu_model
-from .models.registry import arch_info
+from .models.registry import arch_info, arch_family
 from .runs import RunLock, RunStopped, Deadline, parse_until, read_metrics
 from .core import read_json, write_json
 from .checkpoint import load_checkpoint
@@ -222,7 +222,7 @@ def campaign_status(plan:Plan,              # The plan (see `load_plan`)
     # rate than All-CNN's), and the data sizes they saw
     spt = {}
     for n,m in done.items():
-        if m.get('tflops') and cpu in m.get('cpus', []): spt.setdefault(_family(out/n), []).append(m['train_minutes']*60/m['tflops'])
+        if m.get('tflops') and cpu in m.get('cpus', []): spt.setdefault(_family(m), []).append(m['train_minutes']*60/m['tflops'])
     med = lambda v: sorted(v)[len(v)//2] if v else None
     sizes = {m['data']: (m['n_train_images'], m['n_valid_images']) for m in done.values() if 'n_train_images' in m}
     for row in rows:
@@ -230,7 +230,8 @@ def campaign_status(plan:Plan,              # The plan (see `load_plan`)
         try: cfg = plan.runs[row['name']].resolve(done)
         except (AllconvError, KeyError): row['seconds'] = None; continue
         rate = med(spt.get(cfg.family, []))
-        if rate is None and spt: rate,row['rough'] = med([x for v in spt.values() for x in v]),cfg.family   # no run of its family here yet
+        if rate is None and spt:   # no run of its family filed here yet: the others' rate, likely low for DenseNet (see bench/densenet_variants.py)
+            rate,row['rough'] = med([x for v in spt.values() for x in v]),cfg.family
         n_tr,n_va = sizes.get(cfg.data, (None, None))
         n_tr = cfg.n_train or n_tr
         row['seconds'] = row['run_seconds'] = rate*run_flops(cfg, n_tr, n_va)/1e12 if rate and n_tr else None
@@ -241,10 +242,10 @@ def campaign_status(plan:Plan,              # The plan (see `load_plan`)
             row['epochs'] = cfg.epochs
     return rows
 
-def _family(run_dir) -> str|None:
-    "The family ('allcnn', 'densenet') of the filed run in `run_dir`, from its config.json (None if unreadable)."
-    try: return read_config(run_dir).family
-    except Exception: return None
+def _family(m:dict) -> str|None:
+    "The family ('allcnn', 'densenet') of the filed run whose metrics are `m` (its `arch`); None for a net the registry does not know."
+    try: return arch_family(m['arch'])
+    except (AllconvError, KeyError, TypeError): return None
 
 def _say_status(plan, rows):
     left = [r for r in rows if r['state'] != 'filed']
@@ -252,7 +253,7 @@ def _say_status(plan, rows):
     rough = sorted({r['rough'] for r in left if r.get('seconds') and r.get('rough')})
     est = (f"about {_hours(sum(known))} of training left on this machine ({cpu_model()})" +
            (f" for {len(known)} of them" if len(known) < len(left) else '') +
-           (f", rough where no {'/'.join(rough)} run is filed on this CPU yet" if rough else '')) if known else "no estimate yet (none filed on this CPU)"
+           (f", rough (at the other nets' FLOP rate) where no {'/'.join(rough)} run is filed on this CPU yet" if rough else '')) if known else "no estimate yet (none filed on this CPU)"
     print(f"Plan {plan.name}: {len(rows)-len(left)} of {len(rows)} runs filed, {len(left)} left; {est}.", flush=True)
 
 # %% ../nbs/19_campaign.ipynb #19e498ee

@@ -122,6 +122,7 @@ _T3 = sorted((n for n,a in archs.items() if a.family=='allcnn'), key=lambda n: n
 def _setting(r) -> str:
     "A run's setting in words, from its recorded config."
     norm = ' + '.join(x for x,on in (('BN', r.get('bn')), ('dropout', r.get('dropout'))) if on) or 'no BN/dropout'
+    if r.get('arch') in archs and archs[r['arch']].family == 'densenet': norm = 'BN (the net\'s own)' + (' + dropout' if r.get('dropout') else '')
     aug = 'flip + translate' if r.get('augment') and r.get('flip') else 'translate' if r.get('augment') else 'no augmentation'
     return f"{r['recipe']} recipe: {norm}, {aug}, {r['schedule']}, {r.get('opt', 'sgd')}"
 
@@ -144,7 +145,7 @@ def table3_tables(plan_dir, # The Table 3 campaign's results folder
         if r is None: return dict(base, status='pending')
         return dict(base, status='filed', valid_error=_err(r['m_valid_accuracy']), valid_error_tta=_err(r.get('m_valid_tta_accuracy')),
                     lr=r['lr'], epochs=r['m_epochs_trained'], train_images=r.get('m_n_train_images'),
-                    minutes=r.get('m_train_minutes'), load=r.get('m_mean_load'), computed=r.get('computed_as'), cpu='; '.join(r.get('m_cpus') or []), setting=_setting(r),
+                    minutes=r.get('m_train_minutes'), load=r.get('m_mean_load'), computed=r.get('computed_as'), cpu='; '.join(r['m_cpus']) if isinstance(r.get('m_cpus'), list) else None, setting=_setting(r),
                     diverged=bool(r['m_diverged']))
     t3 = pd.DataFrame([row(f'table3/{a}', f'sweep/{a}', net=archs[a].paper_name, paper_c10_error=archs[a].paper_error.get('C10'))
                        for a in _T3])
@@ -187,16 +188,22 @@ def densenet_findings(dn:pd.DataFrame,  # The 'densenet' table of `table3_tables
                      ) -> list:
     "Plain sentences comparing each filed DenseNet with All-CNN-C at the same budget: errors, whether the noise allows the gap, minutes and CPUs."
     c = t3.set_index('net').loc['All-CNN-C']
+    known = lambda v: v is not None and not (isinstance(v, float) and math.isnan(v)) and v != ''
+    def took(r): return (f"{r['minutes']:g} minutes" if known(r.get('minutes')) else "minutes not recorded") + (f" on {r['cpu']}" if known(r.get('cpu')) else '')
     out = []
     for r in dn.to_dict('records'):
         if r['status'] != 'filed': out.append(f"{r['net']}: pending."); continue
+        if r.get('diverged'): out.append(f"{r['net']}: diverged at its chosen lr {r['lr']:g} ({r['valid_error']:g}% validation error): no comparison."); continue
         if c.status != 'filed': out.append(f"{r['net']}: {r['valid_error']:g}% validation error; All-CNN-C, its comparison, is pending."); continue
+        d = r['valid_error'] - c.valid_error
         gap = resolvable(1-r['valid_error']/100, 1-c.valid_error/100, n_valid)
-        out.append(f"{r['net']}: {r['valid_error']:g}% validation error against All-CNN-C's {c.valid_error:g}% at the same budget and data, "
-                   f"{abs(r['valid_error']-c.valid_error):.2f} points {'lower' if r['valid_error'] < c.valid_error else 'higher'}, "
-                   + ('more than the noise of 5,000 validation images' if gap else 'within the noise of 5,000 validation images, so this budget cannot say which is better')
-                   + f"; {r['minutes']:g} minutes on {r['cpu']} against {c.minutes:g} on {c.cpu}"
-                   + (" (the same CPU)." if r['cpu'] == c.cpu else " (different CPUs: the minutes do not compare)."))
+        same = known(r.get('cpu')) and r.get('cpu') == c.get('cpu')
+        out.append(f"{r['net']}: {r['valid_error']:g}% validation error against All-CNN-C's {c.valid_error:g}% at the same budget and data"
+                   + (", the same error" if d == 0 else f", {abs(d):.2f} points {'lower' if d < 0 else 'higher'}")
+                   + (f", more than the noise of {n_valid:,} validation images" if gap else
+                      f", within the noise of {n_valid:,} validation images, so this budget cannot say which is better")
+                   + f"; {took(r)} against {took(c.to_dict())}"
+                   + (" (the same CPU)." if same else " (not the same CPU, or not recorded: the minutes do not compare)."))
     return out
 
 def _md(df:pd.DataFrame, cols:dict) -> str:
@@ -259,7 +266,8 @@ def table3_report(plan_dir, # The Table 3 campaign's results folder; the report 
           "flip + 4-pixel translation, one-cycle, label smoothing 0.1, SGD with Nesterov momentum, weight decay 1e-4; its lr chosen by the same 2-epoch sweep. "
           "The paper's column is its C10+ test error (the same augmentation, but 300 epochs at batch 64 with a step schedule): a reference, "
           "not a like-for-like comparison.", "",
-          _md(dn, {**{k: v for k,v in cols.items() if k != 'paper_c10_error'}, 'paper_c10plus_error': 'paper C10+ test error %'}), "",
+          _md(dn, {(k if k != 'paper_c10_error' else 'paper_c10plus_error'): (v if k != 'paper_c10_error' else 'paper C10+ test error %')
+                   for k,v in cols.items()}), "",
           *[f"- {s}" for s in densenet_findings(dn, t3)]]
     p = plan_dir/'README.md'
     with atomic_write(p, 'w') as f: f.write('\n'.join(md) + '\n')

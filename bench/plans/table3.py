@@ -10,7 +10,9 @@ Run it (resumable, safe to kill; each finished run is filed in bench/results/tab
     allconv-campaign table3 --report        # regenerate README.md, the CSVs and the bar charts in bench/results/table3
 
 Budget: 10 epochs a net, the largest the project's machines can finish for all twelve (about 2.5 hours of training
-on the 2-core AMX Xeon, 4.5 on the AVX512-BF16 EPYC, more than a day on the AVX2-only EPYC).
+on the 2-core AMX Xeon, 4.5 on the AVX512-BF16 EPYC, more than a day on the AVX2-only EPYC). DenseNet-BC-100 then
+trains at the same budget; it does about as many FLOPs per image as All-CNN-C, but a CPU runs them at a third to a
+half of All-CNN-C's rate (bench/densenet_variants.py), so it takes two to three times as long.
 """
 from allconv_fastai.campaign import Plan, best_lr
 from allconv_fastai.config import RunConfig
