@@ -227,7 +227,7 @@ def campaign_status(plan:Plan,              # The plan (see `load_plan`)
     sizes = {m['data']: (m['n_train_images'], m['n_valid_images']) for m in done.values() if 'n_train_images' in m}
     for row in rows:
         if row['state'] == 'filed': continue
-        try: cfg = plan.runs[row['name']].resolve(done)
+        try: cfg = _estimate_cfg(plan.runs[row['name']], done)
         except (AllconvError, KeyError): row['seconds'] = None; continue
         rate = med(spt.get(cfg.family, []))
         if rate is None and spt:   # no run of its family filed here yet: the others' rate, likely low for DenseNet (see bench/densenet_variants.py)
@@ -241,6 +241,18 @@ def campaign_status(plan:Plan,              # The plan (see `load_plan`)
             if row['seconds'] and row['epochs_done'] is not None: row['seconds'] *= max(0, cfg.epochs - row['epochs_done'])/cfg.epochs
             row['epochs'] = cfg.epochs
     return rows
+
+def _estimate_cfg(r:PlannedRun, done:dict) -> RunConfig:
+    "The settings of `r` for an estimate: where its lr waits on a sweep not yet finished, a stand-in lr (the lr does not change a run's FLOPs)."
+    if isinstance(r.cfg, RunConfig): return r.cfg
+    done = dict(done)
+    for _ in range(8):   # each sweep it waits on (`best_lr`'s KeyError 'prefix*') gets a stand-in result
+        try: return r.cfg(done)
+        except KeyError as e:
+            k = str(e.args[0]) if e.args else ''
+            if not k.endswith('*') or k in done: raise
+            done[k] = dict(lr=0.1, valid_accuracy=0.0)
+    raise KeyError(r.name)
 
 def _family(m:dict) -> str|None:
     "The family ('allcnn', 'densenet') of the filed run whose metrics are `m` (its `arch`); None for a net the registry does not know."
