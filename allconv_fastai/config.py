@@ -223,8 +223,8 @@ class RunConfig:
         chose = []  # the digits' defaults: the first command (`allconv-train`) must be quick on a 2-core CPU in fp32
         if digits and self.size is None: self.size = 16; chose.append("16x16 images (their 8x8 originals hold no more detail)")
         if digits and fam=='allcnn' and self.widths is None and not self.pretrained: self.widths = (64, 128); chose.append("widths 64,128 (paper: 96,192)")
-        if chose: self.note = (f"digits defaults: {' and '.join(chose)}, about 8x less CPU time (measured on an AMX Xeon, "
-                               "fp32) than 32x32 images at the paper's widths; pass --size 32 --widths 96,192 for those")
+        if chose: self.note = (f"digits defaults: {' and '.join(chose)}, about 9x fewer FLOPs "
+                               "than 32x32 images at the paper's widths; pass --size 32 --widths 96,192 for those")
         self.pad = ifnone(self.pad, (2 if digits else 4) if self.augment else 0)
         self.flip = ifnone(self.flip, self.augment and not digits)
         if self.pad < 0 or self.cutout < 0: raise AllconvError("`pad` and `cutout` must be >= 0.", "pass e.g. --pad 4 --cutout 0.")

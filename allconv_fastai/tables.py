@@ -16,8 +16,8 @@ from .train import paper_lrs, run_grid, _select, _lr_name
 from .distributed import is_rank0, say
 
 # %% auto #0
-__all__ = ['paper_table3', 'table3_frame', 'table3_markdown', 'table3_plot', 'table3', 'filed_runs', 'resolvable',
-           'table3_tables', 'table3_findings', 'densenet_findings', 'table3_report']
+__all__ = ['paper_table3', 'table3_frame', 'table3_markdown', 'table3_plot', 'table3', 'filed_runs', 'resolvable', 'noise_points',
+           'table3_tables', 'table3_findings', 'sweep_findings', 'densenet_findings', 'table3_report']
 
 # %% ../nbs/15a_tables.ipynb #e016700e
 paper_table3 = {n: a.paper_error['C10'] for n,a in archs.items() if a.family=='allcnn'}  # Table 3: CIFAR-10 test error (%), no augmentation
@@ -115,6 +115,12 @@ def resolvable(acc_a:float, # One accuracy, a fraction in 0..1
     p = (acc_a + acc_b)/2
     return abs(acc_a - acc_b) > 2*math.sqrt(2*p*(1-p)/n)
 
+def noise_points(acc:float,    # An accuracy, a fraction in 0..1
+                 n:int=5000,   # Number of images each accuracy is measured on
+                ) -> float:
+    "The difference in points below which `resolvable` calls two accuracies near `acc` on `n` images the same."
+    return 200*math.sqrt(2*acc*(1-acc)/n)
+
 # %% ../nbs/15a_tables.ipynb #954f8795
 _DENSENETS = ('densenet-bc100-k12',)   # trained after Table 3, at its budget and on its data (item 7 of the campaign)
 _T3 = sorted((n for n,a in archs.items() if a.family=='allcnn'), key=lambda n: n[-1])   # by base, as the paper's Table 3: Model A ... All-CNN-A, Model B, ...
@@ -163,23 +169,61 @@ def table3_tables(plan_dir, # The Table 3 campaign's results folder
     return dict(table3=t3, paper_setting=ps, ablations=ab, densenet=dn)
 
 # %% ../nbs/15a_tables.ipynb #e2192724
+def _order(rows:pd.DataFrame, n_valid:int) -> str:
+    "The nets of `rows` from lowest to highest validation error, '≈' between neighbours the noise cannot tell apart."
+    r = rows.sort_values('valid_error').to_dict('records')
+    return r[0]['net'] + ''.join((' < ' if resolvable(1-a['valid_error']/100, 1-b['valid_error']/100, n_valid) else ' ≈ ') + b['net']
+                                 for a,b in zip(r, r[1:]))
+
 def table3_findings(t3:pd.DataFrame,  # The 'table3' table of `table3_tables`
                     n_valid:int=5000,  # Validation images the accuracies were measured on
                    ) -> list:
-    "Plain sentences on what Table 3's filed rows support: per base, the paper's ordering against ours, and which gaps the noise allows."
+    "Plain sentences on what Table 3's filed rows support: per base, each of the paper's pairwise orderings held, reversed or unsettled by the noise."
     out = []
     for base in 'ABC':
         rows = t3[t3.net.str.contains(rf'[- ]{base}$')]   # Model A, Strided-CNN-A, ConvPool-CNN-A, All-CNN-A
         if (rows.status != 'filed').any(): out.append(f"Base {base}: pending ({(rows.status!='filed').sum()} of 4 nets not filed yet)."); continue
-        ours = ' < '.join(rows.sort_values('valid_error').net)
         paper = ' < '.join(rows.sort_values('paper_c10_error').net)
+        held,rev,unsure = [],[],[]
+        recs = rows.to_dict('records')
+        for i,a in enumerate(recs):
+            for b in recs[i+1:]:
+                if a['paper_c10_error'] == b['paper_c10_error']: continue   # a tie in the paper orders nothing
+                lo,hi = (a,b) if a['paper_c10_error'] < b['paper_c10_error'] else (b,a)   # the paper's better net first
+                pair = f"{lo['net']} < {hi['net']}"
+                if not resolvable(1-lo['valid_error']/100, 1-hi['valid_error']/100, n_valid): unsure.append(pair)
+                else: (held if lo['valid_error'] < hi['valid_error'] else rev).append(pair)
+        say = lambda k, what: f"{len(k)} {what}" + (f" ({'; '.join(k)})" if k else '')
         m,a = rows.iloc[0],rows.iloc[3]   # Model-X and All-CNN-X
         gap = resolvable(1-m.valid_error/100, 1-a.valid_error/100, n_valid)
         verdict = ("All-CNN-{b} {v} Model-{b} by {d:.2f} points, {r}".format(b=base, v='beat' if a.valid_error < m.valid_error else 'trailed',
-                   d=abs(a.valid_error-m.valid_error), r='more than the noise of 5,000 validation images' if gap else
-                   'within the noise of 5,000 validation images, so this budget cannot say which is better'))
-        out.append(f"Base {base}: ours (valid error, low to high) {ours}; the paper's (C10 test) {paper}. "
-                   f"{'Same order.' if ours==paper else 'Not the same order.'} {verdict}.")
+                   d=abs(a.valid_error-m.valid_error), r=f'more than the noise of {n_valid:,} validation images' if gap else
+                   f'within the noise of {n_valid:,} validation images, so this budget cannot say which is better'))
+        out.append(f"Base {base}: ours (valid error, low to high; ≈ where the noise of {n_valid:,} validation images cannot tell "
+                   f"neighbours apart) {_order(rows, n_valid)}; the paper's (C10 test) {paper}. Of the paper's {len(held)+len(rev)+len(unsure)} "
+                   f"pairwise orderings, {say(held, 'held beyond the noise')}, {say(rev, 'reversed beyond the noise')}, "
+                   f"{say(unsure, 'unsettled (within the noise)')}. {verdict}.")
+    return out
+
+def sweep_findings(df:pd.DataFrame,  # The filed runs (`filed_runs`), sweeps named PREFIX-lrLR
+                   n_valid:int=5000,  # Validation images the sweeps were scored on
+                  ) -> list:
+    "Plain sentences on how firmly each lr sweep chose: its best and second-best lr, and whether the noise separates them."
+    if df.empty or 'name' not in df: return []
+    groups = {}
+    for r in df[df.name.str.contains(r'-lr[0-9.e+-]+$')].to_dict('records'): groups.setdefault(r['name'].rsplit('-lr', 1)[0], []).append(r)
+    firm,unsure = [],[]
+    for g,rs in groups.items():
+        ok = sorted((r for r in rs if not r['m_diverged']), key=lambda r: -r['m_valid_accuracy'])
+        if len(ok) < 2: continue
+        a,b = ok[:2]
+        (firm if resolvable(a['m_valid_accuracy'], b['m_valid_accuracy'], n_valid) else unsure).append(
+            f"{g} (lr {a['lr']:g}: {100*a['m_valid_accuracy']:.2f}%, lr {b['lr']:g}: {100*b['m_valid_accuracy']:.2f}%)")
+    if not firm and not unsure: return []
+    out = [f"Of {len(firm)+len(unsure)} lr sweeps with two or more lrs filed, {len(firm) or 'none'} chose their best lr by more than the noise of "
+           f"{n_valid:,} validation images" + (f": {'; '.join(firm)}." if firm else '.')]
+    if unsure: out.append(f"In {'' if firm else 'all '}{len(unsure)} the best two lrs are within the noise, so the sweep did not settle between them and the "
+                          f"longer run took the better-scoring one: {'; '.join(unsure)}.")
     return out
 
 def densenet_findings(dn:pd.DataFrame,  # The 'densenet' table of `table3_tables`
@@ -228,6 +272,11 @@ def _bars(df, label, path, ref=None, ref_label=None, title=''):
     plt.close(fig)
 
 # %% ../nbs/15a_tables.ipynb #8c463161
+def _mean_acc(df:pd.DataFrame) -> float|None:
+    "The mean validation accuracy (a fraction) of `df`'s filed rows; None when none is filed."
+    e = df.valid_error[df.status=='filed'].dropna() if 'valid_error' in df else []
+    return 1 - float(np.mean(e))/100 if len(e) else None
+
 def table3_report(plan_dir, # The Table 3 campaign's results folder; the report is written there
                  ) -> Path:
     "Write the Table 3 campaign's report (README.md, CSVs and bar charts) into `plan_dir` from its filed runs; return the README's path."
@@ -249,10 +298,11 @@ def table3_report(plan_dir, # The Table 3 campaign's results folder; the report 
           "Ours: the fast recipe (batch norm, no dropout, flip + 4-pixel translation, one-cycle over 10 epochs, label smoothing 0.1, "
           "SGD with one-cycle momentum 0.95-0.85-0.95, weight decay 5e-4, batch 128; bf16 autocast on a CPU that computes bf16 natively, else fp32, as each run's 'computed as' and CPU say). The paper's column is its C10 test error: no augmentation, "
           "dropout, 350 epochs. It is a reference from another setting, not a like-for-like comparison.", "",
-          _md(t3, cols), "", *[f"- {s}" for s in table3_findings(t3)], "",
+          _md(t3, cols), "", *[f"- {s}" for s in table3_findings(t3)], *[f"- {s}" for s in sweep_findings(filed_runs(plan_dir))], "",
           f"## The C row in the paper's own setting ({filed(ps)})", "",
           "Dropout, no batch norm, no augmentation, the paper's step schedule (x0.1 at epochs 200, 250, 300 of 350) scaled to 10 epochs, "
-          "weight decay 1e-3, no label smoothing. Same data and budget as above; this row compares like with like only with itself, "
+          "weight decay 1e-3, no label smoothing; per-channel normalisation as above (the paper's ZCA whitening is one of the ablations, "
+          "not part of this row). Same data and budget as above; this row compares like with like only with itself, "
           "and with the paper's C10 column in setting but not in length (10 epochs, not 350).", "",
           _md(ps, cols), "",
           f"## Ablations of All-CNN-C ({filed(ab)})", "",
@@ -260,7 +310,8 @@ def table3_report(plan_dir, # The Table 3 campaign's results folder; the report 
           "the optimizer) got their own sweep; the others kept the baseline's lr. Adam is fastai's, with decoupled weight decay 0.01.", "",
           _md(ab, dict(change='change', status='status', valid_error='valid error %', vs_baseline='vs baseline (points)',
                        lr='lr', lrs_tried='lrs tried', minutes='minutes', load='load average', computed='computed as', cpu='CPU')), "",
-          "Differences under about 1.3 points are within the noise of 5,000 validation images (see `tables.resolvable`).", "",
+          *([f"Differences under about {noise_points(acc):.1f} points (at this table's mean accuracy, {100*acc:.1f}%) are within the noise "
+             "of 5,000 validation images (see `tables.resolvable`).", ""] if (acc := _mean_acc(ab)) is not None else []),
           f"## DenseNet-BC-100 at the same budget ({filed(dn)})", "",
           "After Table 3, on the same data and budget (10 epochs, batch 128), with DenseNet's fast recipe: batch norm throughout (the net's own), "
           "flip + 4-pixel translation, one-cycle, label smoothing 0.1, SGD with Nesterov momentum, weight decay 1e-4; its lr chosen by the same 2-epoch sweep. "

@@ -1,7 +1,7 @@
 """The benchmark suite: data, learner overhead, precision, memory and scaling, every figure a ratio against a
 baseline measured side by side in the same run (these machines are shared and noisy, so no absolute timing is a test).
 
-    python bench/suite.py --quick                 # under 2 minutes
+    python bench/suite.py --quick                 # smaller sizes, fewer repeats
     python bench/suite.py --threads 1             # the full run behind docs/bench.md
     python bench/suite.py --out /tmp/bench.md     # write the report elsewhere (default: this checkout's docs/bench.md)
 
@@ -342,7 +342,7 @@ def _settings(quick:bool) -> dict:
 
 def _log(msg): print(msg, file=sys.stderr, flush=True)
 
-def run_bench(quick:bool=False, # smaller sizes: under 2 minutes
+def run_bench(quick:bool=False, # smaller sizes and fewer repeats
               device=None, # 'cpu', 'cuda', ... (default: fastai's `default_device()`)
               reps:int|None=None, # timed repeats (rounds) per comparison
               n_images:int|None=None, # images of the data benchmark
@@ -412,7 +412,7 @@ def _run_bench(quick, device, reps, n_images, bs, only, workers, command, t_star
 def main(argv=None):
     "Command line: run the benchmark, print the Markdown report and write it to `--out`."
     ap = argparse.ArgumentParser(prog='python bench/suite.py', description=__doc__.split(chr(10))[0])
-    ap.add_argument('--quick', action='store_true', help='smaller sizes and fewer repeats (under 2 minutes)')
+    ap.add_argument('--quick', action='store_true', help='smaller sizes and fewer repeats')
     ap.add_argument('--device', default=None, help="'cpu' or 'cuda' (default: fastai's default_device())")
     ap.add_argument('--reps', type=int, default=None, help='timed repeats per comparison (default 3, quick 1)')
     ap.add_argument('--n-images', type=int, default=None, help='images of the data benchmark (default 10000, quick 1000)')

@@ -9,10 +9,12 @@ Run it (resumable, safe to kill; each finished run is filed in bench/results/tab
     allconv-campaign table3 --status        # what is filed, what is left, hours left on this machine
     allconv-campaign table3 --report        # regenerate README.md, the CSVs and the bar charts in bench/results/table3
 
-Budget: 10 epochs a net, the largest the project's machines can finish for all twelve (about 2.5 hours of training
-on the 2-core AMX Xeon, 4.5 on the AVX512-BF16 EPYC, more than a day on the AVX2-only EPYC). DenseNet-BC-100 then
-trains at the same budget; it does about as many FLOPs per image as All-CNN-C, but a CPU runs them at a third to a
-half of All-CNN-C's rate (bench/densenet_variants.py), so it takes two to three times as long.
+Budget: 10 epochs a net: the most the project's machines can finish for all twelve nets and the runs after them, in
+a campaign over several sittings. `--status` estimates the hours left on the machine it runs
+on from the runs filed there; each filed run's minutes and CPU are in bench/results/table3/README.md. DenseNet-BC-100
+then trains at the same budget: it does about as many FLOPs per image as All-CNN-C (1.06x, `campaign.forward_flops`),
+but a CPU runs them at a fraction of All-CNN-C's rate (bench/results/densenet-speed.txt: 0.13-0.15 in bf16 on the AMX
+Xeon; bench/results/densenet-variants-avx2.txt: 0.33-0.40 in fp32 at 2 threads on the AVX2 EPYC), so it takes several times as long.
 """
 from allconv_fastai.campaign import Plan, best_lr
 from allconv_fastai.config import RunConfig
