@@ -7,6 +7,8 @@ baseline measured side by side in the same run (these machines are shared and no
 
 Precision modes are named as the library resolves `precision='auto'` (`allconv_fastai.resolve_precision`): 'bf16'
 where the device computes it natively, 'fp16' on a CUDA GPU without bf16, else 'fp32'; '+cl' adds channels_last.
+The suite compares fp32, bf16 and bf16+cl where the device computes bf16 natively; on a CPU without (AVX2 only), where
+torch would emulate bf16 and the library trains in fp32, it compares fp32 and the library's fp32+cl (`suite_modes`).
 """
 from __future__ import annotations
 import argparse, contextlib, io, json, math, os, random, statistics, subprocess, sys, tarfile, tempfile, time
@@ -19,7 +21,7 @@ from fastai.torch_core import default_device
 from fastai.callback.core import Callback, CancelFitException, CancelValidException
 from allconv_fastai.core import AllconvError, atomic_write, check_positive
 from allconv_fastai.data.sources import find_cifar10_jpg
-from allconv_fastai.machine import bench_info, load_average
+from allconv_fastai.machine import bench_info, load_average, cpu_has_bf16
 from allconv_fastai.data.loaders import cifar_dls
 from allconv_fastai.learner import allcnn_learner
 from allconv_fastai.speed import (step_modes, sync_device, interleave, paired_ratio, matmul_gflops, train_flops, train_step_fn,
@@ -233,6 +235,12 @@ class InterleaveCB(Callback):
         self.t0 = time.perf_counter()
     def before_validate(self): raise CancelValidException
 
+def suite_modes(device) -> tuple:
+    "The precision modes the suite compares on `device`, the first the baseline: fp32, bf16 and bf16+cl where the device computes bf16 natively (a GPU, or a CPU with AVX512-BF16 or AMX), else fp32 alone; then the library's own mode (`best_mode`)."
+    dev = torch.device(device)
+    native = dev.type != 'cpu' or cpu_has_bf16()
+    return tuple(dict.fromkeys((step_modes if native else ('fp32',)) + (best_mode(dev),)))
+
 def bench_learner(dls, # `TensorDataLoaders` to train on
                   arch=all_cnn_c, # builder of the net
                   precisions=('fp32', 'bf16'), n_batch:int=4, # batches per timed turn
@@ -283,7 +291,7 @@ def summary_rows(res:dict) -> list:
     for r in lr or []: add(f"Learner / plain loop, {r['precision']} (time)", r['ratio'], '<= 1.03', lambda v: v <= 1.03)
     for r in p or []:
         if r['mode'] != 'fp32': add(f"{r['net']}: {r['mode']} / fp32 (img/s)", r['speedup'])
-    for mode in step_modes:
+    for mode in res.get('modes', step_modes):
         a,b = _find(p, net='All-CNN-C', mode=mode),_find(p, net='All-CNN-C (BN)', mode=mode)
         if a and b: add(f"All-CNN-C: with BN / without, {mode} (time per step)", a['img_s']/b['img_s'])
     pl,ef = _find(m, variant='plain'),_find(m, variant='efficient')
@@ -322,8 +330,10 @@ def report(res:dict) -> str:
            "Seconds per section: " + ', '.join(f"{k} {v:.0f}" for k,v in res.get('times', {}).items()) + '.', '']
     out += [f"- {n}" for n in res.get('notes', [])] + ['', '## Headline ratios', '',
             md_table(summary_rows(res), [('measure','measure',str), ('value','ratio','.2f'), ('target','target',str), ('met','met',str)])]
-    if res.get('peaks'): out += ['', f"Matmul peak: {res['peaks']['fp32']:,.0f} GFLOP/s fp32, {res['peaks']['bf16']:,.0f} GFLOP/s bf16 "
-                                 f"({res['peaks']['n']}x{res['peaks']['n']})."]
+    if res.get('peaks'):
+        bf = res['peaks'].get('bf16', float('nan'))
+        out += ['', f"Matmul peak: {res['peaks']['fp32']:,.0f} GFLOP/s fp32" + (f", {bf:,.0f} GFLOP/s bf16" if math.isfinite(bf) else '')
+                    + f" ({res['peaks']['n']}x{res['peaks']['n']})."]
     if res.get('decode'):
         dd = res['decode']
         out += ['', f"Decode cost: the first `cifar_dls` call on {dd['n']:,} images took {dd['first_s']:.1f} s "
@@ -367,7 +377,10 @@ def _run_bench(quick, device, reps, n_images, bs, only, workers, command, t_star
     dev = torch.device(device or default_device())
     if dev.type=='cuda' and not torch.cuda.is_available():
         raise AllconvError("`--device cuda` but torch sees no GPU.", "run on a machine with a GPU, or use --device cpu.")
-    res = dict(info=bench_info(dev), best_mode=best_mode(dev), notes=[], quick=quick)
+    res = dict(info=bench_info(dev), best_mode=best_mode(dev), modes=suite_modes(dev), notes=[], quick=quick)
+    if 'bf16' not in res['modes']:
+        res['notes'].append("bf16 left out: this CPU does not compute bf16 natively (no AVX512-BF16 or AMX), so torch would emulate "
+                            "it, and the library trains in fp32 here (`precision='auto'`); the modes compared are fp32 and the library's.")
     load,cores = (load_average() or (0,))[0],res['info']['cores']
     res['notes'].append(f"Load average (1, 5, 15 min) at the start: {res['info']['load_avg']} on {cores} cores" + (
         ": other jobs were running, so absolute speeds are noisy and the ratios are what to read. On an oversubscribed "
@@ -392,14 +405,13 @@ def _run_bench(quick, device, reps, n_images, bs, only, workers, command, t_star
         if 'learner' in only:
             with section('learner'):
                 ldls = cifar_dls(str(folder), bs=bs, valid=0.1, seed=0, device=dev, cache_dir=tmp/'cache')
-                res['learner'] = bench_learner(ldls, all_cnn_c, ('fp32', 'bf16'), s['n_batch'], reps+1)
+                res['learner'] = bench_learner(ldls, all_cnn_c, tuple(dict.fromkeys(m.split('+')[0] for m in res['modes'])), s['n_batch'], reps+1)
         if 'precision' in only:
             with section('precision'):
-                res['peaks'] = dict(fp32=matmul_gflops(torch.float32, s['mm'], reps+2, dev),
-                                    bf16=matmul_gflops(torch.bfloat16, s['mm'], reps+2, dev), n=s['mm'])
+                res['peaks'] = dict(fp32=matmul_gflops(torch.float32, s['mm'], reps+2, dev), n=s['mm'],
+                                    bf16=matmul_gflops(torch.bfloat16, s['mm'], reps+2, dev) if 'bf16' in res['modes'] else float('nan'))
                 nets = {'All-CNN-C': all_cnn_c, 'All-CNN-C (BN)': partial(all_cnn_c, bn=True), 'DenseNet-BC-100': densenet_bc100_k12}
-                res['precision'] = bench_precision(nets, bs, reps, dev, res['peaks'],
-                                                   tuple(dict.fromkeys(step_modes + (res['best_mode'],))))   # and the library's mode
+                res['precision'] = bench_precision(nets, bs, reps, dev, res['peaks'], res['modes'])
         if 'memory' in only:
             with section('memory'): res['memory'] = bench_memory('densenet-bc100-k12', bs, res['best_mode'], reps, dev)
         if 'scaling' in only:
