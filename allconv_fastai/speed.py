@@ -69,7 +69,7 @@ def train_flops(model:torch.nn.Module, # the net
     return fc.get_total_flops()
 
 # %% ../nbs/14a_speed.ipynb #13750e5d
-step_modes = ('fp32', 'bf16', 'bf16+cl')             # compared on every device
+step_modes = ('fp32', 'bf16', 'bf16+cl')             # the CPU modes; bench/suite.py compares bf16 where the device computes it natively
 gpu_step_modes = step_modes + ('fp32+cl', 'fp16', 'fp16+cl')   # every mode `train_step_fn` takes (fp16: CUDA only)
 
 def mode_autocast(mode:str, # one of `gpu_step_modes`

@@ -175,15 +175,23 @@ def _order(rows:pd.DataFrame, n_valid:int) -> str:
     return r[0]['net'] + ''.join((' < ' if resolvable(1-a['valid_error']/100, 1-b['valid_error']/100, n_valid) else ' ≈ ') + b['net']
                                  for a,b in zip(r, r[1:]))
 
+def _is_true(v) -> bool: return isinstance(v, (bool, np.bool_)) and bool(v)   # a missing (NaN) flag is not set
+
 def table3_findings(t3:pd.DataFrame,  # The 'table3' table of `table3_tables`
                     n_valid:int=5000,  # Validation images the accuracies were measured on
                    ) -> list:
-    "Plain sentences on what Table 3's filed rows support: per base, each of the paper's pairwise orderings held, reversed or unsettled by the noise."
+    """Plain sentences on what Table 3's filed rows support: per base, each of the paper's pairwise orderings held,
+    reversed or unsettled by the sampling noise of `n_valid` validation images (`resolvable`; one run per net, so
+    seed-to-seed variation is not in it)."""
     out = []
     for base in 'ABC':
         rows = t3[t3.net.str.contains(rf'[- ]{base}$')]   # Model A, Strided-CNN-A, ConvPool-CNN-A, All-CNN-A
-        if (rows.status != 'filed').any(): out.append(f"Base {base}: pending ({(rows.status!='filed').sum()} of 4 nets not filed yet)."); continue
-        paper = ' < '.join(rows.sort_values('paper_c10_error').net)
+        if (rows.status != 'filed').any() or len(rows) < 2:
+            out.append(f"Base {base}: pending ({(rows.status!='filed').sum()} of {len(rows)} nets not filed yet)."); continue
+        div = rows[rows.diverged.map(_is_true)] if 'diverged' in rows else rows.iloc[:0]
+        if len(div): out.append(f"Base {base}: {', '.join(div.net)} diverged at the chosen lr: no ordering."); continue
+        p = rows.sort_values('paper_c10_error').to_dict('records')
+        paper = p[0]['net'] + ''.join((' = ' if a['paper_c10_error'] == b['paper_c10_error'] else ' < ') + b['net'] for a,b in zip(p, p[1:]))
         held,rev,unsure = [],[],[]
         recs = rows.to_dict('records')
         for i,a in enumerate(recs):
@@ -193,20 +201,28 @@ def table3_findings(t3:pd.DataFrame,  # The 'table3' table of `table3_tables`
                 pair = f"{lo['net']} < {hi['net']}"
                 if not resolvable(1-lo['valid_error']/100, 1-hi['valid_error']/100, n_valid): unsure.append(pair)
                 else: (held if lo['valid_error'] < hi['valid_error'] else rev).append(pair)
-        say = lambda k, what: f"{len(k)} {what}" + (f" ({'; '.join(k)})" if k else '')
-        m,a = rows.iloc[0],rows.iloc[3]   # Model-X and All-CNN-X
-        gap = resolvable(1-m.valid_error/100, 1-a.valid_error/100, n_valid)
-        verdict = ("All-CNN-{b} {v} Model-{b} by {d:.2f} points, {r}".format(b=base, v='beat' if a.valid_error < m.valid_error else 'trailed',
-                   d=abs(a.valid_error-m.valid_error), r=f'more than the noise of {n_valid:,} validation images' if gap else
-                   f'within the noise of {n_valid:,} validation images, so this budget cannot say which is better'))
+        say = lambda k, what: f"{len(k)} {what}" + (f" ({', '.join(k)})" if k else '')
         out.append(f"Base {base}: ours (valid error, low to high; ≈ where the noise of {n_valid:,} validation images cannot tell "
                    f"neighbours apart) {_order(rows, n_valid)}; the paper's (C10 test) {paper}. Of the paper's {len(held)+len(rev)+len(unsure)} "
                    f"pairwise orderings, {say(held, 'held beyond the noise')}, {say(rev, 'reversed beyond the noise')}, "
-                   f"{say(unsure, 'unsettled (within the noise)')}. {verdict}.")
+                   f"{say(unsure, 'unsettled within the noise')}." + _all_vs_model(rows, base, n_valid))
     return out
+
+def _all_vs_model(rows, base, n_valid) -> str:
+    "' All-CNN-X beat/trailed/matched Model-X by ... points, ...' (empty when either is missing)."
+    m,a = rows[rows.net.str.startswith('Model')],rows[rows.net.str.startswith('All-CNN')]
+    if m.empty or a.empty: return ''
+    m,a = m.iloc[0],a.iloc[0]
+    d = a.valid_error - m.valid_error
+    if d == 0: return f" All-CNN-{base} matched Model-{base}'s validation error."
+    gap = resolvable(1-m.valid_error/100, 1-a.valid_error/100, n_valid)
+    return (f" All-CNN-{base} {'beat' if d < 0 else 'trailed'} Model-{base} by {abs(d):.2f} points, " +
+            (f"more than the noise of {n_valid:,} validation images." if gap else
+             f"within the noise of {n_valid:,} validation images, so this budget cannot say which is better."))
 
 def sweep_findings(df:pd.DataFrame,  # The filed runs (`filed_runs`), sweeps named PREFIX-lrLR
                    n_valid:int=5000,  # Validation images the sweeps were scored on
+                   only=None,         # The sweeps (PREFIX) to consider, e.g. ['sweep/all-cnn-c']; None: every one filed
                   ) -> list:
     "Plain sentences on how firmly each lr sweep chose: its best and second-best lr, and whether the noise separates them."
     if df.empty or 'name' not in df: return []
@@ -214,16 +230,19 @@ def sweep_findings(df:pd.DataFrame,  # The filed runs (`filed_runs`), sweeps nam
     for r in df[df.name.str.contains(r'-lr[0-9.e+-]+$')].to_dict('records'): groups.setdefault(r['name'].rsplit('-lr', 1)[0], []).append(r)
     firm,unsure = [],[]
     for g,rs in groups.items():
-        ok = sorted((r for r in rs if not r['m_diverged']), key=lambda r: -r['m_valid_accuracy'])
+        if only is not None and g not in only: continue
+        ok = [r for r in rs if not _is_true(r.get('m_diverged')) and pd.notna(r.get('m_valid_accuracy'))]
+        ok.sort(key=lambda r: (-r['m_valid_accuracy'], -r['lr']))   # a tie goes to the higher lr, as `best_lr` (the plans list lrs high to low)
         if len(ok) < 2: continue
         a,b = ok[:2]
         (firm if resolvable(a['m_valid_accuracy'], b['m_valid_accuracy'], n_valid) else unsure).append(
             f"{g} (lr {a['lr']:g}: {100*a['m_valid_accuracy']:.2f}%, lr {b['lr']:g}: {100*b['m_valid_accuracy']:.2f}%)")
-    if not firm and not unsure: return []
-    out = [f"Of {len(firm)+len(unsure)} lr sweeps with two or more lrs filed, {len(firm) or 'none'} chose their best lr by more than the noise of "
-           f"{n_valid:,} validation images" + (f": {'; '.join(firm)}." if firm else '.')]
-    if unsure: out.append(f"In {'' if firm else 'all '}{len(unsure)} the best two lrs are within the noise, so the sweep did not settle between them and the "
-                          f"longer run took the better-scoring one: {'; '.join(unsure)}.")
+    n = len(firm) + len(unsure)
+    if not n: return []
+    out = [f"Of {n} lr sweep{'s'[:n!=1]} with two or more lrs filed, {len(firm) or 'none'} chose {'its' if n==1 else 'their'} best lr by "
+           f"more than the noise of {n_valid:,} validation images" + (f": {'; '.join(firm)}." if firm else '.')]
+    if unsure: out.append(f"In {'' if firm or n==1 else 'all '}{'that one' if n==1 else len(unsure)} the best two lrs are within the noise, "
+                          f"so the sweep did not settle between them and the longer run took the better-scoring one: {'; '.join(unsure)}.")
     return out
 
 def densenet_findings(dn:pd.DataFrame,  # The 'densenet' table of `table3_tables`
@@ -273,8 +292,9 @@ def _bars(df, label, path, ref=None, ref_label=None, title=''):
 
 # %% ../nbs/15a_tables.ipynb #8c463161
 def _mean_acc(df:pd.DataFrame) -> float|None:
-    "The mean validation accuracy (a fraction) of `df`'s filed rows; None when none is filed."
-    e = df.valid_error[df.status=='filed'].dropna() if 'valid_error' in df else []
+    "The mean validation accuracy (a fraction) of `df`'s filed rows that did not diverge; None when there are none."
+    ok = (df.status=='filed') & ~df.diverged.map(_is_true) if 'diverged' in df else df.status=='filed'
+    e = df.valid_error[ok].dropna() if 'valid_error' in df else []
     return 1 - float(np.mean(e))/100 if len(e) else None
 
 def table3_report(plan_dir, # The Table 3 campaign's results folder; the report is written there
@@ -298,7 +318,10 @@ def table3_report(plan_dir, # The Table 3 campaign's results folder; the report 
           "Ours: the fast recipe (batch norm, no dropout, flip + 4-pixel translation, one-cycle over 10 epochs, label smoothing 0.1, "
           "SGD with one-cycle momentum 0.95-0.85-0.95, weight decay 5e-4, batch 128; bf16 autocast on a CPU that computes bf16 natively, else fp32, as each run's 'computed as' and CPU say). The paper's column is its C10 test error: no augmentation, "
           "dropout, 350 epochs. It is a reference from another setting, not a like-for-like comparison.", "",
-          _md(t3, cols), "", *[f"- {s}" for s in table3_findings(t3)], *[f"- {s}" for s in sweep_findings(filed_runs(plan_dir))], "",
+          _md(t3, cols), "", *[f"- {s}" for s in table3_findings(t3)], *[f"- {s}" for s in sweep_findings(filed_runs(plan_dir), only=[f'sweep/{a}' for a in _T3])], "",
+          "'The noise' is the sampling noise of 5,000 validation images (`tables.resolvable`: two scores treated as independent, "
+          "which is conservative for two nets scored on the same images). Each net trained once, so seed-to-seed variation is not in "
+          "it, and rows trained on different CPUs and precisions ('computed as') differ in that too.", "",
           f"## The C row in the paper's own setting ({filed(ps)})", "",
           "Dropout, no batch norm, no augmentation, the paper's step schedule (x0.1 at epochs 200, 250, 300 of 350) scaled to 10 epochs, "
           "weight decay 1e-3, no label smoothing; per-channel normalisation as above (the paper's ZCA whitening is one of the ablations, "

@@ -7,8 +7,8 @@ baseline measured side by side in the same run (these machines are shared and no
 
 Precision modes are named as the library resolves `precision='auto'` (`allconv_fastai.resolve_precision`): 'bf16'
 where the device computes it natively, 'fp16' on a CUDA GPU without bf16, else 'fp32'; '+cl' adds channels_last.
-The suite compares fp32, bf16 and bf16+cl where the device computes bf16 natively; on a CPU without (AVX2 only), where
-torch would emulate bf16 and the library trains in fp32, it compares fp32 and the library's fp32+cl (`suite_modes`).
+The suite compares fp32, bf16 and bf16+cl where the device computes bf16 natively; elsewhere (an AVX2-only CPU, where
+torch would emulate bf16 and the library trains in fp32; an older GPU) fp32 and the library's own mode (`suite_modes`).
 """
 from __future__ import annotations
 import argparse, contextlib, io, json, math, os, random, statistics, subprocess, sys, tarfile, tempfile, time
@@ -21,7 +21,8 @@ from fastai.torch_core import default_device
 from fastai.callback.core import Callback, CancelFitException, CancelValidException
 from allconv_fastai.core import AllconvError, atomic_write, check_positive
 from allconv_fastai.data.sources import find_cifar10_jpg
-from allconv_fastai.machine import bench_info, load_average, cpu_has_bf16
+from allconv_fastai.machine import bench_info, load_average
+from allconv_fastai.callback.precision import resolve_precision
 from allconv_fastai.data.loaders import cifar_dls
 from allconv_fastai.learner import allcnn_learner
 from allconv_fastai.speed import (step_modes, sync_device, interleave, paired_ratio, matmul_gflops, train_flops, train_step_fn,
@@ -236,9 +237,9 @@ class InterleaveCB(Callback):
     def before_validate(self): raise CancelValidException
 
 def suite_modes(device) -> tuple:
-    "The precision modes the suite compares on `device`, the first the baseline: fp32, bf16 and bf16+cl where the device computes bf16 natively (a GPU, or a CPU with AVX512-BF16 or AMX), else fp32 alone; then the library's own mode (`best_mode`)."
+    "The precision modes the suite compares on `device`, the first the baseline: fp32, bf16 and bf16+cl where the library's 'auto' picks bf16 (a device that computes it natively: a recent GPU, a CPU with AVX512-BF16 or AMX), else fp32 alone; then the library's own mode (`best_mode`)."
     dev = torch.device(device)
-    native = dev.type != 'cpu' or cpu_has_bf16()
+    native = resolve_precision('auto', dev) == 'bf16'
     return tuple(dict.fromkeys((step_modes if native else ('fp32',)) + (best_mode(dev),)))
 
 def bench_learner(dls, # `TensorDataLoaders` to train on
@@ -379,8 +380,8 @@ def _run_bench(quick, device, reps, n_images, bs, only, workers, command, t_star
         raise AllconvError("`--device cuda` but torch sees no GPU.", "run on a machine with a GPU, or use --device cpu.")
     res = dict(info=bench_info(dev), best_mode=best_mode(dev), modes=suite_modes(dev), notes=[], quick=quick)
     if 'bf16' not in res['modes']:
-        res['notes'].append("bf16 left out: this CPU does not compute bf16 natively (no AVX512-BF16 or AMX), so torch would emulate "
-                            "it, and the library trains in fp32 here (`precision='auto'`); the modes compared are fp32 and the library's.")
+        res['notes'].append(f"bf16 left out: this device does not compute bf16 natively (a CPU without AVX512-BF16 or AMX, or an older GPU), "
+                            f"and the library's `precision='auto'` trains in {resolve_precision('auto', dev)} here; the modes compared are fp32 and the library's.")
     load,cores = (load_average() or (0,))[0],res['info']['cores']
     res['notes'].append(f"Load average (1, 5, 15 min) at the start: {res['info']['load_avg']} on {cores} cores" + (
         ": other jobs were running, so absolute speeds are noisy and the ratios are what to read. On an oversubscribed "
@@ -405,7 +406,7 @@ def _run_bench(quick, device, reps, n_images, bs, only, workers, command, t_star
         if 'learner' in only:
             with section('learner'):
                 ldls = cifar_dls(str(folder), bs=bs, valid=0.1, seed=0, device=dev, cache_dir=tmp/'cache')
-                res['learner'] = bench_learner(ldls, all_cnn_c, tuple(dict.fromkeys(m.split('+')[0] for m in res['modes'])), s['n_batch'], reps+1)
+                res['learner'] = bench_learner(ldls, all_cnn_c, tuple(dict.fromkeys(m.split('+')[0] for m in res['modes'] if m.split('+')[0] in ('fp32', 'bf16'))), s['n_batch'], reps+1)
         if 'precision' in only:
             with section('precision'):
                 res['peaks'] = dict(fp32=matmul_gflops(torch.float32, s['mm'], reps+2, dev), n=s['mm'],

@@ -135,3 +135,20 @@ def test_unknown_sections_are_refused_before_anything_is_written(tmp_path):
     with pytest.raises(SystemExit) as e: suite.main(['--only', 'nonsense', '--out', str(tmp_path/'b.md')])
     assert e.value.code != 0 and 'Unknown sections' in str(e.value.code)
     assert not (tmp_path/'b.md').exists()
+
+def test_suite_modes_follow_the_library(monkeypatch):
+    "bf16 is compared only where the library's 'auto' picks it; elsewhere fp32 and the library's own mode."
+    for auto,best,want in (('fp32', 'fp32+cl', ('fp32', 'fp32+cl')), ('bf16', 'bf16+cl', ('fp32', 'bf16', 'bf16+cl')),
+                           ('fp16', 'fp16+cl', ('fp32', 'fp16+cl'))):   # an AVX2-only CPU, a bf16 CPU or GPU, an older GPU
+        monkeypatch.setattr(suite, 'resolve_precision', lambda p, d=None, auto=auto: auto)
+        monkeypatch.setattr(suite, 'best_mode', lambda d=None, best=best: best)
+        ft.test_eq(suite.suite_modes('cpu'), want)
+
+def test_summary_without_bf16():
+    "The headline ratios of a result with no bf16 rows (an AVX2-only CPU): the fp32+cl rows, nothing of bf16."
+    p = [dict(net=n, mode=m, img_s=v, speedup=v/10) for n in ('All-CNN-C', 'All-CNN-C (BN)') for m,v in (('fp32', 10.), ('fp32+cl', 12.))]
+    res = dict(modes=('fp32', 'fp32+cl'), best_mode='fp32+cl', precision=p, learner=[dict(precision='fp32', ratio=1.01)])
+    rows = {r['measure']: r['value'] for r in suite.summary_rows(res)}
+    ft.test_eq(rows, {'Learner / plain loop, fp32 (time)': 1.01, 'All-CNN-C: fp32+cl / fp32 (img/s)': 1.2,
+                      'All-CNN-C (BN): fp32+cl / fp32 (img/s)': 1.2, 'All-CNN-C: with BN / without, fp32 (time per step)': 1.0,
+                      'All-CNN-C: with BN / without, fp32+cl (time per step)': 1.0})
