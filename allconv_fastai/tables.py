@@ -112,13 +112,12 @@ def resolvable(acc_a:float, # One accuracy, a fraction in 0..1
                n:int,       # Number of images each was measured on
               ) -> bool:
     "Whether two accuracies on `n` images differ by more than twice the noise of their difference (binomial, independent)."
-    p = (acc_a + acc_b)/2
-    return abs(acc_a - acc_b) > 2*math.sqrt(2*p*(1-p)/n)
+    return 100*abs(acc_a - acc_b) > noise_points((acc_a + acc_b)/2, n)
 
 def noise_points(acc:float,    # An accuracy, a fraction in 0..1
                  n:int=5000,   # Number of images each accuracy is measured on
                 ) -> float:
-    "The difference in points below which `resolvable` calls two accuracies near `acc` on `n` images the same."
+    "Twice the binomial noise, in points, of the difference of two independent accuracies near `acc` on `n` images: below it `resolvable` calls them the same."
     return 200*math.sqrt(2*acc*(1-acc)/n)
 
 # %% ../nbs/15a_tables.ipynb #954f8795
