@@ -297,6 +297,8 @@ def resume(self:Learner,
         n_epoch:int=None,  # The run's length in epochs, checked against the checkpoint's (None: not checked)
     ) -> int:
     "Load `run_dir/last.pth` into this learner (model, optimizer, random state, history); return the epoch to start from."
+    # the model goes to the data's device first: the optimizer's state (momentum) is loaded onto its parameters' device
+    if getattr(self.dls, 'device', None) is not None: self.model.to(self.dls.device)
     if self.opt is None: self.create_opt()
     path = Path(run_dir)/'last.pth'
     state = load_checkpoint(path, self.model, self.opt)
