@@ -23,8 +23,9 @@ from .build import run_dls
 from .train import train_run, _key
 
 # %% auto #0
-__all__ = ['PlannedRun', 'Plan', 'best_lr', 'forward_flops', 'run_flops', 'file_run', 'filed_metrics', 'parked_dir',
-           'campaign_status', 'run_campaign', 'park_runs', 'load_plan', 'campaign_parser', 'campaign_main']
+__all__ = ['PlannedRun', 'Plan', 'best_lr', 'forward_flops', 'run_flops', 'run_machine', 'this_machine', 'file_run',
+           'filed_metrics', 'parked_dir', 'campaign_status', 'run_campaign', 'park_runs', 'load_plan',
+           'campaign_parser', 'campaign_main']
 
 # %% ../nbs/19_campaign.ipynb #134b62dd
 @dataclass
@@ -108,6 +109,14 @@ def _sha256(p) -> str:
         for b in iter(lambda: f.read(1<<20), b''): h.update(b)
     return h.hexdigest()
 
+def run_machine(start:dict) -> str:
+    "The machine one start of a run trained on (a `starts` entry of its config.json): the GPU for a CUDA run, else the CPU."
+    return start['gpu'] if start.get('device') == 'cuda' and start.get('gpu') else start['cpu']
+
+def this_machine() -> str:
+    "What a run started here would train on, named as `run_machine` names it: the GPU if there is one, else the CPU."
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else cpu_model()
+
 def file_run(run_dir,                 # A finished run folder (with metrics.json)
              dest,                    # The filed run's folder, replaced by a complete copy
              keep_weights:bool=True,  # Also file the final weights (bf16 safetensors) and their SHA-256
@@ -125,7 +134,7 @@ def file_run(run_dir,                 # A finished run folder (with metrics.json
         from safetensors.torch import load_file
         save_file({k: v.half().contiguous() for k,v in load_file(run_dir/'zca.safetensors').items()}, str(tmp/'zca.safetensors'))
     cfg = read_json(run_dir/'config.json')
-    m = {**m, **extra, 'cpus': sorted({s['cpu'] for s in cfg.get('starts', []) if 'cpu' in s})}
+    m = {**m, **extra, 'cpus': sorted({run_machine(s) for s in cfg.get('starts', []) if 'cpu' in s})}   # the machines it trained on
     if keep_weights:
         sd = load_checkpoint(run_dir/'last.pth')['model']
         sd = {k: (v.to(torch.bfloat16) if v.is_floating_point() else v).contiguous() for k,v in sd.items()}
@@ -213,7 +222,7 @@ def campaign_status(plan:Plan,              # The plan (see `load_plan`)
                    ) -> list:
     "One dict per run of `plan`: name, state (filed, started, parked, waiting), and its metrics or settings; with an estimate of the time left here ('rough': the run's family, when no run of it is filed on this CPU)."
     out,wd,pk = Path(results)/plan.name,Path(work)/plan.name,parked_dir(results, plan.name)
-    done,rows,cpu = {},[],cpu_model()
+    done,rows,cpu = {},[],this_machine()
     for n,r in plan.runs.items():
         m = filed_metrics(out/n)
         if m is not None: done[n] = m; rows.append(dict(name=n, state='filed', metrics=m)); continue
@@ -263,7 +272,7 @@ def _say_status(plan, rows):
     left = [r for r in rows if r['state'] != 'filed']
     known = [r['seconds'] for r in left if r.get('seconds')]
     rough = sorted({r['rough'] for r in left if r.get('seconds') and r.get('rough')})
-    est = (f"about {_hours(sum(known))} of training left on this machine ({cpu_model()})" +
+    est = (f"about {_hours(sum(known))} of training left on this machine ({this_machine()})" +
            (f" for {len(known)} of them" if len(known) < len(left) else '') +
            (f", rough (at the other nets' FLOP rate) where no {'/'.join(rough)} run is filed on this CPU yet" if rough else '')) if known else "no estimate yet (none filed on this CPU)"
     print(f"Plan {plan.name}: {len(rows)-len(left)} of {len(rows)} runs filed, {len(left)} left; {est}.", flush=True)

@@ -29,23 +29,8 @@ PY=${PYTHON:-python3}
 mkdir -p "$OUT_DIR"
 
 if [ "$DRY" = 0 ]; then
-  shopt -s nullglob
-  wheels=(.gpu/wheels/*.whl)
-  if [ ${#wheels[@]} = 0 ]; then
-    echo "error: no wheels in .gpu/wheels. Fix: run bash tools/gpu_wheels.sh on a machine with PyPI first." >&2; exit 2
-  fi
-  echo "== installing ${#wheels[@]} wheels into $SITE"
-  if "$PY" -m pip --version >/dev/null 2>&1; then
-    "$PY" -m pip install -q --disable-pip-version-check --no-index --no-deps --target "$SITE" --upgrade "${wheels[@]}" \
-      || { echo "error: installing .gpu/wheels failed" >&2; exit 1; }
-  else   # no pip: a wheel is a zip of the files that belong in site-packages
-    for w in "${wheels[@]}"; do "$PY" -m zipfile -e "$w" "$SITE" || { echo "error: unpacking $w failed" >&2; exit 1; }; done
-  fi
-  export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
-  export PATH="$SITE/bin:$PATH"
-  if [ -z "${ALLCONV_CIFAR10_JPG:-}" ] && [ -e .gpu/data/cifar10-jpg-train.tar.gz ]; then
-    export ALLCONV_CIFAR10_JPG="$PWD/.gpu/data/cifar10-jpg-train.tar.gz"
-  fi
+  source bench/gpu_env.sh
+  gpu_env "$PY" "$SITE" || exit $?
   ARGS=()
 else
   ARGS=(--dry-run)

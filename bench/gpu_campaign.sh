@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Continue a campaign plan on a GPU machine for a fixed time and pack the runs it filed, to bring them back:
+#
+#   bash tools/gpu_wheels.sh                              # first, on a machine with PyPI: fills .gpu/ (wheels + JPEGs)
+#   bash bench/gpu_campaign.sh --minutes 10 --out DIR     # on the GPU machine (Python with torch, without fastai)
+#   bash bench/gpu_campaign.sh --unpack DIR               # back here: the filed runs into bench/results/PLAN/
+#   bash bench/gpu_campaign.sh --dry-run --plan P --results R --out DIR   # on this machine, in the current environment
+#
+# Options: --plan (default table3-gpu: bench/plans/table3-gpu.py, or a plan's .py file), --minutes (training ends by
+# then, default 10; filing a finished run follows), --results (default bench/results), --work (default runs/campaign).
+# The plan resumes where the filed runs in RESULTS/PLAN (committed, so carried with the tree) leave off. Each run
+# filed by this call is packed into DIR/filed.tar.N parts of at most 15 MiB, with the campaign's log in DIR/campaign.log.
+# A run still training at the end is not packed: it starts again next time.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+DRY=0; UNPACK=; PLAN=table3-gpu; MINUTES=10; RESULTS=bench/results; WORK=runs/campaign
+OUT_DIR="${OUT:-bench/results/gpu-campaign}"
+SITE=${GPU_CHECK_SITE:-/tmp/allconv-gpu-site}
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --dry-run) DRY=1 ;;
+    --unpack) UNPACK="$2"; shift ;;
+    --plan) PLAN="$2"; shift ;;
+    --minutes) MINUTES="$2"; shift ;;
+    --results) RESULTS="$2"; shift ;;
+    --work) WORK="$2"; shift ;;
+    --out) OUT_DIR="$2"; shift ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    *) echo "error: unknown option $1. Fix: see bash bench/gpu_campaign.sh --help." >&2; exit 2 ;;
+  esac
+  shift
+done
+PY=${PYTHON:-python3}
+
+if [ -n "$UNPACK" ]; then   # back on this machine: restore the packed run folders under RESULTS
+  shopt -s nullglob; parts=("$UNPACK"/filed.tar.*); shopt -u nullglob
+  if [ ${#parts[@]} = 0 ]; then echo "error: no filed.tar.* parts in $UNPACK. Fix: pass the --out folder of a GPU run." >&2; exit 2; fi
+  mkdir -p "$RESULTS"
+  cat "${parts[@]}" | tar -x -C "$RESULTS" || { echo "error: the parts in $UNPACK do not make a whole archive" >&2; exit 1; }
+  echo "== restored into $RESULTS:"
+  cat "${parts[@]}" | tar -t | grep '/metrics.json$' | sed 's|/metrics.json$||'
+  echo "Next: allconv-campaign PLAN --report, then commit RESULTS/PLAN."
+  exit 0
+fi
+
+case "$MINUTES" in ''|*[!0-9.]*) echo "error: --minutes $MINUTES is not a number of minutes. Fix: e.g. --minutes 10." >&2; exit 2 ;; esac
+mkdir -p "$OUT_DIR"
+if [ "$DRY" = 0 ]; then
+  source bench/gpu_env.sh
+  gpu_env "$PY" "$SITE" || exit $?
+fi
+export MPLBACKEND=Agg PYTHONHASHSEED=0
+NAME=$("$PY" -c "import sys; from allconv_fastai.campaign import load_plan; print(load_plan(sys.argv[1]).name)" "$PLAN") \
+  || { echo "error: cannot load the plan $PLAN (see above)" >&2; exit 1; }
+"$PY" -c "import torch; print('GPU:', torch.cuda.get_device_name() if torch.cuda.is_available() else 'none (training on the CPU)')"
+MARK=$(mktemp); touch "$MARK"; sleep 1   # runs filed after this are the ones to pack
+echo "== allconv-campaign $PLAN for $MINUTES minutes: results in $RESULTS/$NAME"
+PYTHONUNBUFFERED=1 "$PY" -m allconv_fastai.campaign "$PLAN" --results "$RESULTS" --work "$WORK" --until "+$MINUTES" 2>&1 \
+  | tee "$OUT_DIR/campaign.log"
+rc=$?
+mapfile -t filed < <(cd "$RESULTS" && find "$NAME" -name metrics.json -newer "$MARK" -printf '%h\n' | sort)
+rm -f "$MARK"
+echo "== $((${#filed[@]})) run(s) filed by this call"
+if [ ${#filed[@]} -gt 0 ]; then
+  tar -c -C "$RESULTS" "${filed[@]}" | split -b 15m -d -a 1 - "$OUT_DIR/filed.tar."
+  printf '%s\n' "${filed[@]}"
+  ls -l "$OUT_DIR"
+fi
+exit $rc
