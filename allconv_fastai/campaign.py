@@ -111,7 +111,7 @@ def _sha256(p) -> str:
 
 def run_machine(start:dict) -> str:
     "The machine one start of a run trained on (a `starts` entry of its config.json): the GPU for a CUDA run, else the CPU."
-    return start['gpu'] if start.get('device') == 'cuda' and start.get('gpu') else start['cpu']
+    return start['gpu'] if str(start.get('device', '')).startswith('cuda') and start.get('gpu') else start['cpu']
 
 def this_machine() -> str:
     "What a run started here would train on, named as `run_machine` names it: the GPU if there is one, else the CPU."

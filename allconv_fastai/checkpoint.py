@@ -10,6 +10,7 @@ import hashlib, io
 from pathlib import Path
 import numpy as np, torch
 from torch import nn
+from fastcore.foundation import L
 from .core import AllconvError, atomic_write
 
 # %% auto #0
@@ -40,8 +41,9 @@ def _write_file(path, data, what:str):
                            "free disk space or choose another run directory, then resume the run.") from None
 
 def _plain(o):
-    "`o` with NumPy scalars (fastai's schedules leave them in the optimizer's hyper-parameters) as Python numbers."
+    "`o` with NumPy scalars (fastai's schedules leave them in the optimizer's hyper-parameters) as Python numbers, and fastcore `L`s (fastai's optimizers keep their hyper-parameters in one) as lists."
     if isinstance(o, dict): return {k: _plain(v) for k,v in o.items()}
+    if isinstance(o, L): return [_plain(v) for v in o]
     if isinstance(o, (list, tuple)): return type(o)(_plain(v) for v in o)
     return o.item() if isinstance(o, np.generic) else o
 
@@ -91,4 +93,11 @@ def load_checkpoint(path,                 # A file written by `save_checkpoint`
         except (ValueError, KeyError, RuntimeError) as e:
             raise AllconvError(f"Checkpoint {path}'s optimizer state does not fit this optimizer ({e}).",
                                "resume with the same optimizer the run was started with.") from None
+        if isinstance(vars(opt).get('hypers'), list): opt.hypers = L(opt.hypers)   # a fastai optimizer's own, saved as a list
+        # fastai's own optimizers (Adam, ...) keep their state as loaded, on the CPU; each tensor goes to its parameter's
+        # device (torch's optimizers, behind fastai's `OptimWrapper`, already did this, and keep their state elsewhere)
+        for p,st in (getattr(opt, 'state', None) or {}).items():
+            if not (isinstance(p, torch.Tensor) and isinstance(st, dict)): continue
+            for k,v in st.items():
+                if isinstance(v, torch.Tensor) and v.device != p.device: st[k] = v.to(p.device)
     return state

@@ -28,8 +28,8 @@ def test_dry_run_packs_the_filed_runs(tmp_path):
         "plan.add('a', epochs=1, lr=0.05, **T)\nplan.add('sweep/b', epochs=1, lr=0.02, keep_weights=False, **T)\n")
     res,out,env = tmp_path/'results',tmp_path/'out',{**os.environ, 'PYTHON': sys.executable, 'OMP_NUM_THREADS': '1'}
     (res/'tiny-gpu'/'old').mkdir(parents=True); (res/'tiny-gpu'/'old'/'metrics.json').write_text('{}')   # filed before: not packed
-    cmd = ['bash', str(REPO/'bench/gpu_campaign.sh'), '--dry-run', '--plan', str(tmp_path/'tiny.py'), '--minutes', '30',
-           '--results', str(res), '--work', str(tmp_path/'work'), '--out', str(out)]
+    cmd = ['bash', str(REPO/'bench/gpu_campaign.sh'), '--dry-run', '--plan', 'tiny.py', '--minutes', '30',   # paths from the caller's folder
+           '--results', 'results', '--work', 'work', '--out', 'out']
     p = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     assert '2 run(s) filed by this call' in p.stdout and (out/'campaign.log').read_text()
@@ -42,13 +42,13 @@ def test_dry_run_packs_the_filed_runs(tmp_path):
     assert sorted(q.parent.relative_to(back).as_posix() for q in back.rglob('metrics.json')) == ['tiny-gpu/a', 'tiny-gpu/sweep/b']
     assert read_metrics(back/'tiny-gpu'/'a')['epochs_trained'] == 1 and (back/'tiny-gpu'/'a'/'weights.safetensors').exists()
     assert not (back/'tiny-gpu'/'sweep'/'b'/'weights.safetensors').exists()
-    # a second call files nothing new, and packs nothing
-    out2 = tmp_path/'out2'
-    p = subprocess.run(cmd[:-1] + [str(out2)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
-    assert p.returncode == 0 and '0 run(s) filed by this call' in p.stdout and not list(out2.glob('filed.tar.*')), p.stdout[-2000:]
+    # a second call into the same --out folder files nothing new, and leaves no parts of the first call there
+    p = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0 and '0 run(s) filed by this call' in p.stdout and not list(out.glob('filed.tar.*')), p.stdout[-2000:]
 
 def test_bad_options_say_how_to_fix(tmp_path):
-    for args,what in ((['--minutes', 'ten'], 'not a number of minutes'), (['--unpack', str(tmp_path)], 'no filed.tar.* parts'),
+    for args,what in ((['--minutes', 'ten'], 'not a number of minutes'), (['--minutes', '1.2.3'], 'not a number of minutes'),
+                      (['--unpack', str(tmp_path)], 'no filed.tar.* parts'), (['--unpack'], 'needs a value'),
                       (['--frobnicate'], 'unknown option')):
         p = subprocess.run(['bash', str(REPO/'bench/gpu_campaign.sh'), *args], capture_output=True, text=True, timeout=60)
         assert p.returncode == 2 and what in p.stderr and 'Fix:' in p.stderr, (args, p.stderr)

@@ -171,3 +171,12 @@ def test_a_wall_clock_budget_is_a_run_setting(tmp_path):
     (run/'metrics.json').unlink()
     with pytest.raises(AllconvError, match='cannot be continued'): train_run(run, resume=True)
     with pytest.raises(AllconvError, match='applies to the one-cycle schedule'): RunConfig(minutes=5, schedule='paper')
+
+def test_adam_run_resumes(tmp_path):
+    "A run with fastai's Adam (hyper-parameters in a fastcore `L`) checkpoints plain lists, so that it can be resumed."
+    ref = tmp_path/'ref'
+    m0 = train_run(ref, **TINY, epochs=2, opt='adam', lr=0.003, wd=0.01)
+    assert isinstance(load_checkpoint(ref/'last.pth')['opt']['hypers'], list)
+    d = tmp_path/'run'; shutil.copytree(ref, d); (d/'metrics.json').unlink()
+    m = train_run(d, resume=True)
+    assert {k: m[k] for k in SAME} == {k: m0[k] for k in SAME}

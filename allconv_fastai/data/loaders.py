@@ -144,12 +144,12 @@ class TensorDL(TfmdDL):
             finally: torch.set_num_threads(n)
             yield b
     def get_idxs(self):
-        # a shuffled order is drawn and kept on the data's device (its generator: a resumed run continues it); the plain
-        # order is on the CPU, where fastai's `get_preds` reorders the predictions it gathered there with it
-        return torch.randperm(self.n, device=self.dataset.x.device) if self.shuffle else torch.arange(self.n)
+        # the order is drawn on the CPU (by its generator, which a resumed run restores), as fastai's own loaders do:
+        # `get_preds` reorders the predictions it gathered on the CPU with it, and no GPU sync is needed to read it
+        return torch.randperm(self.n) if self.shuffle else torch.arange(self.n)
     def sample(self): return self._DataLoader__idxs
     def create_batches(self, samps):
-        idxs = torch.as_tensor(samps, device=self.dataset.x.device)   # the plain order: one copy per epoch, not per batch
+        idxs = torch.as_tensor(samps, device=self.dataset.x.device)   # to the data's device: one copy per epoch, not per batch
         stop = len(idxs) - len(idxs)%self.bs if self.drop_last else len(idxs)
         for i in range(0, stop, self.bs): yield self.dataset.batch(idxs[i:i+self.bs])
     def new(self, dataset=None, cls=None, **kwargs):

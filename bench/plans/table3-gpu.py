@@ -6,7 +6,7 @@ bench/results/table3-gpu/, beside the CPU campaign's: the two differ in budget a
 On a machine with a GPU (resumable, safe to kill; each finished run is filed in bench/results/table3-gpu/<run>/):
 
     allconv-campaign table3-gpu --until +10     # train for 10 minutes, then stop cleanly
-    bash bench/gpu_campaign.sh --minutes 10     # the same, on a GPU machine without fastai, packing what it filed
+    bash bench/gpu_campaign.sh --minutes 6      # on a GPU machine without fastai: 6 minutes, then pack what it filed
 
     allconv-campaign table3-gpu --status        # what is filed, what is left
     allconv-campaign table3-gpu --report        # regenerate README.md, the CSVs and the bar charts
