@@ -109,7 +109,8 @@ def _sha256(p) -> str:
         for b in iter(lambda: f.read(1<<20), b''): h.update(b)
     return h.hexdigest()
 
-def run_machine(start:dict) -> str:
+def run_machine(start:dict, # One `starts` entry of a run's config.json (what that start resolved to)
+               ) -> str:
     "The machine one start of a run trained on (a `starts` entry of its config.json): the GPU for a CUDA run, else the CPU."
     return start['gpu'] if str(start.get('device', '')).startswith('cuda') and start.get('gpu') else start['cpu']
 
