@@ -17,7 +17,7 @@ set -uo pipefail
 T0=$(date +%s)   # the deadline counts from here: installing, loading the data and filing are inside it
 abs() { case "$1" in /*) printf '%s\n' "$1" ;; *) printf '%s\n' "$PWD/$1" ;; esac; }   # paths given relative to the caller's folder
 DRY=0; UNPACK=; PLAN=table3-gpu; MINUTES=6; RESULTS=bench/results; WORK=runs/campaign
-OUT_DIR="${OUT:-bench/results/gpu-campaign}"
+OUT_DIR="${OUT:-runs/gpu-campaign}"   # parts to carry back, not to commit: runs/ is ignored
 SITE=${GPU_CHECK_SITE:-/tmp/allconv-gpu-site}
 while [ $# -gt 0 ]; do
   case "$1" in

@@ -267,7 +267,7 @@ def _peak_bytes(step):
 def test_checkpointed_densenet_memory_and_time():
     """DenseNet-BC-100 at batch 256, fp32: `efficient=True` peaks >= 40% lower. The time per step is printed, not asserted
     (timed targets belong to the benchmarks). On an H200 it was x1.77 here (bench/results/gpu-check/earlier/run1-pytest_cuda.log)
-    and x1.5-2.9 in the GPU check's DenseNet stage (bench/results/gpu-check/densenet.csv, earlier/run2-densenet.csv), far above the x0.99 of the CPU suite
+    and x1.5-2.9 in the GPU check's DenseNet stage (bench/results/gpu-check/densenet.csv, earlier/run2-densenet.csv), far above the x0.99 of the CPU suite on a 2-core AVX2 EPYC
     (docs/bench.md): where a step is this short, recomputing each layer's concat + BN-ReLU-1x1 conv costs far more."""
     bs = 256
     def build(k):
