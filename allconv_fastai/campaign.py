@@ -23,8 +23,8 @@ from .build import run_dls
 from .train import train_run, _key
 
 # %% auto #0
-__all__ = ['PlannedRun', 'Plan', 'best_lr', 'forward_flops', 'run_flops', 'run_machine', 'this_machine', 'file_run',
-           'filed_metrics', 'parked_dir', 'campaign_status', 'run_campaign', 'park_runs', 'load_plan',
+__all__ = ['PlannedRun', 'Plan', 'SweepPending', 'best_lr', 'forward_flops', 'run_flops', 'run_machine', 'this_machine',
+           'file_run', 'filed_metrics', 'parked_dir', 'campaign_status', 'run_campaign', 'park_runs', 'load_plan',
            'campaign_parser', 'campaign_main']
 
 # %% ../nbs/19_campaign.ipynb #134b62dd
@@ -60,12 +60,19 @@ class Plan:
     def __repr__(self): return f"Plan({self.name!r}, {len(self)} runs)"
 
 # %% ../nbs/19_campaign.ipynb #b96c7ac4
+class SweepPending(KeyError):
+    "Raised by `best_lr` while no run of the sweep `prefix` has finished: the run that waits on it cannot be set up yet."
+    def __init__(self,
+        prefix:str,  # Name prefix of the sweep's runs, e.g. 'sweep/all-cnn-c-lr'
+    ):
+        super().__init__(prefix + '*'); self.prefix = prefix
+
 def best_lr(done:dict,   # The finished runs' metrics by run name
             prefix:str,  # Name prefix of the sweep's runs, e.g. 'sweep/all-cnn-c-lr'
            ) -> float:
     "The lr of the finished run named `prefix...` with the best validation accuracy that did not diverge."
     cands = {n: m for n,m in done.items() if n.startswith(prefix)}
-    if not cands: raise KeyError(prefix + '*')
+    if not cands: raise SweepPending(prefix)
     ok = {n: m for n,m in cands.items() if not m.get('diverged')}
     if not ok: raise AllconvError(f"Every run {prefix}* diverged.", "add lower learning rates to the sweep.")
     return max(ok.values(), key=lambda m: m['valid_accuracy'])['lr']
@@ -223,16 +230,16 @@ def campaign_status(plan:Plan,              # The plan (see `load_plan`)
                    ) -> list:
     "One dict per run of `plan`: name, state (filed, started, parked, waiting), and its metrics or settings; with an estimate of the time left here ('rough': the run's family, when no run of it is filed on this CPU)."
     out,wd,pk = Path(results)/plan.name,Path(work)/plan.name,parked_dir(results, plan.name)
-    done,rows,cpu = {},[],this_machine()
+    done,rows,here = {},[],this_machine()
     for n,r in plan.runs.items():
         m = filed_metrics(out/n)
         if m is not None: done[n] = m; rows.append(dict(name=n, state='filed', metrics=m)); continue
         rows.append(dict(name=n, state='started' if (wd/n/'config.json').exists() else 'parked' if (pk/n/'last.pth').exists() else 'waiting'))
-    # seconds per TFLOP from the runs filed on this CPU, by family (a CPU runs DenseNet's narrow layers at a lower FLOP
+    # seconds per TFLOP from the runs filed on this machine (its CPU, or its GPU: `this_machine`), by family (a CPU runs DenseNet's narrow layers at a lower FLOP
     # rate than All-CNN's), and the data sizes they saw
     spt = {}
     for n,m in done.items():
-        if m.get('tflops') and cpu in m.get('cpus', []): spt.setdefault(_family(m), []).append(m['train_minutes']*60/m['tflops'])
+        if m.get('tflops') and here in m.get('cpus', []): spt.setdefault(_family(m), []).append(m['train_minutes']*60/m['tflops'])
     med = lambda v: sorted(v)[len(v)//2] if v else None
     sizes = {m['data']: (m['n_train_images'], m['n_valid_images']) for m in done.values() if 'n_train_images' in m}
     for row in rows:
@@ -256,12 +263,11 @@ def _estimate_cfg(r:PlannedRun, done:dict) -> RunConfig:
     "The settings of `r` for an estimate: where its lr waits on a sweep not yet finished, a stand-in lr (the lr does not change a run's FLOPs)."
     if isinstance(r.cfg, RunConfig): return r.cfg
     done = dict(done)
-    for _ in range(8):   # each sweep it waits on (`best_lr`'s KeyError 'prefix*') gets a stand-in result
+    for _ in range(8):   # each sweep it waits on gets a stand-in result, named so that `best_lr` finds it
         try: return r.cfg(done)
-        except KeyError as e:
-            k = str(e.args[0]) if e.args else ''
-            if not k.endswith('*') or k in done: raise
-            done[k] = dict(lr=0.1, valid_accuracy=0.0)
+        except SweepPending as e:
+            if e.prefix + '*' in done: raise
+            done[e.prefix + '*'] = dict(lr=0.1, valid_accuracy=0.0)
     raise KeyError(r.name)
 
 def _family(m:dict) -> str|None:
