@@ -409,8 +409,8 @@ def campaign_parser() -> argparse.ArgumentParser:
                     "then train until the deadline, then park (also when stopped by a signal)")
     ap.add_argument('--until', default=None, metavar='TIME', help="be done by TIME (HH:MM, the next such local time; an ISO "
                     "date and time; or +MINUTES from now) when training must end: no epoch starts that would not end by then, "
-                    "judged by the longest epoch so far (an epoch that runs long stops at its first step past TIME, losing "
-                    "that epoch's part); evaluating a run that finished, and --park, follow: give TIME a few minutes before the end")
+                    "judged by the longest epoch so far (an epoch whose own pace says it would not end in time stops then, "
+                    "and any at its first step past TIME, losing that epoch's part); evaluating a run that finished, and --park, follow: give TIME a few minutes before the end")
     ap.add_argument('--report', action='store_true', help="regenerate the plan's tables and plots from its filed runs; train nothing")
     return ap
 

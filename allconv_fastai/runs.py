@@ -315,7 +315,7 @@ def resume(self:Learner,
 
 # %% ../nbs/12_runs.ipynb #d3ad1e02
 class Deadline(Callback):
-    "Stop the fit so that it ends by `until` (a Unix time): before an epoch that would not end in time, or at the first training step past it."
+    "Stop the fit so that it ends by `until` (a Unix time): before an epoch that would not end in time, once its own pace says it will not, or at the first training step past it."
     order = -10   # before the other callbacks' `before_epoch`: an epoch it stops never starts
     def __init__(self,
         until:float,            # When the fit must be done (`time.time()` seconds)
@@ -339,7 +339,13 @@ class Deadline(Callback):
         need = max(self.epochs) if self.epochs else self.guess
         if now >= self.until or (need is not None and now + need > self.until): self._stop()
     def after_batch(self):
-        if self.training and self.clock() >= self.until: self._stop()
+        if not self.training: return
+        now,done = self.clock(),self.iter + 1
+        if now >= self.until: self._stop()
+        # this epoch's pace so far (after a tenth of its steps, and at least 5) says its training would end past `until`:
+        # stop now rather than at `until`, since the epoch is lost either way (its checkpoint is written at its end)
+        if self.t is not None and max(5, self.n_iter//10) <= done < self.n_iter and now + (now - self.t)/done*(self.n_iter - done) > self.until:
+            self._stop()
     def _stop(self):
         if getattr(self.learn, 'stopped_by', None) is None: self.learn.stopped_by = 'deadline'   # a signal that came first is kept
         raise CancelFitException
