@@ -17,7 +17,8 @@ from .distributed import is_rank0, say
 
 # %% auto #0
 __all__ = ['paper_table3', 'table3_frame', 'table3_markdown', 'table3_plot', 'table3', 'filed_runs', 'resolvable', 'noise_points',
-           'table3_tables', 'table3_findings', 'sweep_findings', 'densenet_findings', 'table3_report']
+           'table3_tables', 'table3_findings', 'sweep_findings', 'densenet_findings', 'machine_minutes',
+           'table3_report']
 
 # %% ../nbs/15a_tables.ipynb #e016700e
 paper_table3 = {n: a.paper_error['C10'] for n,a in archs.items() if a.family=='allcnn'}  # Table 3: CIFAR-10 test error (%), no augmentation
@@ -289,6 +290,29 @@ def _bars(df, label, path, ref=None, ref_label=None, title=''):
     with atomic_write(path) as f: fig.savefig(f, format='png', dpi=100)
     plt.close(fig)
 
+# %% ../nbs/15a_tables.ipynb #a7c31e02
+def machine_minutes(plan_dir, # A campaign plan's results folder, e.g. 'bench/results/table3'
+                   ) -> pd.DataFrame:
+    "One row per machine that trained filed runs of `plan_dir`: how many runs (wholly or in part), epochs, and their minutes, most minutes first."
+    from allconv_fastai.campaign import run_machine   # the campaign's own naming of a start's machine (a GPU's, else the CPU's)
+    plan_dir,acc = Path(plan_dir),{}
+    for m in sorted(plan_dir.rglob('metrics.json')):
+        d = m.parent
+        if any(p.startswith('.') for p in d.relative_to(plan_dir).parts): continue   # a filing in progress
+        starts = sorted((s for s in json.loads((d/'config.json').read_text()).get('starts') or [] if s and 'cpu' in s),
+                        key=lambda s: s.get('start_epoch', 0))
+        h = pd.read_csv(d/'history.csv') if (d/'history.csv').exists() else pd.DataFrame(columns=['epoch', 'minutes'])
+        for _,r in h.iterrows():
+            s = [s for s in starts if s.get('start_epoch', 0) <= r['epoch']]
+            a = acc.setdefault(run_machine(s[-1]) if s else 'not recorded', dict(runs=set(), epochs=0, minutes=0., unrecorded=0))
+            a['runs'].add(d.relative_to(plan_dir).as_posix()); a['epochs'] += 1
+            if pd.isna(r.get('minutes')): a['unrecorded'] += 1
+            else: a['minutes'] += float(r['minutes'])
+    rows = [dict(machine=k, runs=len(a['runs']), epochs=a['epochs'], minutes=round(a['minutes'], 1), hours=round(a['minutes']/60, 2),
+                 epochs_without_minutes=a['unrecorded']) for k,a in acc.items()]
+    cols = ['machine', 'runs', 'epochs', 'minutes', 'hours', 'epochs_without_minutes']
+    return pd.DataFrame(rows, columns=cols).sort_values('minutes', ascending=False, ignore_index=True)
+
 # %% ../nbs/15a_tables.ipynb #8c463161
 def _mean_acc(df:pd.DataFrame) -> float|None:
     "The mean validation accuracy (a fraction) of `df`'s filed rows that did not diverge; None when there are none."
@@ -343,7 +367,13 @@ def table3_report(plan_dir,      # The Table 3 campaign's results folder (RESULT
           "not a like-for-like comparison.", "",
           _md(dn, {(k if k != 'paper_c10_error' else 'paper_c10plus_error'): (v if k != 'paper_c10_error' else 'paper C10+ test error %')
                    for k,v in cols.items()}), "",
-          *[f"- {s}" for s in densenet_findings(dn, t3)]]
+          *[f"- {s}" for s in densenet_findings(dn, t3)], "",
+          "## Machines", "",
+          "Which machine trained the filed runs (sweeps included): each epoch counts for the machine of the start that trained it, "
+          "with the minutes its run's history recorded (`tables.machine_minutes`). Minutes on different machines, and under different "
+          "load (each run's load average is in its row above), do not compare.", "",
+          _md(machine_minutes(plan_dir), dict(machine='machine', runs='runs (wholly or in part)', epochs='epochs', minutes='minutes',
+                                              hours='hours', epochs_without_minutes='epochs without minutes'))]
     p = plan_dir/'README.md'
     with atomic_write(p, 'w') as f: f.write('\n'.join(md) + '\n')
     return p
