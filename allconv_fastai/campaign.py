@@ -66,6 +66,7 @@ class SweepPending(KeyError):
         prefix:str,  # Name prefix of the sweep's runs, e.g. 'sweep/all-cnn-c-lr'
     ):
         super().__init__(prefix + '*'); self.prefix = prefix
+    def __reduce__(self): return type(self), (self.prefix,)   # pickles (to another process) as itself
 
 def best_lr(done:dict,   # The finished runs' metrics by run name
             prefix:str,  # Name prefix of the sweep's runs, e.g. 'sweep/all-cnn-c-lr'
@@ -228,7 +229,7 @@ def campaign_status(plan:Plan,              # The plan (see `load_plan`)
                     results='bench/results', # Folder of the filed runs (RESULTS/PLAN/RUN)
                     work='runs/campaign',    # Folder of the unfinished runs (WORK/PLAN/RUN)
                    ) -> list:
-    "One dict per run of `plan`: name, state (filed, started, parked, waiting), and its metrics or settings; with an estimate of the time left here ('rough': the run's family, when no run of it is filed on this CPU)."
+    "One dict per run of `plan`: name, state (filed, started, parked, waiting), and its metrics or settings; with an estimate of the time left here ('rough': the run's family, when no run of it is filed on this machine)."
     out,wd,pk = Path(results)/plan.name,Path(work)/plan.name,parked_dir(results, plan.name)
     done,rows,here = {},[],this_machine()
     for n,r in plan.runs.items():
@@ -281,7 +282,7 @@ def _say_status(plan, rows):
     rough = sorted({r['rough'] for r in left if r.get('seconds') and r.get('rough')})
     est = (f"about {_hours(sum(known))} of training left on this machine ({this_machine()})" +
            (f" for {len(known)} of them" if len(known) < len(left) else '') +
-           (f", rough (at the other nets' FLOP rate) where no {'/'.join(rough)} run is filed on this CPU yet" if rough else '')) if known else "no estimate yet (none filed on this CPU)"
+           (f", rough (at the other nets' FLOP rate) where no {'/'.join(rough)} run is filed on this machine yet" if rough else '')) if known else "no estimate yet (none filed on this machine)"
     print(f"Plan {plan.name}: {len(rows)-len(left)} of {len(rows)} runs filed, {len(left)} left; {est}.", flush=True)
 
 # %% ../nbs/19_campaign.ipynb #19e498ee
@@ -322,7 +323,7 @@ def run_campaign(plan:Plan,                  # The plan (see `load_plan`)
             print(f"[{i+1}/{len(plan)}] {name}" + (" (resuming)" if resume else ''), flush=True)
             ck = [getattr(cfg, k) for k in data_settings]
             if dls is None or dkey != ck: dls,dkey = run_dls(cfg),ck
-            est = next((x.get('run_seconds') for x in rows if x['name']==name), None)   # the whole run's, on this CPU
+            est = next((x.get('run_seconds') for x in rows if x['name']==name), None)   # the whole run's, on this machine
             cbs = [Deadline(until, estimate=est/cfg.epochs if est else None)] if until is not None else []
             try: m = train_run(rd, cfg, resume=resume, dls=dls, cbs=cbs)
             except RunStopped as e: stop.sig = 'deadline' if e.signum is None else signal.Signals(e.signum); break
@@ -434,7 +435,7 @@ def campaign_main(argv=None, # Command-line arguments (default: `sys.argv[1:]`)
             for r in rows:
                 m = r.get('metrics') or {}
                 what = (f"valid acc {m['valid_accuracy']:.4f}, {m.get('train_minutes', 0):.1f} min" if m else
-                        f"~{_hours(r['seconds'])}" + (f" (rough: no {r['rough']} run filed on this CPU yet)" if r.get('rough') else '')
+                        f"~{_hours(r['seconds'])}" + (f" (rough: no {r['rough']} run filed on this machine yet)" if r.get('rough') else '')
                         if r.get('seconds') else '') + (
                         f" ({r['epochs_done']} of {r['epochs']} epochs done)" if r.get('epochs_done') is not None else '')
                 print(f"{r['state']:<8} {r['name']:<40} {what}")

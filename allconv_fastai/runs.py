@@ -342,10 +342,12 @@ class Deadline(Callback):
         if not self.training: return
         now,done = self.clock(),self.iter + 1
         if now >= self.until: self._stop()
-        # this epoch's pace so far (after a tenth of its steps, and at least 5) says its training would end past `until`:
-        # stop now rather than at `until`, since the epoch is lost either way (its checkpoint is written at its end)
-        if self.t is not None and max(5, self.n_iter//10) <= done < self.n_iter and now + (now - self.t)/done*(self.n_iter - done) > self.until:
-            self._stop()
+        if done == 1: self.t1 = now   # the pace is timed from here: a first step's one-off costs (workers, compiling) are not the pace
+        # this epoch's pace since its first step (over a tenth of its steps, and at least 5) says its training would end
+        # past `until` even 10% faster: stop now rather than at `until`, the epoch being lost either way (its checkpoint
+        # is written at its end)
+        elif self.t is not None and max(5, self.n_iter//10) <= done-1 and done < self.n_iter and \
+             now + 0.9*(now - self.t1)/(done - 1)*(self.n_iter - done) > self.until: self._stop()
     def _stop(self):
         if getattr(self.learn, 'stopped_by', None) is None: self.learn.stopped_by = 'deadline'   # a signal that came first is kept
         raise CancelFitException

@@ -299,12 +299,18 @@ def machine_minutes(plan_dir, # A campaign plan's results folder, e.g. 'bench/re
     for m in sorted(plan_dir.rglob('metrics.json')):
         d = m.parent
         if any(p.startswith('.') for p in d.relative_to(plan_dir).parts): continue   # a filing in progress
-        starts = sorted((s for s in json.loads((d/'config.json').read_text()).get('starts') or [] if s and 'cpu' in s),
-                        key=lambda s: s.get('start_epoch', 0))
+        cfg = json.loads((d/'config.json').read_text()) if (d/'config.json').exists() else {}
+        starts = [s for s in cfg.get('starts') or [] if s and 'cpu' in s]
+        # each start's first epoch: the first start's is 0 if unrecorded; a later start's unrecorded one leaves its epochs
+        # to no machine, unless every start was on the same machine
+        firsts = [s.get('start_epoch', 0 if i==0 else None) for i,s in enumerate(starts)]
+        same = len({run_machine(s) for s in starts}) == 1
         h = pd.read_csv(d/'history.csv') if (d/'history.csv').exists() else pd.DataFrame(columns=['epoch', 'minutes'])
         for _,r in h.iterrows():
-            s = [s for s in starts if s.get('start_epoch', 0) <= r['epoch']]
-            a = acc.setdefault(run_machine(s[-1]) if s else 'not recorded', dict(runs=set(), epochs=0, minutes=0., unrecorded=0))
+            if same: mach = run_machine(starts[0])
+            elif None in firsts: mach = 'not recorded'
+            else: mach = next((run_machine(s) for f,s in sorted(zip(firsts, starts), key=lambda x: x[0], reverse=True) if f <= r['epoch']), 'not recorded')
+            a = acc.setdefault(mach, dict(runs=set(), epochs=0, minutes=0., unrecorded=0))
             a['runs'].add(d.relative_to(plan_dir).as_posix()); a['epochs'] += 1
             if pd.isna(r.get('minutes')): a['unrecorded'] += 1
             else: a['minutes'] += float(r['minutes'])

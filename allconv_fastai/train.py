@@ -189,7 +189,7 @@ def _train(run_dir, cfg, resume, dls, cbs, t0):
         if sig is not None:
             if is_rank0() and len(rows) <= start: _drop_last_start(run_dir)   # this start trained nothing: not a machine of the run
             last = f"epochs 0-{rows[-1]['epoch']}" if rows else "no finished epoch"
-            why = 'at its deadline' if sig=='deadline' else f'by {sig.name} after its current step'
+            why = 'for its deadline' if sig=='deadline' else f'by {sig.name} after its current step'
             raise RunStopped(f"{run_dir} stopped {why}; its checkpoint holds {last} of {cfg.epochs}.",
                              f"allconv-train --resume {run_dir} continues it.", signum=None if sig=='deadline' else sig)
         if is_rank0() and not fitted and rows: write_history(run_dir, rows)   # rebuilt from the checkpoint's record

@@ -175,7 +175,7 @@ def test_run_stops_at_its_deadline(tmp_path):
     from allconv_fastai.runs import Deadline, RunStopped
     run, kw = tmp_path/'run', dict(data='digits', widths='16,32', size=16, epochs=2, precision='fp32', tta=False)
     with pytest.raises(RunStopped) as e: train_run(run, cbs=[Deadline(time.time() - 1)], **kw)
-    assert e.value.signum is None and e.value.exit_code == 0 and 'stopped at its deadline' in str(e.value), e.value
+    assert e.value.signum is None and e.value.exit_code == 0 and 'stopped for its deadline' in str(e.value), e.value
     assert not (run/'last.pth').exists() and not (run/'metrics.json').exists()
     cfg = json.loads((run/'config.json').read_text())
     assert 'starts' not in cfg and 'env' not in cfg, cfg   # a start that trained nothing is not one of the run's machines

@@ -53,7 +53,7 @@ def test_resume_continues_a_killed_run(tmp_path, cli):
 def test_until_stops_a_run_by_its_deadline(tmp_path, cli):
     "`--until` already past: the run stops before its first epoch with exit status 0 and says how to continue; `--resume` finishes it."
     p = cli(train_main, '--epochs', '2', '--out', 'runs/u', '--until', '+0', '--no-tta', *SMALL, cwd=tmp_path)
-    assert p.returncode == 0 and 'stopped at its deadline' in p.stderr and '--resume runs/u' in p.stderr, p.stderr
+    assert p.returncode == 0 and 'stopped for its deadline' in p.stderr and '--resume runs/u' in p.stderr, p.stderr
     assert not (tmp_path/'runs'/'u'/'metrics.json').exists()
     bad = cli(train_main, '--epochs', '2', '--out', 'runs/v', '--until', 'soon', *SMALL)
     assert bad.returncode == 2 and one_line(bad.stderr) == ["error: --until 'soon' is not a time. Fix: give HH:MM (e.g. 17:30), an ISO "
