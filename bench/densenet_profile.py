@@ -1,16 +1,19 @@
 """Where DenseNet-BC-100's CPU training step spends its time, by operator, beside All-CNN-C's step in the same run; and
-the GFLOP/s ratio DenseNet-BC-100 could reach if everything but its convolutions took no time at all.
+the GFLOP/s ratio DenseNet-BC-100 could reach if everything but its convolutions (or its convolutions and batch norms)
+took no time at all.
 
     OMP_NUM_THREADS=1 python bench/densenet_profile.py      # what bench/results/densenet-profile-*.txt hold
 
 The step is `allconv_fastai.speed.train_step_fn` at batch 64 in the library's precision on this CPU (`PRECISION=auto`:
 bf16 autocast where the CPU computes bf16, else fp32; channels_last either way, as the library trains on a CPU; results
 that say 'mode fp32' were measured in NCHW, before fp32 used channels_last), the 'fast' recipe's SGD settings, eager. The
-DenseNet step is profiled with `torch.profiler` over `STEPS` steps (default 2) after one warm-up step; the All-CNN-C
-step's time is the median of as many steps, timed just before and after. 'Convolutions' are the operators
-`aten::mkldnn_convolution` and `aten::convolution_backward` (self time); the bound is All-CNN-C's whole step against
-DenseNet's convolutions alone, and against its convolutions and batch norms ('aten::native_batch_norm' and its backward,
-self time) alone: a DenseNet whose batch norms and convolutions run as fast as they do here can reach no higher ratio.
+DenseNet step is profiled with `torch.profiler` over `STEPS` steps (default 2) after one warm-up step; both nets' step
+times are also the medians of as many unprofiled steps, timed just before and after (the profiler slows a step of many
+small operators). 'Convolutions' are the operators `aten::mkldnn_convolution` and `aten::convolution_backward`, 'batch
+norm' `aten::native_batch_norm` and its backward (self time). The bounds take the unprofiled ratio and each kind's share
+of the profiled operator time (the profiler's overhead taken to spread over the operators alike): the ratio if only
+DenseNet's convolutions took time, and if only its convolutions and batch norms did: a DenseNet whose batch norms and
+convolutions run as fast as they do here could reach no higher ratio.
 """
 import os, statistics, time, torch
 from torch.profiler import profile, ProfilerActivity
@@ -32,12 +35,14 @@ a(); d()
 def timed(f):
     t0 = time.perf_counter(); f(); return time.perf_counter() - t0
 ta = [timed(a) for _ in range(steps)]
+tu = [timed(d) for _ in range(steps)]
 with profile(activities=[ProfilerActivity.CPU]) as p:
     t0 = time.perf_counter()
     for _ in range(steps): d()
     td = (time.perf_counter() - t0)/steps
 ta += [timed(a) for _ in range(steps)]
-ta = statistics.median(ta)
+tu += [timed(d) for _ in range(steps)]
+ta,tu = statistics.median(ta),statistics.median(tu)
 ev = p.key_averages()
 self_s = {e.key: e.self_cpu_time_total/1e6/steps for e in ev}
 total = sum(self_s.values())
@@ -47,8 +52,8 @@ conv = sum(v for k,v in self_s.items() if k in ('aten::mkldnn_convolution', 'ate
 bn = sum(v for k,v in self_s.items() if k in ('aten::native_batch_norm', 'aten::native_batch_norm_backward'))
 print(f"convolutions (forward + backward): {conv:.2f} s a step, {100*conv/total:.1f}% of the operators' time; "
       f"batch norm (forward + backward): {bn:.2f} s, {100*bn/total:.1f}%")
-print(f"All-CNN-C step: {ta:.2f} s ({64*fa/ta/1e9:.1f} GFLOP/s); DenseNet-BC-100 step {td:.2f} s ({64*fd/td/1e9:.1f} GFLOP/s)")
-print(f"ratio of GFLOP/s, DenseNet-BC-100 / All-CNN-C: {(fd/td)/(fa/ta):.3f} as measured; "
-      f"{(fd/conv)/(fa/ta):.3f} if everything but DenseNet's convolutions took no time; "
-      f"{(fd/(conv+bn))/(fa/ta):.3f} if everything but its convolutions and batch norms took no time")
+print(f"unprofiled steps: All-CNN-C {ta:.2f} s ({64*fa/ta/1e9:.1f} GFLOP/s); DenseNet-BC-100 {tu:.2f} s ({64*fd/tu/1e9:.1f} GFLOP/s)")
+r = (fd/tu)/(fa/ta)
+print(f"ratio of GFLOP/s, DenseNet-BC-100 / All-CNN-C: {r:.3f} as measured; {r*total/conv:.3f} if everything but DenseNet's "
+      f"convolutions took no time; {r*total/(conv+bn):.3f} if everything but its convolutions and batch norms took no time")
 print('load', load_average())
