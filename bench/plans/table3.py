@@ -68,7 +68,9 @@ plan.add("densenet/densenet-bc100-k12", chosen("sweep/densenet-bc100-k12", **D, 
 
 # 4. Last: the C row in the paper's own setting, its lrs swept the same way. Moved behind the rest after its first
 #    sweep runs (bench/results/table3/sweep-paper/): Model-C's loss became NaN within epoch 0 at lrs 0.25, 0.1 and
-#    0.05, and at 0.01 it ended its 2 epochs at chance (validation loss ln 10: no ReLU unit left active). A 10-epoch run
+#    0.05, and at 0.01 it ended its 2 epochs at chance (validation loss ln 10). bench/paper_setting_probe.py shows how
+#    (bench/results/paper-setting-probe.txt, Model-C at lr 0.01 in fp32): the first steps' loss is 14-36 and by the
+#    5th step one layer's ReLUs are all inactive, so every image gets the same class scores from then on. A 10-epoch run
 #    at the lr such a sweep picks is likely to do the same, so the ablations and DenseNet train first, and this row
 #    waits for a recipe that trains the paper's setting at this budget (the plan's settings for it may still change).
 C_ROW = ('model-c', 'strided-cnn-c', 'convpool-cnn-c', 'all-cnn-c')

@@ -1,0 +1,50 @@
+"""Why the C row in the paper's own setting does not train here: the first steps of one lr-sweep run of the Table 3
+plan's paper setting (dropout, no batch norm, no augmentation, SGD momentum 0.9, weight decay 1e-3, the library's
+default init), with the loss, the spread of the class scores and the fraction of active ReLU units after each step.
+
+    OMP_NUM_THREADS=1 python bench/paper_setting_probe.py --arch model-c --lr 0.01 --precision fp32
+
+The data and settings are those of the plan's `sweep-paper/<arch>-lr<lr>` runs (CIFAR-10 JPEGs, 10,000 of the 45,000
+training images, batch 128). After each of the first 10 training steps and every 10th up to `--steps`, one fixed
+validation batch goes through the net in eval mode (no dropout): the class scores' standard deviation and, per ReLU
+module in order, the fraction of its outputs above zero. A ReLU at 0.000 passes no signal and no gradient: what
+follows it sees the same input for every image (the later fractions are then those of units whose bias is positive),
+so the class scores are the same for every image and the loss settles at ln 10 = 2.303 on the ten balanced classes.
+"""
+import argparse, torch
+from fastai.callback.core import Callback, CancelFitException
+from allconv_fastai.config import RunConfig
+from allconv_fastai.build import run_dls, run_learner
+from allconv_fastai.machine import cpu_model, load_average
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--arch', default='model-c'); p.add_argument('--lr', type=float, default=0.01)
+    p.add_argument('--precision', default='fp32'); p.add_argument('--steps', type=int, default=60)
+    a = p.parse_args(argv)
+    cfg = RunConfig(data='cifar10-jpg', valid=5000, seed=42, bs=128, recipe='paper', augment=False, tta=False, arch=a.arch,
+                    n_train=10_000, epochs=2, lr=a.lr, precision=a.precision)
+    print(f"{cpu_model()}, {torch.get_num_threads()} thread(s), load {load_average()}; {a.arch}, paper setting, lr {a.lr:g}, {a.precision}", flush=True)
+    dls = run_dls(cfg); learn = run_learner(cfg, dls)
+    xb,_ = dls.valid.one_batch()
+    acts = []
+    for m in learn.model.modules():
+        if isinstance(m, torch.nn.ReLU): m.register_forward_hook(lambda m,i,o: acts.append((o > 0).float().mean().item()))
+    def probe():
+        acts.clear(); learn.model.eval()
+        with torch.no_grad(): out = learn.model(xb.float())
+        learn.model.train(); return out.std().item(),list(acts)
+    s,f = probe()
+    print(f"before training: class-score std {s:.3f}, active ReLU fractions {' '.join(f'{x:.3f}' for x in f)}", flush=True)
+    class Probe(Callback):
+        def after_batch(self):
+            if not self.training: return
+            if self.iter < 10 or self.iter % 10 == 0:
+                s,f = probe()
+                print(f"step {self.iter:3d}: loss {self.loss.item():7.3f}, class-score std {s:7.3f}, active ReLU fractions "
+                      f"{' '.join(f'{x:.3f}' for x in f)}", flush=True)
+            if self.iter >= a.steps: raise CancelFitException
+    with learn.no_bar(), learn.no_logging(): learn.fit_paper(cfg.epochs, cbs=[Probe()])
+    print('load', load_average())
+
+if __name__ == '__main__': main()
