@@ -304,12 +304,12 @@ def machine_minutes(plan_dir, # A campaign plan's results folder, e.g. 'bench/re
         # each start's first epoch: the first start's is 0 if unrecorded; a later start's unrecorded one leaves its epochs
         # to no machine, unless every start was on the same machine
         firsts = [s.get('start_epoch', 0 if i==0 else None) for i,s in enumerate(starts)]
-        same = len({run_machine(s) for s in starts}) == 1
+        machs = {run_machine(s) for s in starts}
+        # (first epoch, machine) of each start, latest first; one entry when every start was on one machine
+        spans = [(0, machs.pop())] if len(machs)==1 else [] if None in firsts else sorted(zip(firsts, map(run_machine, starts)), reverse=True)
         h = pd.read_csv(d/'history.csv') if (d/'history.csv').exists() else pd.DataFrame(columns=['epoch', 'minutes'])
         for _,r in h.iterrows():
-            if same: mach = run_machine(starts[0])
-            elif None in firsts: mach = 'not recorded'
-            else: mach = next((run_machine(s) for f,s in sorted(zip(firsts, starts), key=lambda x: x[0], reverse=True) if f <= r['epoch']), 'not recorded')
+            mach = next((m for f,m in spans if f <= r['epoch']), 'not recorded')
             a = acc.setdefault(mach, dict(runs=set(), epochs=0, minutes=0., unrecorded=0))
             a['runs'].add(d.relative_to(plan_dir).as_posix()); a['epochs'] += 1
             if pd.isna(r.get('minutes')): a['unrecorded'] += 1
