@@ -47,7 +47,7 @@ def run_learner(cfg:RunConfig, # The run's settings
                ) -> Learner:
     "The fastai `Learner` the settings `cfg` ask for, on `dls`, seeded; `kw` go to the learner factory."
     set_seed(cfg.seed)
-    common = dict(recipe=cfg.recipe, lr=cfg.lr, wd=cfg.wd, precision=cfg.precision, lsuv=cfg.lsuv, compile=cfg.compile,
+    common = dict(recipe=cfg.recipe, lr=cfg.lr, wd=cfg.wd, precision=cfg.precision, init=cfg.init, lsuv=cfg.lsuv, compile=cfg.compile,
                   pretrained=cfg.pretrained, **kw)
     mom = 0.9 if cfg.schedule=='one-cycle' else cfg.moms[0]   # the step schedules' momentum; one-cycle's are scheduled by the fit (`train_run`)
     if cfg.opt=='adam':
@@ -127,7 +127,7 @@ def load_run(run_dir,              # A run directory (its data need not be prese
     cfg = read_config(run_dir, check_data=False)   # the data may have moved: nothing of it is read
     tok = _check_paths.set(False)
     keep = {'widths': cfg.widths or (96, 192)} if cfg.pretrained and cfg.family=='allcnn' else {}   # the shipped net's widths, not the digits' default
-    try: cfg = dataclasses.replace(cfg, precision='fp32', lsuv=False, compile=False, pretrained=False, **keep)   # the run's own weights follow
+    try: cfg = dataclasses.replace(cfg, precision='fp32', init='fastai', lsuv=False, compile=False, pretrained=False, **keep)   # the run's own weights follow
     finally: _check_paths.reset(tok)
     if not (run_dir/'data.json').exists():
         raise AllconvError(f"{run_dir} has no data.json (it was trained before runs kept their data's record).",

@@ -18,6 +18,7 @@ from .machine import machine_info, git_commit
 from .models.registry import arch_info, get_recipe
 from .pretrained import pretrained_names
 from .callback.precision import precisions, resolve_precision
+from .models.init import inits
 from .callback.schedule import paper_milestones
 
 # %% auto #0
@@ -151,7 +152,8 @@ class RunConfig:
     drop_p:str=setting(json='floats')                     # With --dropout: its probabilities, All-CNN's on the input,after each downsampling (default 0.2,0.5, the paper's) or DenseNet's after each conv (default 0.2)
     residual:bool=False                                   # All-CNN: identity shortcuts around same-shape convs
     widths:str=setting(json='ints')                       # All-CNN: the two stage widths, e.g. 16,32 (default: 64,128 for the digits, else the paper's 96,192)
-    lsuv:bool=False                                       # LSUV-initialise the net on one training batch
+    init:str='fastai'                                     # Initial weights: fastai (fastai's init_cnn: kaiming-normal, zero biases) or torch (PyTorch's layer defaults: smaller, from which the paper's lrs train the nets without batch norm)
+    lsuv:bool=False                                       # LSUV-initialise the net on one training batch (after --init)
     pretrained:bool=False                                 # Start from the shipped weights (All-CNN-C): a new head for these classes, the body frozen for the first --freeze-epochs, then all trained, the body at lr/100
     freeze_epochs:int=1                                   # With --pretrained: epochs at the start that train the head (and batch norms) only
     tta:bool=True                                         # Also report test-time-augmentation accuracy at the end
@@ -168,6 +170,7 @@ class RunConfig:
         self.schedule = ifnone(self.schedule, r.schedule)
         if self.schedule not in schedules: raise AllconvError(f"Unknown schedule {self.schedule!r}.", f"use one of {', '.join(schedules)}.")
         if self.precision not in precisions: raise AllconvError(f"Unknown precision {self.precision!r}.", f"use one of {', '.join(precisions)}.")
+        if self.init not in inits: raise AllconvError(f"Unknown init {self.init!r}.", f"use one of {', '.join(inits)}.")
         self.epochs = ifnone(self.epochs, r.n_epoch)
         if self.epochs < 1: raise AllconvError(f"`epochs` must be a whole number >= 1, got {self.epochs!r}.", "pass e.g. --epochs 3.")
         self.lr,self.wd = ifnone(self.lr, r.lr),ifnone(self.wd, r.wd)
@@ -243,8 +246,8 @@ class RunConfig:
             if self.arch not in pretrained_names():
                 raise AllconvError(f"No weights ship for {self.arch}; --pretrained needs one of: {', '.join(pretrained_names()) or 'none'}.",
                                    "drop --pretrained, or pass --arch all-cnn-c.")
-            if self.schedule != 'one-cycle' or self.zca or self.lsuv:
-                raise AllconvError("--pretrained fine-tunes with the one-cycle schedule, without ZCA or LSUV.", "drop --schedule/--zca/--lsuv.")
+            if self.schedule != 'one-cycle' or self.zca or self.lsuv or self.init != 'fastai':
+                raise AllconvError("--pretrained fine-tunes with the one-cycle schedule, without ZCA, LSUV or another init.", "drop --schedule/--zca/--lsuv/--init.")
             if not 0 <= self.freeze_epochs < self.epochs:
                 raise AllconvError(f"`freeze_epochs` must be in 0..{self.epochs-1} (fewer than the {self.epochs} epochs).", "pass e.g. --freeze-epochs 1.")
 

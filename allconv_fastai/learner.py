@@ -20,7 +20,7 @@ from fastai.metrics import accuracy
 from fastai.data.core import DataLoaders
 from .core import AllconvError, check_positive
 from .models.registry import get_arch, arch_family, get_recipe
-from .models.init import lsuv_init
+from .models.init import inits, lsuv_init, torch_init
 from .pretrained import pretrained_model
 from .callback.precision import precision_cbs, DevicePrecision
 from .callback.memory import TrimHostMemory
@@ -84,7 +84,8 @@ def arch_learner(dls:DataLoaders,       # Training/validation data
         path=None,               # Folder for `learn.save`/`export` (default: the data's path)
         model_dir='models',      # Sub-folder of `path` for saved models
         precision:str='auto',    # 'auto', 'fp32', 'bf16' or 'fp16'
-        lsuv:bool=False,         # LSUV-initialise on one training batch
+        init:str='fastai',       # Initial weights: 'fastai' (fastai's `init_cnn`, as the nets are built) or 'torch' (PyTorch's layer defaults, `torch_init`)
+        lsuv:bool=False,         # LSUV-initialise on one training batch (after `init`)
         compile:bool=False,      # Compile the net with `torch.compile`
         pretrained:bool=False,   # Start from the shipped weights: body frozen, new head unless the classes are the weights' own
         family:str=None,         # 'allcnn' or 'densenet': checked against the registry's for a registered net, needed for another builder
@@ -104,13 +105,16 @@ def arch_learner(dls:DataLoaders,       # Training/validation data
     lr,wd = ifnone(lr, r.lr), ifnone(wd, r.wd)
     check_positive(n_out=n_out, lr=lr)
     if wd < 0: raise AllconvError(f"`wd` must be >= 0, got {wd!r}.", "pass a weight decay >= 0.")
+    if init not in inits: raise AllconvError(f"Unknown init {init!r}.", f"use one of {', '.join(inits)}.")
     if pretrained and lsuv: raise AllconvError("lsuv=True would re-initialise the shipped weights.", "drop lsuv=True when pretrained=True.")
+    if pretrained and init != 'fastai': raise AllconvError(f"init={init!r} would re-initialise the shipped weights.", "drop init when pretrained=True.")
     if family=='allcnn': model_kw = {'bn': r.bn, 'dropout': r.dropout, **model_kw}
     elif r.dropout and 'p' not in model_kw: model_kw['p'] = 0.2
     if pretrained:
         model = pretrained_model(arch, dls=dls, n_out=n_out, **model_kw)
     else: model = get_arch(arch, n_out=n_out, **model_kw)
     dev = torch.device(getattr(dls, 'device', None) or default_device())
+    if init == 'torch': torch_init(model)
     if lsuv: lsuv_init(model, dls.one_batch()[0].to(next(model.parameters()).device))
     loss_func = ifnone(loss_func, LabelSmoothingCrossEntropyFlat(eps=r.label_smoothing) if r.label_smoothing else CrossEntropyLossFlat())
     learn = AllconvLearner(dls, model, loss_func=loss_func, opt_func=ifnone(opt_func, paper_sgd(r.nesterov)), lr=lr, wd=wd,

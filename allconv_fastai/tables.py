@@ -355,7 +355,9 @@ def table3_report(plan_dir,      # The Table 3 campaign's results folder (RESULT
           "it, and rows trained on different CPUs and precisions ('computed as') differ in that too.", "",
           f"## The C row in the paper's own setting ({filed(ps)})", "",
           f"Dropout, no batch norm, no augmentation, the paper's step schedule (x0.1 at epochs 200, 250, 300 of 350) scaled to {epochs} epochs, "
-          "weight decay 1e-3, no label smoothing; per-channel normalisation as above (the paper's ZCA whitening is one of the ablations, "
+          "weight decay 1e-3, no label smoothing, PyTorch's own layer init (the paper's recipe names no init; from the library's default, "
+          "fastai's, these nets went NaN or stayed at chance at the paper's lrs: see bench/plans/table3.py); "
+          "per-channel normalisation as above (the paper's ZCA whitening is one of the ablations, "
           "not part of this row). Same data and budget as above; this row compares like with like only with itself, "
           f"and with the paper's C10 column in setting but not in length ({epochs} epochs, not 350).", "",
           _md(ps, cols), "",

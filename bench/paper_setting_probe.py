@@ -1,8 +1,10 @@
 """Why the C row in the paper's own setting does not train here: the first steps of one lr-sweep run of the Table 3
-plan's paper setting (dropout, no batch norm, no augmentation, SGD momentum 0.9, weight decay 1e-3, the library's
-default init), with the loss, the spread of the class scores and the fraction of active ReLU units after each step.
+plan's paper setting (dropout, no batch norm, no augmentation, SGD momentum 0.9, weight decay 1e-3), from the library's
+default init (fastai's) or PyTorch's (`--init torch`, as the plan now runs the row), with the loss, the spread of the
+class scores and the fraction of active ReLU units after each step.
 
     OMP_NUM_THREADS=1 python bench/paper_setting_probe.py --arch model-c --lr 0.01 --precision fp32
+    OMP_NUM_THREADS=1 python bench/paper_setting_probe.py --arch model-c --lr 0.1 --precision fp32 --init torch
 
 The data and settings are those of the plan's `sweep-paper/<arch>-lr<lr>` runs (CIFAR-10 JPEGs, 10,000 of the 45,000
 training images, batch 128). After each of the first 10 training steps and every 10th up to `--steps`, one fixed
@@ -21,10 +23,11 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--arch', default='model-c'); p.add_argument('--lr', type=float, default=0.01)
     p.add_argument('--precision', default='fp32'); p.add_argument('--steps', type=int, default=60)
+    p.add_argument('--init', default='fastai', help="the net's initial weights: fastai or torch")
     a = p.parse_args(argv)
     cfg = RunConfig(data='cifar10-jpg', valid=5000, seed=42, bs=128, recipe='paper', augment=False, tta=False, arch=a.arch,
-                    n_train=10_000, epochs=2, lr=a.lr, precision=a.precision)
-    print(f"{cpu_model()}, {torch.get_num_threads()} thread(s), load {load_average()}; {a.arch}, paper setting, lr {a.lr:g}, {a.precision}", flush=True)
+                    n_train=10_000, epochs=2, lr=a.lr, precision=a.precision, init=a.init)
+    print(f"{cpu_model()}, {torch.get_num_threads()} thread(s), load {load_average()}; {a.arch}, paper setting, {a.init} init, lr {a.lr:g}, {a.precision}", flush=True)
     dls = run_dls(cfg); learn = run_learner(cfg, dls)
     xb,_ = dls.valid.one_batch()
     acts = []

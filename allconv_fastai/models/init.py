@@ -1,4 +1,4 @@
-"""Layer-sequential unit-variance init (Mishkin & Matas, 2015), which the Keras reproduction of All-CNN-C used to reach the paper's error.
+"""LSUV (Mishkin & Matas, 2015), which the Keras reproduction of All-CNN-C used to reach the paper's error, and PyTorch's own layer init, from which the paper's lrs train the nets without batch norm.
 
 Docs: https://allconv-fastai.github.io/allconv_fastai/models.init.html.md"""
 
@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 # %% auto #0
-__all__ = ['lsuv_init']
+__all__ = ['inits', 'lsuv_init', 'torch_init']
 
 # %% ../../nbs/04_models.init.ipynb #196929c6
 class _StopForward(Exception): pass
@@ -52,3 +52,13 @@ def lsuv_init(model:nn.Module,   # The net, initialised in place
             res.append(o.float().var().item())
     model.train(was_training)
     return res
+
+# %% ../../nbs/04_models.init.ipynb #e2a0e2bf
+inits = ('fastai', 'torch')   # a net's initial weights: fastai's `init_cnn` (as the nets are built) or PyTorch's layer defaults
+
+def torch_init(model:nn.Module, # The net, initialised in place
+              ) -> nn.Module:
+    "Put every layer of `model` back to PyTorch's own initialisation (each layer's `reset_parameters`); return `model`."
+    for m in model.modules():
+        if hasattr(m, 'reset_parameters'): m.reset_parameters()
+    return model
