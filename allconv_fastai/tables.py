@@ -223,26 +223,33 @@ def _all_vs_model(rows, base, n_valid) -> str:
 def sweep_findings(df:pd.DataFrame,  # The filed runs (`filed_runs`), sweeps named PREFIX-lrLR
                    n_valid:int=5000,  # Validation images the sweeps were scored on
                    only=None,         # The sweeps (PREFIX) to consider, e.g. ['sweep/all-cnn-c']; None: every one filed
+                   chance:float=0.1,  # Chance accuracy (one over the number of classes): a run not beyond its noise did not train
                   ) -> list:
-    "Plain sentences on how firmly each lr sweep chose: its best and second-best lr, and whether the noise separates them."
+    """Plain sentences on how firmly each lr sweep chose: its best and second-best lr, and whether the noise separates
+    them; and which sweeps trained at none of their lrs (each diverged or ended within the noise of chance)."""
     if df.empty or 'name' not in df: return []
     groups = {}
     for r in df[df.name.str.contains(r'-lr[0-9.e+-]+$')].to_dict('records'): groups.setdefault(r['name'].rsplit('-lr', 1)[0], []).append(r)
-    firm,unsure = [],[]
+    firm,unsure,failed = [],[],[]
     for g,rs in groups.items():
         if only is not None and g not in only: continue
         ok = [r for r in rs if not _is_true(r.get('m_diverged')) and pd.notna(r.get('m_valid_accuracy'))]
+        if not any(r['m_valid_accuracy'] > chance and resolvable(r['m_valid_accuracy'], chance, n_valid) for r in ok):
+            failed.append(f"{g} (" + ', '.join(f"{r['lr']:g}: " + ('diverged' if r not in ok else f"{100*r['m_valid_accuracy']:.2f}%")
+                                               for r in sorted(rs, key=lambda r: -r['lr'])) + ')')
+            continue
         ok.sort(key=lambda r: (-r['m_valid_accuracy'], -r['lr']))   # a tie goes to the higher lr, as `best_lr` (the plans list lrs high to low)
         if len(ok) < 2: continue
         a,b = ok[:2]
         (firm if resolvable(a['m_valid_accuracy'], b['m_valid_accuracy'], n_valid) else unsure).append(
             f"{g} (lr {a['lr']:g}: {100*a['m_valid_accuracy']:.2f}%, lr {b['lr']:g}: {100*b['m_valid_accuracy']:.2f}%)")
-    n = len(firm) + len(unsure)
-    if not n: return []
-    out = [f"Of {n} lr sweep{'s'[:n!=1]} with two or more lrs filed, {len(firm) or 'none'} chose {'its' if n==1 else 'their'} best lr by "
-           f"more than the noise of {n_valid:,} validation images" + (f": {'; '.join(firm)}." if firm else '.')]
+    n,out = len(firm) + len(unsure),[]
+    if n: out.append(f"Of {n} lr sweep{'s'[:n!=1]} with two or more lrs filed, {len(firm) or 'none'} chose {'its' if n==1 else 'their'} best lr by "
+                     f"more than the noise of {n_valid:,} validation images" + (f": {'; '.join(firm)}." if firm else '.'))
     if unsure: out.append(f"In {'' if firm or n==1 else 'all '}{'that one' if n==1 else len(unsure)} the best two lrs are within the noise, "
                           f"so the sweep did not settle between them and the longer run took the better-scoring one: {'; '.join(unsure)}.")
+    if failed: out.append(f"{len(failed)} lr sweep{'s'[:len(failed)!=1]} trained at none of {'its' if len(failed)==1 else 'their'} filed lrs "
+                          f"(each diverged or ended within the noise of chance, {100*chance:g}%): {'; '.join(failed)}.")
     return out
 
 def densenet_findings(dn:pd.DataFrame,  # The 'densenet' table of `table3_tables`
@@ -331,7 +338,9 @@ def table3_report(plan_dir,      # The Table 3 campaign's results folder (RESULT
                  ) -> Path:
     "Write the Table 3 campaign's report (README.md, CSVs and bar charts) into `plan_dir` from its filed runs; return the README's path."
     plan_dir = Path(plan_dir)
-    t = table3_tables(plan_dir)
+    t,runs = table3_tables(plan_dir),filed_runs(plan_dir)
+    ps_f = sweep_findings(runs, only=[f'sweep-paper/{a}' for a in _T3 if a.endswith('-c')])      # the paper-setting row's sweeps
+    ab_f = sweep_findings(runs, only=[f'sweep-ablation/{n}' for n in ('dropout', 'neither', 'adam')])   # the ablations' own sweeps
     t3,ps,ab,dn = t['table3'],t['paper_setting'],t['ablations'],t['densenet']
     for k,v in t.items():
         with atomic_write(plan_dir/f'{k}.csv', 'w') as f: v.to_csv(f, index=False)
@@ -349,7 +358,7 @@ def table3_report(plan_dir,      # The Table 3 campaign's results folder (RESULT
           "SGD with one-cycle momentum 0.95-0.85-0.95, weight decay 5e-4, batch 128; bf16 autocast on a CPU that computes bf16 natively, else fp32, "
           "and bf16 mixed precision on a GPU, as each run's 'computed as' and machine say). The paper's column is its C10 test error: no augmentation, "
           "dropout, 350 epochs. It is a reference from another setting, not a like-for-like comparison.", "",
-          _md(t3, cols), "", *[f"- {s}" for s in table3_findings(t3)], *[f"- {s}" for s in sweep_findings(filed_runs(plan_dir), only=[f'sweep/{a}' for a in _T3])], "",
+          _md(t3, cols), "", *[f"- {s}" for s in table3_findings(t3)], *[f"- {s}" for s in sweep_findings(runs, only=[f'sweep/{a}' for a in _T3])], "",
           "'The noise' is the sampling noise of 5,000 validation images (`tables.resolvable`: two scores treated as independent, "
           "which is conservative for two nets scored on the same images). Each net trained once, so seed-to-seed variation is not in "
           "it, and rows trained on different CPUs and precisions ('computed as') differ in that too.", "",
@@ -360,12 +369,13 @@ def table3_report(plan_dir,      # The Table 3 campaign's results folder (RESULT
           "per-channel normalisation as above (the paper's ZCA whitening is one of the ablations, "
           "not part of this row). Same data and budget as above; this row compares like with like only with itself, "
           f"and with the paper's C10 column in setting but not in length ({epochs} epochs, not 350).", "",
-          _md(ps, cols), "",
+          _md(ps, cols), "", *[f"- {s}" for s in ps_f], *([""] if ps_f else []),
           f"## Ablations of All-CNN-C ({filed(ab)})", "",
           "Each run changes one thing from the baseline (table3/all-cnn-c). Changes that move the usable lr range (normalisation, "
           "the optimizer) got their own sweep; the others kept the baseline's lr. Adam is fastai's, with decoupled weight decay 0.01.", "",
           _md(ab, dict(change='change', status='status', valid_error='valid error %', vs_baseline='vs baseline (points)',
                        lr='lr', lrs_tried='lrs tried', minutes='minutes', load='load average', computed='computed as', cpu='machine')), "",
+          *[f"- {s}" for s in ab_f], *([""] if ab_f else []),
           *([f"Differences under about {noise_points(acc):.1f} points (at this table's mean accuracy, {100*acc:.1f}%) are within the noise "
              "of 5,000 validation images (see `tables.resolvable`).", ""] if (acc := _mean_acc(ab)) is not None else []),
           f"## DenseNet-BC-100 at the same budget ({filed(dn)})", "",
