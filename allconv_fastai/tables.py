@@ -139,10 +139,11 @@ def _sweep_text(df, prefix) -> str:
     if s.empty: return 'pending'
     return ', '.join(f"{r.lr:g}: {'diverged' if r.m_diverged else f'{100*r.m_valid_accuracy:.1f}%'}" for r in s.sort_values('lr', ascending=False).itertuples())
 
-def table3_tables(plan_dir, # The Table 3 campaign's results folder
+def table3_tables(plan_dir,   # The Table 3 campaign's results folder
+                  runs=None,  # Its filed runs (`filed_runs(plan_dir)`), when already read
                  ) -> dict:
     "The Table 3 campaign's tables (DataFrames) from its filed runs: 'table3', 'paper_setting', 'ablations', 'densenet'."
-    df = filed_runs(plan_dir)
+    df = filed_runs(plan_dir) if runs is None else runs
     if df.empty: df = pd.DataFrame(columns=['name', 'lr'])
     byname = {r['name']: r for r in df.to_dict('records')}
     def row(name, sweep, **extra):
@@ -338,7 +339,8 @@ def table3_report(plan_dir,      # The Table 3 campaign's results folder (RESULT
                  ) -> Path:
     "Write the Table 3 campaign's report (README.md, CSVs and bar charts) into `plan_dir` from its filed runs; return the README's path."
     plan_dir = Path(plan_dir)
-    t,runs = table3_tables(plan_dir),filed_runs(plan_dir)
+    runs = filed_runs(plan_dir)
+    t = table3_tables(plan_dir, runs)
     ps_f = sweep_findings(runs, only=[f'sweep-paper/{a}' for a in _T3 if a.endswith('-c')])      # the paper-setting row's sweeps
     ab_f = sweep_findings(runs, only=[f'sweep-ablation/{n}' for n in ('dropout', 'neither', 'adam')])   # the ablations' own sweeps
     t3,ps,ab,dn = t['table3'],t['paper_setting'],t['ablations'],t['densenet']
