@@ -1,4 +1,4 @@
-"""Why the C row in the paper's own setting does not train here: the first steps of one lr-sweep run of the Table 3
+"""Why the C row in the paper's own setting did not train from the library's default init: the first steps of one lr-sweep run of the Table 3
 plan's paper setting (dropout, no batch norm, no augmentation, SGD momentum 0.9, weight decay 1e-3), from the library's
 default init (fastai's) or PyTorch's (`--init torch`, as the plan now runs the row), with the loss, the spread of the
 class scores and the fraction of active ReLU units after each step.
@@ -6,16 +6,17 @@ class scores and the fraction of active ReLU units after each step.
     OMP_NUM_THREADS=1 python bench/paper_setting_probe.py --arch model-c --lr 0.01 --precision fp32
     OMP_NUM_THREADS=1 python bench/paper_setting_probe.py --arch model-c --lr 0.1 --precision fp32 --init torch
 
-The data and settings are those of the plan's `sweep-paper/<arch>-lr<lr>` runs (CIFAR-10 JPEGs, 10,000 of the 45,000
-training images, batch 128). After each of the first 10 training steps and every 10th up to `--steps`, one fixed
+The data and settings are the plan's own `sweep-paper/<arch>-lr<lr>` run's (bench/plans/table3.py: CIFAR-10 JPEGs,
+10,000 of the 45,000 training images, batch 128), with `--init` and `--precision` in place of the plan's. After each of the first 10 training steps and every 10th up to `--steps`, one fixed
 validation batch goes through the net in eval mode (no dropout): the class scores' standard deviation and, per ReLU
 module in order, the fraction of its outputs above zero. A ReLU at 0.000 passes no signal and no gradient: what
 follows it sees the same input for every image (the later fractions are then those of units whose bias is positive),
 so the class scores are the same for every image and the loss settles at ln 10 = 2.303 on the ten balanced classes.
 """
-import argparse, torch
+import argparse, dataclasses, torch
+from pathlib import Path
 from fastai.callback.core import Callback, CancelFitException
-from allconv_fastai.config import RunConfig
+from allconv_fastai.campaign import load_plan
 from allconv_fastai.build import run_dls, run_learner
 from allconv_fastai.machine import cpu_model, load_average
 
@@ -25,8 +26,8 @@ def main(argv=None):
     p.add_argument('--precision', default='fp32'); p.add_argument('--steps', type=int, default=60)
     p.add_argument('--init', default='fastai', help="the net's initial weights: fastai or torch")
     a = p.parse_args(argv)
-    cfg = RunConfig(data='cifar10-jpg', valid=5000, seed=42, bs=128, recipe='paper', augment=False, tta=False, arch=a.arch,
-                    n_train=10_000, epochs=2, lr=a.lr, precision=a.precision, init=a.init)
+    plan = load_plan(Path(__file__).parent/'plans'/'table3.py')
+    cfg = dataclasses.replace(plan.runs[f'sweep-paper/{a.arch}-lr{a.lr:g}'].cfg, precision=a.precision, init=a.init)
     print(f"{cpu_model()}, {torch.get_num_threads()} thread(s), load {load_average()}; {a.arch}, paper setting, {a.init} init, lr {a.lr:g}, {a.precision}", flush=True)
     dls = run_dls(cfg); learn = run_learner(cfg, dls)
     xb,_ = dls.valid.one_batch()
