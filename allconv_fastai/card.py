@@ -41,6 +41,7 @@ def _recipe_words(c, starts=()) -> str:
     sched = (f"one-cycle over {c.epochs} epochs to lr {c.lr:g}" if c.schedule=='one-cycle' else
              f"{c.schedule} schedule over {c.epochs} epochs from lr {c.lr:g}, times {c.gamma:g} at epochs {c.milestones}")
     return (f"{c.recipe} recipe: {'batch norm' if c.bn else 'no batch norm'}, {'dropout ' + ','.join(f'{p:g}' for p in c.drop_p) if c.dropout else 'no dropout'}, "
+            + ("PyTorch's layer init, " if c.init == 'torch' else '') +   # the default, fastai's, goes unsaid
             f"{' + '.join(aug) or 'no augmentation'}, label smoothing {c.label_smoothing:g}, {sched}, {opt}, "
             f"weight decay {c.wd:g}, batch size {c.bs}, "
             + _precision_words(c, starts))

@@ -152,8 +152,8 @@ class RunConfig:
     drop_p:str=setting(json='floats')                     # With --dropout: its probabilities, All-CNN's on the input,after each downsampling (default 0.2,0.5, the paper's) or DenseNet's after each conv (default 0.2)
     residual:bool=False                                   # All-CNN: identity shortcuts around same-shape convs
     widths:str=setting(json='ints')                       # All-CNN: the two stage widths, e.g. 16,32 (default: 64,128 for the digits, else the paper's 96,192)
-    init:str='fastai'                                     # Initial weights: fastai (fastai's init_cnn: kaiming-normal, zero biases) or torch (PyTorch's layer defaults: smaller, from which the paper's lrs train the nets without batch norm)
-    lsuv:bool=False                                       # LSUV-initialise the net on one training batch (after --init)
+    init:str=None                                         # Initial weights: fastai (fastai's init_cnn: kaiming-normal, zero biases) or torch (PyTorch's layer defaults: smaller weights, which keep the paper's setting from going NaN at its lrs); default: the recipe's (torch for All-CNN's paper recipe, else fastai)
+    lsuv:bool=False                                       # LSUV-initialise the net on one training batch (its own weights, in place of --init's)
     pretrained:bool=False                                 # Start from the shipped weights (All-CNN-C): a new head for these classes, the body frozen for the first --freeze-epochs, then all trained, the body at lr/100
     freeze_epochs:int=1                                   # With --pretrained: epochs at the start that train the head (and batch norms) only
     tta:bool=True                                         # Also report test-time-augmentation accuracy at the end
@@ -170,7 +170,9 @@ class RunConfig:
         self.schedule = ifnone(self.schedule, r.schedule)
         if self.schedule not in schedules: raise AllconvError(f"Unknown schedule {self.schedule!r}.", f"use one of {', '.join(schedules)}.")
         if self.precision not in precisions: raise AllconvError(f"Unknown precision {self.precision!r}.", f"use one of {', '.join(precisions)}.")
+        self.init = ifnone(self.init, 'fastai' if self.pretrained or self.lsuv else r.init)   # the shipped weights, or LSUV, replace any init
         if self.init not in inits: raise AllconvError(f"Unknown init {self.init!r}.", f"use one of {', '.join(inits)}.")
+        if self.lsuv and self.init != 'fastai': raise AllconvError(f"--lsuv draws every weight afresh, so --init {self.init} would have no effect.", "pass one of them.")
         self.epochs = ifnone(self.epochs, r.n_epoch)
         if self.epochs < 1: raise AllconvError(f"`epochs` must be a whole number >= 1, got {self.epochs!r}.", "pass e.g. --epochs 3.")
         self.lr,self.wd = ifnone(self.lr, r.lr),ifnone(self.wd, r.wd)
@@ -314,6 +316,7 @@ def config_from_dict(d:dict,            # The JSON object of a config.json
     names = [f.name for f in fields(RunConfig)]
     kw = {k: v for k,v in d.items() if k in names}
     if 'smoothing' in d and 'label_smoothing' not in d: kw['label_smoothing'] = d['smoothing']   # the shipped run's own script wrote `smoothing`
+    kw.setdefault('init', 'fastai')   # written before --init: every net started from fastai's init_cnn
     if 'recipe' not in d:  # written before recipes: one-cycle runs had no label smoothing
         kw.setdefault('label_smoothing', 0.)
         kw['recipe'] = 'paper' if d.get('schedule')=='paper' else 'fast'

@@ -84,8 +84,8 @@ def arch_learner(dls:DataLoaders,       # Training/validation data
         path=None,               # Folder for `learn.save`/`export` (default: the data's path)
         model_dir='models',      # Sub-folder of `path` for saved models
         precision:str='auto',    # 'auto', 'fp32', 'bf16' or 'fp16'
-        init:str='fastai',       # Initial weights: 'fastai' (fastai's `init_cnn`, as the nets are built) or 'torch' (PyTorch's layer defaults, `torch_init`)
-        lsuv:bool=False,         # LSUV-initialise on one training batch (after `init`)
+        init:str=None,           # Initial weights: 'fastai' (fastai's `init_cnn`, as the nets are built) or 'torch' (PyTorch's layer defaults, `torch_init`); default: the recipe's
+        lsuv:bool=False,         # LSUV-initialise on one training batch (its own weights, in place of `init`'s)
         compile:bool=False,      # Compile the net with `torch.compile`
         pretrained:bool=False,   # Start from the shipped weights: body frozen, new head unless the classes are the weights' own
         family:str=None,         # 'allcnn' or 'densenet': checked against the registry's for a registered net, needed for another builder
@@ -105,9 +105,11 @@ def arch_learner(dls:DataLoaders,       # Training/validation data
     lr,wd = ifnone(lr, r.lr), ifnone(wd, r.wd)
     check_positive(n_out=n_out, lr=lr)
     if wd < 0: raise AllconvError(f"`wd` must be >= 0, got {wd!r}.", "pass a weight decay >= 0.")
+    init = ifnone(init, 'fastai' if pretrained or lsuv else r.init)   # the shipped weights, or LSUV, replace any init
     if init not in inits: raise AllconvError(f"Unknown init {init!r}.", f"use one of {', '.join(inits)}.")
     if pretrained and lsuv: raise AllconvError("lsuv=True would re-initialise the shipped weights.", "drop lsuv=True when pretrained=True.")
-    if pretrained and init != 'fastai': raise AllconvError(f"init={init!r} would re-initialise the shipped weights.", "drop init when pretrained=True.")
+    if pretrained and init != 'fastai': raise AllconvError(f"init={init!r} would re-initialise the shipped weights.", "leave init at 'fastai' (the default) when pretrained=True.")
+    if lsuv and init != 'fastai': raise AllconvError(f"lsuv=True draws every weight afresh, so init={init!r} would have no effect.", "pass one of them.")
     if family=='allcnn': model_kw = {'bn': r.bn, 'dropout': r.dropout, **model_kw}
     elif r.dropout and 'p' not in model_kw: model_kw['p'] = 0.2
     if pretrained:

@@ -130,7 +130,8 @@ def _setting(r) -> str:
     norm = ' + '.join(x for x,on in (('BN', r.get('bn')), ('dropout', r.get('dropout'))) if on) or 'no BN/dropout'
     if r.get('arch') in archs and archs[r['arch']].family == 'densenet': norm = 'BN (the net\'s own)' + (' + dropout' if r.get('dropout') else '')
     aug = 'flip + translate' if r.get('augment') and r.get('flip') else 'translate' if r.get('augment') else 'no augmentation'
-    return f"{r['recipe']} recipe: {norm}, {aug}, {r['schedule']}, {r.get('opt', 'sgd')}"
+    init = ", PyTorch's init" if r.get('init') == 'torch' else ''   # the default, fastai's, goes unsaid
+    return f"{r['recipe']} recipe: {norm}{init}, {aug}, {r['schedule']}, {r.get('opt', 'sgd')}"
 
 def _err(acc): return None if acc is None or pd.isna(acc) else round(100*(1-float(acc)), 2)
 
@@ -224,33 +225,34 @@ def _all_vs_model(rows, base, n_valid) -> str:
 def sweep_findings(df:pd.DataFrame,  # The filed runs (`filed_runs`), sweeps named PREFIX-lrLR
                    n_valid:int=5000,  # Validation images the sweeps were scored on
                    only=None,         # The sweeps (PREFIX) to consider, e.g. ['sweep/all-cnn-c']; None: every one filed
-                   chance:float=0.1,  # Chance accuracy (one over the number of classes): a run not beyond its noise did not train
+                   chance:float=0.1,  # Chance accuracy (one over the number of classes): a run not beyond it by more than the noise did not train
                   ) -> list:
     """Plain sentences on how firmly each lr sweep chose: its best and second-best lr, and whether the noise separates
-    them; and which sweeps trained at none of their lrs (each diverged or ended within the noise of chance)."""
+    them; and which sweeps (two or more lrs filed) trained at none of their lrs."""
+    if not 0 < chance < 1: raise AllconvError(f"`chance` must be an accuracy between 0 and 1, got {chance!r}.", "pass one over the number of classes, e.g. 0.1.")
     if df.empty or 'name' not in df: return []
     groups = {}
     for r in df[df.name.str.contains(r'-lr[0-9.e+-]+$')].to_dict('records'): groups.setdefault(r['name'].rsplit('-lr', 1)[0], []).append(r)
+    def scored(r): return not _is_true(r.get('m_diverged')) and pd.notna(r.get('m_valid_accuracy'))
+    def trained(r): return scored(r) and r['m_valid_accuracy'] > chance and resolvable(r['m_valid_accuracy'], chance, n_valid)
+    def how(r): return 'diverged' if _is_true(r.get('m_diverged')) else 'no accuracy' if not scored(r) else f"{100*r['m_valid_accuracy']:.2f}%"
     firm,unsure,failed = [],[],[]
     for g,rs in groups.items():
         if only is not None and g not in only: continue
-        ok = [r for r in rs if not _is_true(r.get('m_diverged')) and pd.notna(r.get('m_valid_accuracy'))]
-        if not any(r['m_valid_accuracy'] > chance and resolvable(r['m_valid_accuracy'], chance, n_valid) for r in ok):
-            failed.append(f"{g} (" + ', '.join(f"{r['lr']:g}: " + ('diverged' if r not in ok else f"{100*r['m_valid_accuracy']:.2f}%")
-                                               for r in sorted(rs, key=lambda r: -r['lr'])) + ')')
-            continue
-        ok.sort(key=lambda r: (-r['m_valid_accuracy'], -r['lr']))   # a tie goes to the higher lr, as `best_lr` (the plans list lrs high to low)
+        if len(rs) >= 2 and not any(map(trained, rs)):
+            failed.append(f"{g} (" + ', '.join(f"{r['lr']:g}: {how(r)}" for r in sorted(rs, key=lambda r: -r['lr'])) + ')'); continue
+        ok = sorted(filter(scored, rs), key=lambda r: (-r['m_valid_accuracy'], -r['lr']))   # a tie goes to the higher lr, as `best_lr` (the plans list lrs high to low)
         if len(ok) < 2: continue
         a,b = ok[:2]
         (firm if resolvable(a['m_valid_accuracy'], b['m_valid_accuracy'], n_valid) else unsure).append(
             f"{g} (lr {a['lr']:g}: {100*a['m_valid_accuracy']:.2f}%, lr {b['lr']:g}: {100*b['m_valid_accuracy']:.2f}%)")
     n,out = len(firm) + len(unsure),[]
-    if n: out.append(f"Of {n} lr sweep{'s'[:n!=1]} with two or more lrs filed, {len(firm) or 'none'} chose {'its' if n==1 else 'their'} best lr by "
-                     f"more than the noise of {n_valid:,} validation images" + (f": {'; '.join(firm)}." if firm else '.'))
+    if n: out.append(f"Of {n} lr sweep{'s'[:n!=1]} with two or more lrs filed{' that trained' if failed else ''}, {len(firm) or 'none'} "
+                     f"chose {'its' if n==1 else 'their'} best lr by more than the noise of {n_valid:,} validation images" + (f": {'; '.join(firm)}." if firm else '.'))
     if unsure: out.append(f"In {'' if firm or n==1 else 'all '}{'that one' if n==1 else len(unsure)} the best two lrs are within the noise, "
                           f"so the sweep did not settle between them and the longer run took the better-scoring one: {'; '.join(unsure)}.")
     if failed: out.append(f"{len(failed)} lr sweep{'s'[:len(failed)!=1]} trained at none of {'its' if len(failed)==1 else 'their'} filed lrs "
-                          f"(each diverged or ended within the noise of chance, {100*chance:g}%): {'; '.join(failed)}.")
+                          f"(each diverged or did not beat chance, {100*chance:g}%, by more than the noise): {'; '.join(failed)}.")
     return out
 
 def densenet_findings(dn:pd.DataFrame,  # The 'densenet' table of `table3_tables`

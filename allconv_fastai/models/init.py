@@ -1,4 +1,4 @@
-"""LSUV (Mishkin & Matas, 2015), which the Keras reproduction of All-CNN-C used to reach the paper's error, and PyTorch's own layer init, from which the paper's lrs train the nets without batch norm.
+"""LSUV (Mishkin & Matas, 2015), which the Keras reproduction of All-CNN-C used to reach the paper's error, and PyTorch's own layer init, from which the paper's setting (no batch norm, its lrs from the first step) does not go NaN.
 
 Docs: https://allconv-fastai.github.io/allconv_fastai/models.init.html.md"""
 

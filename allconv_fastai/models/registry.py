@@ -32,10 +32,11 @@ class Recipe:
     milestones:tuple=()     # the paper's schedule: epochs at which the lr is multiplied by `gamma`
     gamma:float=0.1         # lr factor at each milestone
     bs:int=None             # batch size (None: the data's default)
+    init:str='fastai'       # initial weights: 'fastai' (fastai's `init_cnn`) or 'torch' (PyTorch's layer defaults; see `models.init`)
 
 recipes = {
     'allcnn':   {'fast':  Recipe('fast',  True,  False, 'one-cycle', 0.1,  1e-3, 0.1, False, 3),
-                 'paper': Recipe('paper', False, True,  'paper',     0.05, 1e-3, 0.,  False, 350, (200, 250, 300)),
+                 'paper': Recipe('paper', False, True,  'paper',     0.05, 1e-3, 0.,  False, 350, (200, 250, 300), init='torch'),
                  'shipped': Recipe('shipped', True, False, 'one-cycle', 0.15, 5e-4, 0.1, False, 35, bs=128)},
     'densenet': {'fast':  Recipe('fast',  None,  False, 'one-cycle', 0.1,  1e-4, 0.1, True,  3),
                  'paper': Recipe('paper', None,  False, 'paper',     0.1,  1e-4, 0.,  True,  300, (150, 225))},
