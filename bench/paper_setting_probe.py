@@ -1,7 +1,8 @@
-"""Why the C row in the paper's own setting did not train from the library's default init: the first steps of one lr-sweep run of the Table 3
-plan's paper setting (dropout, no batch norm, no augmentation, SGD momentum 0.9, weight decay 1e-3), from the library's
-default init (fastai's) or PyTorch's (`--init torch`, as the plan now runs the row), with the loss, the spread of the
-class scores and the fraction of active ReLU units after each step.
+"""Why the C row in the paper's own setting did not train from fastai's init: the first steps of one lr-sweep run of the Table 3
+plan's paper setting (dropout, no batch norm, no augmentation, SGD momentum 0.9, weight decay 1e-3), from fastai's
+init (this script's default: how the row first ran) or PyTorch's (`--init torch`: All-CNN's paper recipe's own, as the
+plan now runs the row), with the loss, the spread of the class scores and the fraction of active ReLU units after each
+step.
 
     OMP_NUM_THREADS=1 python bench/paper_setting_probe.py --arch model-c --lr 0.01 --precision fp32
     OMP_NUM_THREADS=1 python bench/paper_setting_probe.py --arch model-c --lr 0.1 --precision fp32 --init torch
@@ -27,7 +28,10 @@ def main(argv=None):
     p.add_argument('--init', default='fastai', help="the net's initial weights: fastai or torch")
     a = p.parse_args(argv)
     plan = load_plan(Path(__file__).parent/'plans'/'table3.py')
-    cfg = dataclasses.replace(plan.runs[f'sweep-paper/{a.arch}-lr{a.lr:g}'].cfg, precision=a.precision, init=a.init)
+    name = f'sweep-paper/{a.arch}-lr{a.lr:g}'
+    if name not in plan.runs:
+        p.error(f"the plan has no run {name}; its paper-setting sweeps: {', '.join(n for n in plan.runs if n.startswith('sweep-paper/'))}")
+    cfg = dataclasses.replace(plan.runs[name].cfg, precision=a.precision, init=a.init)
     print(f"{cpu_model()}, {torch.get_num_threads()} thread(s), load {load_average()}; {a.arch}, paper setting, {a.init} init, lr {a.lr:g}, {a.precision}", flush=True)
     dls = run_dls(cfg); learn = run_learner(cfg, dls)
     xb,_ = dls.valid.one_batch()
