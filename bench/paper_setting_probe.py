@@ -1,8 +1,8 @@
-"""Why the C row in the paper's own setting did not train from fastai's init: the first steps of one lr-sweep run of the Table 3
-plan's paper setting (dropout, no batch norm, no augmentation, SGD momentum 0.9, weight decay 1e-3), from fastai's
-init (this script's default: how the row first ran) or PyTorch's (`--init torch`: All-CNN's paper recipe's own, as the
-plan now runs the row), with the loss, the spread of the class scores and the fraction of active ReLU units after each
-step.
+"""Why the C row in the paper's own setting did not train from fastai's init: the first steps of one lr-sweep run of the
+Table 3 plan's paper setting (dropout, no batch norm, no augmentation, SGD momentum 0.9, weight decay 1e-3), from
+fastai's init (this script's default: how the row first ran) or PyTorch's (`--init torch`: All-CNN's paper recipe's
+own, as the plan now runs the row), with the loss, the spread of the class scores and the fraction of active ReLU
+units after each step.
 
     OMP_NUM_THREADS=1 python bench/paper_setting_probe.py --arch model-c --lr 0.01 --precision fp32
     OMP_NUM_THREADS=1 python bench/paper_setting_probe.py --arch model-c --lr 0.1 --precision fp32 --init torch
