@@ -32,7 +32,7 @@ def _diverged(learn, rows:list, fitted:bool) -> str:
     losses = [float(r['train_loss']) for r in rows if r.get('train_loss') is not None]
     if losses and not all(map(math.isfinite, losses)): return "training loss is not finite"
     if len(losses) < 2 and fitted: losses = [float(o) for o in learn.recorder.losses]  # one epoch: first vs last batch
-    if len(losses) >= 2 and losses[-1] > losses[0]: return f"training loss rose from {losses[0]:.3g} to {losses[-1]:.3g}"
+    if len(losses) >= 2 and losses[-1] > 1.01*losses[0]: return f"training loss rose from {losses[0]:.4g} to {losses[-1]:.4g}"
     return ''
 
 def _tta(learn, dl):
