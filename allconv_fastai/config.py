@@ -18,7 +18,7 @@ from .machine import machine_info, git_commit
 from .models.registry import arch_info, get_recipe
 from .pretrained import pretrained_names
 from .callback.precision import precisions, resolve_precision
-from .models.init import inits
+from .models.init import resolve_init
 from .callback.schedule import paper_milestones
 
 # %% auto #0
@@ -170,9 +170,7 @@ class RunConfig:
         self.schedule = ifnone(self.schedule, r.schedule)
         if self.schedule not in schedules: raise AllconvError(f"Unknown schedule {self.schedule!r}.", f"use one of {', '.join(schedules)}.")
         if self.precision not in precisions: raise AllconvError(f"Unknown precision {self.precision!r}.", f"use one of {', '.join(precisions)}.")
-        self.init = ifnone(self.init, 'fastai' if self.pretrained or self.lsuv else r.init)   # the shipped weights, or LSUV, replace any init
-        if self.init not in inits: raise AllconvError(f"Unknown init {self.init!r}.", f"use one of {', '.join(inits)}.")
-        if self.lsuv and self.init != 'fastai': raise AllconvError(f"--lsuv draws every weight afresh, so --init {self.init} would have no effect.", "pass one of them.")
+        self.init = resolve_init(self.init, r.init, self.pretrained, self.lsuv)
         self.epochs = ifnone(self.epochs, r.n_epoch)
         if self.epochs < 1: raise AllconvError(f"`epochs` must be a whole number >= 1, got {self.epochs!r}.", "pass e.g. --epochs 3.")
         self.lr,self.wd = ifnone(self.lr, r.lr),ifnone(self.wd, r.wd)
@@ -248,8 +246,8 @@ class RunConfig:
             if self.arch not in pretrained_names():
                 raise AllconvError(f"No weights ship for {self.arch}; --pretrained needs one of: {', '.join(pretrained_names()) or 'none'}.",
                                    "drop --pretrained, or pass --arch all-cnn-c.")
-            if self.schedule != 'one-cycle' or self.zca or self.lsuv or self.init != 'fastai':
-                raise AllconvError("--pretrained fine-tunes with the one-cycle schedule, without ZCA, LSUV or another init.", "drop --schedule/--zca/--lsuv/--init.")
+            if self.schedule != 'one-cycle' or self.zca or self.lsuv:
+                raise AllconvError("--pretrained fine-tunes with the one-cycle schedule, without ZCA or LSUV.", "drop --schedule/--zca/--lsuv.")
             if not 0 <= self.freeze_epochs < self.epochs:
                 raise AllconvError(f"`freeze_epochs` must be in 0..{self.epochs-1} (fewer than the {self.epochs} epochs).", "pass e.g. --freeze-epochs 1.")
 

@@ -20,7 +20,7 @@ from fastai.metrics import accuracy
 from fastai.data.core import DataLoaders
 from .core import AllconvError, check_positive
 from .models.registry import get_arch, arch_family, get_recipe
-from .models.init import inits, lsuv_init, torch_init
+from .models.init import lsuv_init, torch_init, resolve_init
 from .pretrained import pretrained_model
 from .callback.precision import precision_cbs, DevicePrecision
 from .callback.memory import TrimHostMemory
@@ -105,11 +105,8 @@ def arch_learner(dls:DataLoaders,       # Training/validation data
     lr,wd = ifnone(lr, r.lr), ifnone(wd, r.wd)
     check_positive(n_out=n_out, lr=lr)
     if wd < 0: raise AllconvError(f"`wd` must be >= 0, got {wd!r}.", "pass a weight decay >= 0.")
-    init = ifnone(init, 'fastai' if pretrained or lsuv else r.init)   # the shipped weights, or LSUV, replace any init
-    if init not in inits: raise AllconvError(f"Unknown init {init!r}.", f"use one of {', '.join(inits)}.")
+    init = resolve_init(init, r.init, pretrained, lsuv)
     if pretrained and lsuv: raise AllconvError("lsuv=True would re-initialise the shipped weights.", "drop lsuv=True when pretrained=True.")
-    if pretrained and init != 'fastai': raise AllconvError(f"init={init!r} would re-initialise the shipped weights.", "leave init at 'fastai' (the default) when pretrained=True.")
-    if lsuv and init != 'fastai': raise AllconvError(f"lsuv=True draws every weight afresh, so init={init!r} would have no effect.", "pass one of them.")
     if family=='allcnn': model_kw = {'bn': r.bn, 'dropout': r.dropout, **model_kw}
     elif r.dropout and 'p' not in model_kw: model_kw['p'] = 0.2
     if pretrained:

@@ -8,11 +8,12 @@ units after each step.
     OMP_NUM_THREADS=1 python bench/paper_setting_probe.py --arch model-c --lr 0.1 --precision fp32 --init torch
 
 The data and settings are the plan's own `sweep-paper/<arch>-lr<lr>` run's (bench/plans/table3.py: CIFAR-10 JPEGs,
-10,000 of the 45,000 training images, batch 128), with `--init` and `--precision` in place of the plan's. After each of the first 10 training steps and every 10th up to `--steps`, one fixed
-validation batch goes through the net in eval mode (no dropout): the class scores' standard deviation and, per ReLU
-module in order, the fraction of its outputs above zero. A ReLU at 0.000 passes no signal and no gradient: what
-follows it sees the same input for every image (the later fractions are then those of units whose bias is positive),
-so the class scores are the same for every image and the loss settles at ln 10 = 2.303 on the ten balanced classes.
+10,000 of the 45,000 training images, batch 128), with `--init` and `--precision` in place of the plan's. After each
+of the first 10 training steps and every 10th up to `--steps`, one fixed validation batch goes through the net in eval
+mode (no dropout): the class scores' standard deviation and, per ReLU module in order, the fraction of its outputs
+above zero. A ReLU at 0.000 passes no signal and no gradient: what follows it sees the same input for every image (the
+later fractions are then those of units whose bias is positive), so the class scores are the same for every image and
+the loss settles at ln 10 = 2.303 on the ten balanced classes.
 """
 import argparse, dataclasses, torch
 from pathlib import Path

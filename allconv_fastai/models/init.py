@@ -9,9 +9,11 @@ from __future__ import annotations
 import math
 import torch
 from torch import nn
+from fastcore.basics import ifnone
+from ..core import AllconvError
 
 # %% auto #0
-__all__ = ['inits', 'lsuv_init', 'torch_init']
+__all__ = ['inits', 'lsuv_init', 'torch_init', 'resolve_init']
 
 # %% ../../nbs/04_models.init.ipynb #196929c6
 class _StopForward(Exception): pass
@@ -62,3 +64,15 @@ def torch_init(model:nn.Module, # The net, initialised in place
     for m in model.modules():
         if hasattr(m, 'reset_parameters'): m.reset_parameters()
     return model
+
+def resolve_init(init:str=None,          # Asked for: 'fastai', 'torch', or None for the recipe's
+                 recipe_init:str='fastai', # The recipe's (`Recipe.init`)
+                 pretrained:bool=False,    # Shipped weights follow (they replace any init)
+                 lsuv:bool=False,          # LSUV follows (it draws every weight afresh)
+                ) -> str:
+    "The init a net starts from, checked: `init`, else the recipe's, or fastai's (the nets' own) when weights follow."
+    init = ifnone(init, 'fastai' if pretrained or lsuv else recipe_init)
+    if init not in inits: raise AllconvError(f"Unknown init {init!r}.", f"use one of {', '.join(inits)}.")
+    if init != 'fastai' and pretrained: raise AllconvError(f"init {init!r} would re-initialise the shipped weights.", "leave init at its default with pretrained weights.")
+    if init != 'fastai' and lsuv: raise AllconvError(f"LSUV draws every weight afresh, so init {init!r} would have no effect.", "ask for one of them.")
+    return init
