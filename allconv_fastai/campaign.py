@@ -24,8 +24,8 @@ from .train import train_run, _key
 
 # %% auto #0
 __all__ = ['PlannedRun', 'Plan', 'SweepPending', 'best_lr', 'forward_flops', 'run_flops', 'run_machine', 'this_machine',
-           'file_run', 'filed_metrics', 'parked_dir', 'campaign_status', 'run_campaign', 'park_runs', 'load_plan',
-           'campaign_parser', 'campaign_main']
+           'file_run', 'filed_metrics', 'parked_dir', 'campaign_status', 'split_sizes', 'run_campaign', 'park_runs',
+           'load_plan', 'campaign_parser', 'campaign_main']
 
 # %% ../nbs/19_campaign.ipynb #134b62dd
 @dataclass
@@ -237,12 +237,12 @@ def campaign_status(plan:Plan,              # The plan (see `load_plan`)
         if m is not None: done[n] = m; rows.append(dict(name=n, state='filed', metrics=m)); continue
         rows.append(dict(name=n, state='started' if (wd/n/'config.json').exists() else 'parked' if (pk/n/'last.pth').exists() else 'waiting'))
     # seconds per TFLOP from the runs filed on this machine (its CPU, or its GPU: `this_machine`), by family (a CPU runs DenseNet's narrow layers at a lower FLOP
-    # rate than All-CNN's), and the data sizes they saw
+    # rate than All-CNN's), and the full size of each data set they saw
     spt = {}
     for n,m in done.items():
         if m.get('tflops') and here in m.get('cpus', []): spt.setdefault(_family(m), []).append(m['train_minutes']*60/m['tflops'])
     med = lambda v: sorted(v)[len(v)//2] if v else None
-    sizes = {m['data']: (m['n_train_images'], m['n_valid_images']) for m in done.values() if 'n_train_images' in m}
+    sizes = split_sizes(done)
     for row in rows:
         if row['state'] == 'filed': continue
         try: cfg = _estimate_cfg(plan.runs[row['name']], done)
@@ -259,6 +259,16 @@ def campaign_status(plan:Plan,              # The plan (see `load_plan`)
             if row['seconds'] and row['epochs_done'] is not None: row['seconds'] *= max(0, cfg.epochs - row['epochs_done'])/cfg.epochs
             row['epochs'] = cfg.epochs
     return rows
+
+def split_sizes(done:dict, # The filed runs' metrics by run name
+               ) -> dict:
+    "The full split of each data set the filed runs in `done` trained on: `{data: (n_train, n_valid)}`, the most training images any of them saw (a sweep on a subset sees fewer, and a run on the full split sees them all)."
+    sizes = {}
+    for m in done.values():
+        if 'n_train_images' not in m: continue
+        d = m.get('data')
+        if d not in sizes or m['n_train_images'] > sizes[d][0]: sizes[d] = (m['n_train_images'], m['n_valid_images'])
+    return sizes
 
 def _estimate_cfg(r:PlannedRun, done:dict) -> RunConfig:
     "The settings of `r` for an estimate: where its lr waits on a sweep not yet finished, a stand-in lr (the lr does not change a run's FLOPs)."
