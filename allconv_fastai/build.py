@@ -19,8 +19,8 @@ from .learner import allcnn_learner, densenet_learner, paper_sgd
 from .config import RunConfig, read_config, check_size, _check_paths
 
 # %% auto #0
-__all__ = ['run_dls', 'run_learner', 'data_fingerprint', 'check_fingerprint', 'run_weights', 'load_run_weights', 'load_run',
-           'save_data_record', 'record_dls', 'read_split']
+__all__ = ['run_dls', 'run_learner', 'data_fingerprint', 'check_fingerprint', 'run_weights', 'load_run_weights', 'loading_config',
+           'load_run', 'save_data_record', 'record_dls', 'read_split']
 
 # %% ../nbs/13a_build.ipynb #67e2adf0
 def run_dls(cfg:RunConfig, # The run's settings
@@ -118,17 +118,22 @@ def load_run_weights(model, # The net, built as the run built it
         raise AllconvError(f"{path} does not fit this model: {str(e).splitlines()[0]}", "use it with its own run folder.") from None
     return f"{path.name} (the final epoch's, bf16)"
 
+def loading_config(cfg:RunConfig, # A trained run's settings (`read_config`)
+                   **changes,     # Other settings to change (e.g. `precision='fp32'`)
+                  ) -> RunConfig:
+    "`cfg` for a net whose trained weights are loaded next: no initialisation of its own (PyTorch's init, LSUV, the shipped weights) and no `torch.compile`; its data is not checked again."
+    tok = _check_paths.set(False)
+    keep = {'widths': cfg.widths or (96, 192)} if cfg.pretrained and cfg.family=='allcnn' else {}   # the shipped net's widths, not the digits' default
+    try: return dataclasses.replace(cfg, init='fastai', lsuv=False, compile=False, pretrained=False, **{**keep, **changes})
+    finally: _check_paths.reset(tok)
+
 def load_run(run_dir,              # A run directory (its data need not be present)
              checkpoint:str='last', # 'last' or 'best'
              device=None,           # Device for the learner (default: fastai's default device)
             ) -> Learner:
     "A fastai `Learner` of the trained run in `run_dir`, built from the folder alone (no training data), ready to `predict` and `export`."
     run_dir = Path(run_dir)
-    cfg = read_config(run_dir, check_data=False)   # the data may have moved: nothing of it is read
-    tok = _check_paths.set(False)
-    keep = {'widths': cfg.widths or (96, 192)} if cfg.pretrained and cfg.family=='allcnn' else {}   # the shipped net's widths, not the digits' default
-    try: cfg = dataclasses.replace(cfg, precision='fp32', init='fastai', lsuv=False, compile=False, pretrained=False, **keep)   # the run's own weights follow
-    finally: _check_paths.reset(tok)
+    cfg = loading_config(read_config(run_dir, check_data=False), precision='fp32')   # the data may have moved: nothing of it is read
     if not (run_dir/'data.json').exists():
         raise AllconvError(f"{run_dir} has no data.json (it was trained before runs kept their data's record).",
                            "rebuild it with its data: run_learner(read_config(run), run_dls(...)), or retrain it.")

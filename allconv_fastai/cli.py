@@ -190,7 +190,7 @@ def allconv_eval(
         return res
     from fastai.torch_core import rank_distrib
     from allconv_fastai.config import read_config
-    from allconv_fastai.build import run_dls, run_learner, read_split, record_dls, run_weights, load_run_weights, check_fingerprint
+    from allconv_fastai.build import run_dls, run_learner, read_split, record_dls, run_weights, load_run_weights, check_fingerprint, loading_config
     from allconv_fastai.distributed import data_parallel, say
     from allconv_fastai.train import evaluate
     run_dir = Path(run_dir)
@@ -201,7 +201,7 @@ def allconv_eval(
         dls = record_dls(run_dir, x, y, vocab)
         name = f"{split} split of {data} ({len(x):,} images)"
     else: dls = run_dls(cfg); name = dls.data_name; check_fingerprint(run_dir, dls, cfg.data)
-    learn = run_learner(cfg, dls)
+    learn = run_learner(loading_config(cfg), dls)   # the run's weights replace any init
     wname = load_run_weights(learn.model, wpath)
     with data_parallel(learn):
         if data is None: res = evaluate(learn, tta, split)
