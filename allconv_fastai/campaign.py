@@ -25,7 +25,7 @@ from .train import train_run, _key
 # %% auto #0
 __all__ = ['PlannedRun', 'Plan', 'SweepPending', 'best_lr', 'forward_flops', 'run_flops', 'run_machine', 'this_machine',
            'file_run', 'filed_metrics', 'parked_dir', 'campaign_status', 'split_sizes', 'run_campaign', 'park_runs',
-           'load_plan', 'campaign_parser', 'campaign_main']
+           'predict_runs', 'load_plan', 'campaign_parser', 'campaign_main']
 
 # %% ../nbs/19_campaign.ipynb #134b62dd
 @dataclass
@@ -296,6 +296,15 @@ def _say_status(plan, rows):
     print(f"Plan {plan.name}: {len(rows)-len(left)} of {len(rows)} runs filed, {len(left)} left; {est}.", flush=True)
 
 # %% ../nbs/19_campaign.ipynb #19e498ee
+def _predict(dest, dls=None) -> bool:
+    "Write the filed run's per-image validation predictions (`run_predictions`); a failure is a line, not the campaign's end."
+    from allconv_fastai.tables import run_predictions
+    try: run_predictions(dest, dls=dls); return True
+    except Exception as e:
+        print(f"The predictions of {dest} were not written ({type(e).__name__}: {e}); the run is filed. "
+              f"`allconv-campaign PLAN --predictions` writes them later.", flush=True)
+        return False
+
 def run_campaign(plan:Plan,                  # The plan (see `load_plan`)
                  results='bench/results',    # Finished runs are filed in `results/<plan>/<run>`
                  work='runs/campaign',       # Unfinished runs train in `work/<plan>/<run>` (checkpoints, optimizer state)
@@ -341,6 +350,7 @@ def run_campaign(plan:Plan,                  # The plan (see `load_plan`)
             extra = dict(plan=plan.name, run=name, data=cfg.data, n_train_images=len(dls.train_ds), n_valid_images=n_va,
                          tflops=round(run_flops(cfg, len(dls.train_ds), n_va or 0)/1e12, 3))
             m = file_run(rd, out/name, r.keep_weights, **extra)
+            if r.keep_weights: _predict(out/name, dls)   # its per-image predictions, for the report's paired tests
             trained.append(name)
             made = [out/name] + (_report(plan, out) if plan.report else [])
             if (pk/name).exists(): _unpark(pk/name, pk); made.append(pk/name)   # filed: its parked copy goes
@@ -388,6 +398,28 @@ def park_runs(plan:Plan,                # The plan (see `load_plan`)
                                f"commit {pk} yourself (git add -f, since *.pth may be ignored) before this machine's files go.")
     return parked
 
+def predict_runs(plan:Plan,               # The plan (see `load_plan`)
+                 results='bench/results', # Folder of the filed runs (RESULTS/PLAN/RUN)
+                 commit:bool=False,       # `git commit` the predictions written
+                ) -> list:
+    "Write `predictions.npz` (`tables.run_predictions`) for each filed run of `plan` with weights that lacks its weights' predictions; needs the runs' data."
+    from allconv_fastai.tables import read_predictions
+    out,made = Path(results)/plan.name,[]
+    dls,dkey = None,None
+    for name in plan.runs:
+        m = filed_metrics(out/name)
+        if m is None or not m.get('weights_sha256') or read_predictions(out/name, m['weights_sha256']) is not None: continue
+        cfg = read_config(out/name)
+        ck = [getattr(cfg, k) for k in data_settings]
+        if dls is None or dkey != ck: dls,dkey = run_dls(cfg),ck
+        if _predict(out/name, dls): made.append(out/name/'predictions.npz'); print(f"Predictions of {name} written.", flush=True)
+    if not made: print(f"Plan {plan.name}: every filed run with weights has its predictions.", flush=True)
+    elif commit:
+        made += _report(plan, out) if plan.report else []
+        _git_commit([p.resolve() for p in made], f"Campaign {plan.name}: per-image validation predictions of {len(made) if not plan.report else sum(p.name=='predictions.npz' for p in made)} filed runs",
+                    cwd=out.resolve())
+    return made
+
 # %% ../nbs/19_campaign.ipynb #e38ead3d
 def load_plan(plan, # A `Plan`, a plan file's path, or the name of one in bench/plans/
              ) -> Plan:
@@ -423,11 +455,13 @@ def campaign_parser() -> argparse.ArgumentParser:
                     "judged by the longest epoch so far (an epoch whose own pace says it would not end in time stops then, "
                     "and any at its first step past TIME, losing that epoch's part); evaluating a run that finished, and --park, follow: give TIME a few minutes before the end")
     ap.add_argument('--report', action='store_true', help="regenerate the plan's tables and plots from its filed runs; train nothing")
+    ap.add_argument('--predictions', action='store_true', help="write the per-image validation predictions (predictions.npz) of the filed "
+                    "runs with weights that lack them, for the report's paired tests (needs the runs' data; with --commit, committed); train nothing")
     return ap
 
 def campaign_main(argv=None, # Command-line arguments (default: `sys.argv[1:]`)
                  ) -> int:
-    "Command-line entry point: `allconv-campaign PLAN [--status | --report | --park] [--until TIME] [--commit] [--results DIR] [--work DIR] [--max-runs N]`."
+    "Command-line entry point: `allconv-campaign PLAN [--status | --report | --predictions | --park] [--until TIME] [--commit] [--results DIR] [--work DIR] [--max-runs N]`."
     ap = campaign_parser()
     a = ap.parse_args(argv)
     try:
@@ -435,6 +469,9 @@ def campaign_main(argv=None, # Command-line arguments (default: `sys.argv[1:]`)
         if a.report:
             if plan.report is None: raise AllconvError(f"Plan {plan.name} has no report.", "give the Plan a `report` function.")
             print('\n'.join(str(p) for p in _report(plan, Path(a.results)/plan.name)))
+            return 0
+        if a.predictions:
+            predict_runs(plan, a.results, a.commit)
             return 0
         until = parse_until(a.until) if a.until is not None else None
         if a.park and until is None:

@@ -17,8 +17,8 @@ from .distributed import is_rank0, say
 
 # %% auto #0
 __all__ = ['paper_table3', 'table3_frame', 'table3_markdown', 'table3_plot', 'table3', 'filed_runs', 'resolvable', 'noise_points',
-           'table3_tables', 'table3_findings', 'sweep_findings', 'densenet_findings', 'machine_minutes',
-           'table3_report']
+           'paired_p', 'read_predictions', 'run_predictions', 'filed_predictions', 'table3_tables', 'table3_findings',
+           'sweep_findings', 'densenet_findings', 'ablation_findings', 'machine_minutes', 'table3_report']
 
 # %% ../nbs/15a_tables.ipynb #e016700e
 paper_table3 = {n: a.paper_error['C10'] for n,a in archs.items() if a.family=='allcnn'}  # Table 3: CIFAR-10 test error (%), no augmentation
@@ -121,6 +121,78 @@ def noise_points(acc:float,    # An accuracy, a fraction in 0..1
     "Twice the binomial noise, in points, of the difference of two independent accuracies near `acc` on `n` images: below it `resolvable` calls them the same."
     return 200*math.sqrt(2*acc*(1-acc)/n)
 
+# %% ../nbs/15a_tables.ipynb #a9e1c002
+def paired_p(pred_a,  # One run's predicted class of each image
+             pred_b,  # The other run's, on the same images in the same order
+             target,  # The labels
+            ) -> float:
+    "McNemar's exact two-sided p-value for two classifiers' predictions on the same images: how likely a split of the images only one of them gets right at least this uneven is, were neither better."
+    pa,pb,t = np.asarray(pred_a),np.asarray(pred_b),np.asarray(target)
+    if not pa.shape == pb.shape == t.shape:
+        raise AllconvError(f"The two runs' predictions cover {pa.size:,} and {pb.size:,} images, with {t.size:,} labels.", "compare runs scored on the same images.")
+    a,b = pa==t,pb==t
+    n_a,n_b = int((a & ~b).sum()),int((~a & b).sum())
+    n = n_a + n_b
+    if n == 0: return 1.0
+    return min(1.0, 2*sum(math.comb(n, k) for k in range(min(n_a, n_b) + 1)) / 2**n)
+
+def _weights_sha(path) -> str:
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for blk in iter(lambda: f.read(1<<20), b''): h.update(blk)
+    return h.hexdigest()
+
+def read_predictions(run_dir, # A run folder
+                     sha=None, # The SHA-256 its weights must have (default: the weights file's, hashed now)
+                    ) -> dict|None:
+    "The run's `predictions.npz` as `{'pred', 'target', 'accuracy', 'weights_sha256'}`, or None when it is missing, unreadable or from other weights."
+    from allconv_fastai.build import run_weights
+    p = Path(run_dir)/'predictions.npz'
+    if not p.exists(): return None
+    try:
+        with np.load(p, allow_pickle=False) as z: d = dict(pred=z['pred'], target=z['target'], weights_sha256=str(z['weights_sha256']))
+    except Exception: return None   # damaged: computed again by `run_predictions`
+    if d['weights_sha256'] != (sha or _weights_sha(run_weights(run_dir))): return None
+    return {**d, 'accuracy': float((d['pred']==d['target']).mean())}
+
+def run_predictions(run_dir,        # A finished run folder (a filed campaign run, or one written by allconv-train)
+                    dls=None,       # The run's data when already built (`run_dls(read_config(run_dir))`)
+                    save:bool=True, # Keep them in RUN_DIR/predictions.npz
+                   ) -> dict:
+    "The run's final weights' predicted class and the label of each image of its validation split (no TTA), with their accuracy: read from predictions.npz when it holds these weights', else computed."
+    from allconv_fastai.config import read_config
+    from allconv_fastai.build import run_dls, run_learner, run_weights, load_run_weights, check_fingerprint, loading_config
+    run_dir = Path(run_dir)
+    wpath = run_weights(run_dir)
+    sha = _weights_sha(wpath)
+    if (d := read_predictions(run_dir, sha)) is not None: return d
+    cfg = read_config(run_dir)
+    if dls is None: dls = run_dls(cfg)
+    check_fingerprint(run_dir, dls, cfg.data)
+    learn = run_learner(loading_config(cfg), dls)   # its own weights replace any init
+    load_run_weights(learn.model, wpath)
+    with learn.no_bar(), learn.no_logging(): p,t = learn.get_preds(dl=dls.valid)
+    d = dict(pred=p.argmax(1).numpy().astype(np.int16), target=t.numpy().astype(np.int16), weights_sha256=sha)
+    if save:
+        import io
+        buf = io.BytesIO(); np.savez_compressed(buf, **d)
+        with atomic_write(run_dir/'predictions.npz') as f: f.write(buf.getvalue())
+    return {**d, 'accuracy': float((d['pred']==d['target']).mean())}
+
+def filed_predictions(plan_dir,   # A campaign plan's results folder
+                      runs=None,  # Its filed runs (`filed_runs(plan_dir)`), when already read
+                     ) -> dict:
+    "The per-image predictions filed with the runs of `plan_dir` (their predictions.npz, where it holds the filed weights'), by run name; nothing is computed."
+    plan_dir = Path(plan_dir)
+    runs = filed_runs(plan_dir) if runs is None else runs
+    if runs.empty or 'm_weights_sha256' not in runs: return {}
+    out = {}
+    for r in runs.to_dict('records'):
+        sha = r.get('m_weights_sha256')
+        if isinstance(sha, str) and (d := read_predictions(plan_dir/r['name'], sha)) is not None: out[r['name']] = d
+    return out
+
 # %% ../nbs/15a_tables.ipynb #954f8795
 _DENSENETS = ('densenet-bc100-k12',)   # trained after Table 3, at its budget and on its data (item 7 of the campaign)
 _T3 = sorted((n for n,a in archs.items() if a.family=='allcnn'), key=lambda n: n[-1])   # by base, as the paper's Table 3: Model A ... All-CNN-A, Model B, ...
@@ -149,7 +221,7 @@ def table3_tables(plan_dir,   # The Table 3 campaign's results folder
     byname = {r['name']: r for r in df.to_dict('records')}
     def row(name, sweep, **extra):
         r = byname.get(name)
-        base = dict(extra, lrs_tried=_sweep_text(df, sweep) if sweep else 'as the baseline')
+        base = dict(extra, run=name, lrs_tried=_sweep_text(df, sweep) if sweep else 'as the baseline')
         if r is None: return dict(base, status='pending')
         return dict(base, status='filed', valid_error=_err(r['m_valid_accuracy']), valid_error_tta=_err(r.get('m_valid_tta_accuracy')),
                     lr=r['lr'], epochs=r['m_epochs_trained'], train_images=r.get('m_n_train_images'),
@@ -171,20 +243,30 @@ def table3_tables(plan_dir,   # The Table 3 campaign's results folder
     return dict(table3=t3, paper_setting=ps, ablations=ab, densenet=dn)
 
 # %% ../nbs/15a_tables.ipynb #e2192724
-def _order(rows:pd.DataFrame, n_valid:int) -> str:
+def _settled(a:dict, b:dict, n_valid:int, preds=None) -> tuple:
+    "(whether rows `a` and `b` differ beyond the noise, McNemar's p or None): `paired_p` < 0.05 where `preds` holds both runs' predictions on the same images, else `resolvable`."
+    pa,pb = ((preds or {}).get(r.get('run')) for r in (a, b))
+    if pa is not None and pb is not None and np.array_equal(pa['target'], pb['target']):
+        p = paired_p(pa['pred'], pb['pred'], pa['target'])
+        return p < 0.05,p
+    return resolvable(1-a['valid_error']/100, 1-b['valid_error']/100, n_valid),None
+
+def _p_words(p) -> str: return '' if p is None else f" (paired test on the same images: p = {p:.2g})"
+
+def _order(rows:pd.DataFrame, n_valid:int, preds=None) -> str:
     "The nets of `rows` from lowest to highest validation error, '≈' between neighbours the noise cannot tell apart."
     r = rows.sort_values('valid_error').to_dict('records')
-    return r[0]['net'] + ''.join((' < ' if resolvable(1-a['valid_error']/100, 1-b['valid_error']/100, n_valid) else ' ≈ ') + b['net']
-                                 for a,b in zip(r, r[1:]))
+    return r[0]['net'] + ''.join((' < ' if _settled(a, b, n_valid, preds)[0] else ' ≈ ') + b['net'] for a,b in zip(r, r[1:]))
 
 def _is_true(v) -> bool: return isinstance(v, (bool, np.bool_)) and bool(v)   # a missing (NaN) flag is not set
 
 def table3_findings(t3:pd.DataFrame,  # The 'table3' table of `table3_tables`
                     n_valid:int=5000,  # Validation images the accuracies were measured on
+                    preds:dict=None,   # Per-image predictions by run name (`filed_predictions`): a paired test where both runs have them
                    ) -> list:
     """Plain sentences on what Table 3's filed rows support: per base, each of the paper's pairwise orderings held,
-    reversed or unsettled by the sampling noise of `n_valid` validation images (`resolvable`; one run per net, so
-    seed-to-seed variation is not in it)."""
+    reversed or unsettled by the sampling noise of `n_valid` validation images (`paired_p` where `preds` has both runs,
+    else `resolvable`; one run per net, so seed-to-seed variation is not in it)."""
     out = []
     for base in 'ABC':
         rows = t3[t3.net.str.contains(rf'[- ]{base}$')]   # Model A, Strided-CNN-A, ConvPool-CNN-A, All-CNN-A
@@ -201,26 +283,31 @@ def table3_findings(t3:pd.DataFrame,  # The 'table3' table of `table3_tables`
                 if a['paper_c10_error'] == b['paper_c10_error']: continue   # a tie in the paper orders nothing
                 lo,hi = (a,b) if a['paper_c10_error'] < b['paper_c10_error'] else (b,a)   # the paper's better net first
                 pair = f"{lo['net']} < {hi['net']}"
-                if not resolvable(1-lo['valid_error']/100, 1-hi['valid_error']/100, n_valid): unsure.append(pair)
+                if not _settled(lo, hi, n_valid, preds)[0]: unsure.append(pair)
                 else: (held if lo['valid_error'] < hi['valid_error'] else rev).append(pair)
         say = lambda k, what: f"{len(k)} {what}" + (f" ({', '.join(k)})" if k else '')
         out.append(f"Base {base}: ours (valid error, low to high; ≈ where the noise of {n_valid:,} validation images cannot tell "
-                   f"neighbours apart) {_order(rows, n_valid)}; the paper's (C10 test) {paper}. Of the paper's {len(held)+len(rev)+len(unsure)} "
-                   f"pairwise orderings, {say(held, 'held beyond the noise')}, {say(rev, 'reversed beyond the noise')}, "
-                   f"{say(unsure, 'unsettled within the noise')}." + _all_vs_model(rows, base, n_valid))
+                   f"neighbours apart) {_order(rows, n_valid, preds)}; the paper's (C10 test) {paper}. Of the paper's {len(held)+len(rev)+len(unsure)} "
+                   f"pairwise orderings{_paired_words(rows, preds)}, {say(held, 'held beyond the noise')}, {say(rev, 'reversed beyond the noise')}, "
+                   f"{say(unsure, 'unsettled within the noise')}." + _all_vs_model(rows, base, n_valid, preds))
     return out
 
-def _all_vs_model(rows, base, n_valid) -> str:
+def _paired_words(rows, preds) -> str:
+    "How the noise was judged for `rows`: ' (paired tests on the same images)' when every run has its predictions, a count when some do."
+    k = sum(r in (preds or {}) for r in rows['run']) if 'run' in rows else 0
+    return '' if k < 2 else ' (paired tests on the same images)' if k == len(rows) else f" (paired tests where both runs' predictions are filed: {k} of {len(rows)} runs)"
+
+def _all_vs_model(rows, base, n_valid, preds=None) -> str:
     "' All-CNN-X beat/trailed/matched Model-X by ... points, ...' (empty when either is missing)."
     m,a = rows[rows.net.str.startswith('Model')],rows[rows.net.str.startswith('All-CNN')]
     if m.empty or a.empty: return ''
     m,a = m.iloc[0],a.iloc[0]
     d = a.valid_error - m.valid_error
     if d == 0: return f" All-CNN-{base} matched Model-{base}'s validation error."
-    gap = resolvable(1-m.valid_error/100, 1-a.valid_error/100, n_valid)
+    gap,p = _settled(m.to_dict(), a.to_dict(), n_valid, preds)
     return (f" All-CNN-{base} {'beat' if d < 0 else 'trailed'} Model-{base} by {abs(d):.2f} points, " +
-            (f"more than the noise of {n_valid:,} validation images." if gap else
-             f"within the noise of {n_valid:,} validation images, so this budget cannot say which is better."))
+            (f"more than the noise of {n_valid:,} validation images{_p_words(p)}." if gap else
+             f"within the noise of {n_valid:,} validation images{_p_words(p)}, so this budget cannot say which is better."))
 
 def sweep_findings(df:pd.DataFrame,  # The filed runs (`filed_runs`), sweeps named PREFIX-lrLR
                    n_valid:int=5000,  # Validation images the sweeps were scored on
@@ -258,6 +345,7 @@ def sweep_findings(df:pd.DataFrame,  # The filed runs (`filed_runs`), sweeps nam
 def densenet_findings(dn:pd.DataFrame,  # The 'densenet' table of `table3_tables`
                       t3:pd.DataFrame,  # The 'table3' table (All-CNN-C's row is the comparison)
                       n_valid:int=5000,  # Validation images the accuracies were measured on
+                      preds:dict=None,   # Per-image predictions by run name (`filed_predictions`): a paired test where both runs have them
                      ) -> list:
     "Plain sentences comparing each filed DenseNet with All-CNN-C at the same budget: errors, whether the noise allows the gap, minutes and CPUs."
     c = t3.set_index('net').loc['All-CNN-C']
@@ -269,14 +357,33 @@ def densenet_findings(dn:pd.DataFrame,  # The 'densenet' table of `table3_tables
         if r.get('diverged'): out.append(f"{r['net']}: diverged at its chosen lr {r['lr']:g} ({r['valid_error']:g}% validation error): no comparison."); continue
         if c.status != 'filed': out.append(f"{r['net']}: {r['valid_error']:g}% validation error; All-CNN-C, its comparison, is pending."); continue
         d = r['valid_error'] - c.valid_error
-        gap = resolvable(1-r['valid_error']/100, 1-c.valid_error/100, n_valid)
+        gap,p = _settled(r, c.to_dict(), n_valid, preds)
         same = known(r.get('cpu')) and r.get('cpu') == c.get('cpu')
         out.append(f"{r['net']}: {r['valid_error']:g}% validation error against All-CNN-C's {c.valid_error:g}% at the same budget and data"
                    + (", the same error" if d == 0 else f", {abs(d):.2f} points {'lower' if d < 0 else 'higher'}")
-                   + (f", more than the noise of {n_valid:,} validation images" if gap else
-                      f", within the noise of {n_valid:,} validation images, so this budget cannot say which is better")
+                   + (f", more than the noise of {n_valid:,} validation images{_p_words(p)}" if gap else
+                      f", within the noise of {n_valid:,} validation images{_p_words(p)}, so this budget cannot say which is better")
                    + f"; {took(r)} against {took(c.to_dict())}"
                    + (" (the same machine)." if same else " (not the same machine, or not recorded: the minutes do not compare)."))
+    return out
+
+def ablation_findings(ab:pd.DataFrame,  # The 'ablations' table of `table3_tables` (the baseline first)
+                      n_valid:int=5000,  # Validation images the accuracies were measured on
+                      preds:dict=None,   # Per-image predictions by run name (`filed_predictions`): a paired test where both runs have them
+                     ) -> list:
+    "Plain sentences on each filed ablation against the baseline: its error, the gap, and whether the noise allows it."
+    if ab.empty or ab.status.iloc[0] != 'filed': return []
+    base,out = ab.iloc[0].to_dict(),[]
+    if _is_true(base.get('diverged')): return [f"The baseline diverged: no ablation compares."]
+    for r in ab.iloc[1:].to_dict('records'):
+        if r['status'] != 'filed': continue
+        if _is_true(r.get('diverged')): out.append(f"{r['change']}: diverged at lr {r['lr']:g}: no comparison."); continue
+        d = r['valid_error'] - base['valid_error']
+        gap,p = _settled(r, base, n_valid, preds)
+        out.append(f"{r['change']}: {r['valid_error']:g}% validation error against the baseline's {base['valid_error']:g}%"
+                   + (", the same error" if d == 0 else f", {abs(d):.2f} points {'lower' if d < 0 else 'higher'}")
+                   + (f", more than the noise of {n_valid:,} validation images{_p_words(p)}." if gap else
+                      f", within the noise of {n_valid:,} validation images{_p_words(p)}, so this budget cannot say whether the change helps."))
     return out
 
 def _md(df:pd.DataFrame, cols:dict) -> str:
@@ -343,6 +450,7 @@ def table3_report(plan_dir,      # The Table 3 campaign's results folder (RESULT
     plan_dir = Path(plan_dir)
     runs = filed_runs(plan_dir)
     t = table3_tables(plan_dir, runs)
+    preds = filed_predictions(plan_dir, runs)   # per-image predictions filed with the runs: paired tests where both runs have them
     ps_f = sweep_findings(runs, only=[f'sweep-paper/{a}' for a in _T3 if a.endswith('-c')])      # the paper-setting row's sweeps
     ab_f = sweep_findings(runs, only=[f'sweep-ablation/{n}' for n in ('dropout', 'neither', 'adam')])   # the ablations' own sweeps
     t3,ps,ab,dn = t['table3'],t['paper_setting'],t['ablations'],t['densenet']
@@ -362,10 +470,12 @@ def table3_report(plan_dir,      # The Table 3 campaign's results folder (RESULT
           "SGD with one-cycle momentum 0.95-0.85-0.95, weight decay 5e-4, batch 128; bf16 autocast on a CPU that computes bf16 natively, else fp32, "
           "and bf16 mixed precision on a GPU, as each run's 'computed as' and machine say). The paper's column is its C10 test error: no augmentation, "
           "dropout, 350 epochs. It is a reference from another setting, not a like-for-like comparison.", "",
-          _md(t3, cols), "", *[f"- {s}" for s in table3_findings(t3)], *[f"- {s}" for s in sweep_findings(runs, only=[f'sweep/{a}' for a in _T3])], "",
-          "'The noise' is the sampling noise of 5,000 validation images (`tables.resolvable`: two scores treated as independent, "
-          "which is conservative for two nets scored on the same images). Each net trained once, so seed-to-seed variation is not in "
-          "it, and rows trained on different CPUs and precisions ('computed as') differ in that too.", "",
+          _md(t3, cols), "", *[f"- {s}" for s in table3_findings(t3, preds=preds)], *[f"- {s}" for s in sweep_findings(runs, only=[f'sweep/{a}' for a in _T3])], "",
+          "'The noise' is the sampling noise of 5,000 validation images. Where both runs' per-image predictions are filed "
+          "(predictions.npz: the committed weights on the validation split, no TTA), a difference is beyond it when McNemar's exact "
+          "paired test on the same images gives p < 0.05 (`tables.paired_p`); otherwise the two scores are treated as independent "
+          "(`tables.resolvable`, conservative for two nets scored on the same images). Each net trained once, so seed-to-seed variation "
+          "is not in it, and rows trained on different CPUs and precisions ('computed as') differ in that too.", "",
           f"## The C row in the paper's own setting ({filed(ps)})", "",
           f"Dropout, no batch norm, no augmentation, the paper's step schedule (x0.1 at epochs 200, 250, 300 of 350) scaled to {epochs} epochs, "
           "weight decay 1e-3, no label smoothing, PyTorch's own layer init (the paper's recipe names no init; from the library's default, "
@@ -379,9 +489,10 @@ def table3_report(plan_dir,      # The Table 3 campaign's results folder (RESULT
           "the optimizer) got their own sweep; the others kept the baseline's lr. Adam is fastai's, with decoupled weight decay 0.01.", "",
           _md(ab, dict(change='change', status='status', valid_error='valid error %', vs_baseline='vs baseline (points)',
                        lr='lr', lrs_tried='lrs tried', minutes='minutes', load='load average', computed='computed as', cpu='machine')), "",
-          *[f"- {s}" for s in ab_f], *([""] if ab_f else []),
-          *([f"Differences under about {noise_points(acc):.1f} points (at this table's mean accuracy, {100*acc:.1f}%) are within the noise "
-             "of 5,000 validation images (see `tables.resolvable`).", ""] if (acc := _mean_acc(ab)) is not None else []),
+          *[f"- {s}" for s in ablation_findings(ab, preds=preds)], *[f"- {s}" for s in ab_f], "",
+          *([f"Read as independent scores, differences under about {noise_points(acc):.1f} points (at this table's mean accuracy, {100*acc:.1f}%) "
+             "are within the noise of 5,000 validation images (`tables.resolvable`); the paired test, where the predictions are filed, "
+             "can separate smaller ones.", ""] if (acc := _mean_acc(ab)) is not None else []),
           f"## DenseNet-BC-100 at the same budget ({filed(dn)})", "",
           f"After Table 3, on the same data and budget ({epochs} epochs, batch 128), with DenseNet's fast recipe: batch norm throughout (the net's own), "
           "flip + 4-pixel translation, one-cycle, label smoothing 0.1, SGD with Nesterov momentum, weight decay 1e-4; its lr chosen by the same 2-epoch sweep. "
@@ -389,7 +500,7 @@ def table3_report(plan_dir,      # The Table 3 campaign's results folder (RESULT
           "not a like-for-like comparison.", "",
           _md(dn, {(k if k != 'paper_c10_error' else 'paper_c10plus_error'): (v if k != 'paper_c10_error' else 'paper C10+ test error %')
                    for k,v in cols.items()}), "",
-          *[f"- {s}" for s in densenet_findings(dn, t3)], "",
+          *[f"- {s}" for s in densenet_findings(dn, t3, preds=preds)], "",
           "## Machines", "",
           "Which machine trained the filed runs (sweeps included): each epoch counts for the machine of the start that trained it, "
           "with the minutes its run's history recorded (`tables.machine_minutes`). Minutes on different machines, and under different "

@@ -1,7 +1,7 @@
 """Campaigns: a plan of runs that survives SIGKILL, resumes the interrupted run without redoing finished
 epochs, files each finished run, and ends with the results of an uninterrupted campaign."""
 import json, re, shutil, signal, subprocess, time
-import pandas as pd
+import numpy as np, pandas as pd
 import pytest
 from allconv_fastai.cli import eval_main, _campaign_main
 from allconv_fastai.core import AllconvError
@@ -39,6 +39,9 @@ def same_results(d, ref):
         m, r = metrics(d, run), metrics(ref, run)
         for k in ('valid_loss', 'valid_accuracy', 'epochs_trained', 'lr', 'diverged', 'weights_sha256'):
             assert m.get(k) == r.get(k), (run, k, m.get(k), r.get(k))
+        if 'weights_sha256' in m:   # the per-image predictions filed with the weights: the same image by image
+            pm, pr = (np.load(x/'results'/'tiny'/run/'predictions.npz') for x in (d, ref))
+            assert (pm['pred'] == pr['pred']).all() and (pm['target'] == pr['target']).all() and pm['weights_sha256'] == m['weights_sha256'], run
 
 def start(tmp, name):
     plan = tmp/'tiny.py'
@@ -78,7 +81,8 @@ def test_killed_campaign_resumes_and_matches_uninterrupted(reference):
     assert 'weights_sha256' in b and 'weights_sha256' not in metrics(d, 'c')   # c files no weights (keep_weights=False)
     assert not list((d/'work').rglob('*.pth'))                             # no checkpoints left once filed
     assert sorted(p.name for p in (filed/'a').iterdir()) == ['config.json', 'curves.png', 'data.json', 'history.csv', 'lr.png',
-                                                             'metrics.json', 'weights.safetensors']
+                                                             'metrics.json', 'predictions.npz', 'weights.safetensors']
+    assert not (filed/'c'/'predictions.npz').exists()                      # no weights, no predictions
 
 def test_parked_run_continues_in_a_fresh_clone(reference, tmp_path):
     "Killed mid-run, parked and committed; a clone without the work folder continues from the parked checkpoint, and filing the run removes the parked copy."
@@ -138,6 +142,20 @@ def test_status_lists_runs_and_time_left(reference, cli):
     lines = p.stdout.splitlines()
     assert [l.split()[:2] for l in lines[:3]] == [['filed', 'a'], ['filed', 'sweep/b'], ['filed', 'c']]
     assert 'Plan tiny: 3 of 3 runs filed, 0 left' in lines[-1]
+
+def test_predictions_flag_writes_missing_predictions(reference, tmp_path, cli):
+    "--predictions: the filed runs with weights whose predictions.npz is missing get theirs again, the same image by image; the rest are left."
+    tmp, ref = reference
+    res = tmp_path/'results'; shutil.copytree(ref/'results', res)
+    kept = np.load(res/'tiny'/'a'/'predictions.npz')['pred']
+    (res/'tiny'/'a'/'predictions.npz').unlink()
+    b_mtime = (res/'tiny'/'sweep'/'b'/'predictions.npz').stat().st_mtime_ns
+    p = cli(_campaign_main, tmp/'tiny.py', '--predictions', '--results', res, '--work', tmp_path/'work')
+    assert p.returncode == 0 and 'Predictions of a written.' in p.stdout, p.stdout + p.stderr
+    assert (np.load(res/'tiny'/'a'/'predictions.npz')['pred'] == kept).all()
+    assert (res/'tiny'/'sweep'/'b'/'predictions.npz').stat().st_mtime_ns == b_mtime and not (res/'tiny'/'c'/'predictions.npz').exists()
+    p = cli(_campaign_main, tmp/'tiny.py', '--predictions', '--results', res, '--work', tmp_path/'work')
+    assert 'every filed run with weights has its predictions' in p.stdout, p.stdout
 
 def test_filed_run_scores_a_test_split_held_elsewhere(reference, tmp_path, cli):
     "allconv-eval FILED_RUN --data D --split test --json: the filed bf16 weights on a test/ folder made here, without training images."
