@@ -473,7 +473,7 @@ def table3_report(plan_dir,      # The Table 3 campaign's results folder (RESULT
           _md(t3, cols), "", *[f"- {s}" for s in table3_findings(t3, preds=preds)], *[f"- {s}" for s in sweep_findings(runs, only=[f'sweep/{a}' for a in _T3])], "",
           "'The noise' is the sampling noise of 5,000 validation images. Where both runs' per-image predictions are filed "
           "(predictions.npz: the committed weights on the validation split, no TTA), a difference is beyond it when McNemar's exact "
-          "paired test on the same images gives p < 0.05 (`tables.paired_p`); otherwise the two scores are treated as independent "
+          "paired test on the same images gives p < 0.05 (`tables.paired_p`; each pair tested on its own, with no correction for the many pairs, so about one in twenty true ties would read as settled); otherwise the two scores are treated as independent "
           "(`tables.resolvable`, conservative for two nets scored on the same images). Each net trained once, so seed-to-seed variation "
           "is not in it, and rows trained on different CPUs and precisions ('computed as') differ in that too.", "",
           f"## The C row in the paper's own setting ({filed(ps)})", "",
