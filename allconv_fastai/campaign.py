@@ -415,9 +415,9 @@ def predict_runs(plan:Plan,               # The plan (see `load_plan`)
         if _predict(out/name, dls): made.append(out/name/'predictions.npz'); print(f"Predictions of {name} written.", flush=True)
     if not made: print(f"Plan {plan.name}: every filed run with weights has its predictions.", flush=True)
     elif commit:
-        made += _report(plan, out) if plan.report else []
-        _git_commit([p.resolve() for p in made], f"Campaign {plan.name}: per-image validation predictions of {len(made) if not plan.report else sum(p.name=='predictions.npz' for p in made)} filed runs",
-                    cwd=out.resolve())
+        n = len(made)
+        made += _report(plan, out) if plan.report else []   # the report's paired tests use them
+        _git_commit([p.resolve() for p in made], f"Campaign {plan.name}: per-image validation predictions of {n} filed run{'s'[:n!=1]}", cwd=out.resolve())
     return made
 
 # %% ../nbs/19_campaign.ipynb #e38ead3d
