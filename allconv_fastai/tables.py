@@ -263,12 +263,13 @@ def _is_true(v) -> bool: return isinstance(v, (bool, np.bool_)) and bool(v)   # 
 def table3_findings(t3:pd.DataFrame,  # The 'table3' table of `table3_tables`
                     n_valid:int=5000,  # Validation images the accuracies were measured on
                     preds:dict=None,   # Per-image predictions by run name (`filed_predictions`): a paired test where both runs have them
+                    bases:str='ABC',   # The bases to speak of (the paper-setting table has only the C row)
                    ) -> list:
     """Plain sentences on what Table 3's filed rows support: per base, each of the paper's pairwise orderings held,
     reversed or unsettled by the sampling noise of `n_valid` validation images (`paired_p` where `preds` has both runs,
     else `resolvable`; one run per net, so seed-to-seed variation is not in it)."""
     out = []
-    for base in 'ABC':
+    for base in bases:
         rows = t3[t3.net.str.contains(rf'[- ]{base}$')]   # Model A, Strided-CNN-A, ConvPool-CNN-A, All-CNN-A
         if (rows.status != 'filed').any() or len(rows) < 2:
             out.append(f"Base {base}: pending ({(rows.status!='filed').sum()} of {len(rows)} nets not filed yet)."); continue
@@ -483,7 +484,7 @@ def table3_report(plan_dir,      # The Table 3 campaign's results folder (RESULT
           "per-channel normalisation as above (the paper's ZCA whitening is one of the ablations, "
           "not part of this row). Same data and budget as above; this row compares like with like only with itself, "
           f"and with the paper's C10 column in setting but not in length ({epochs} epochs, not 350).", "",
-          _md(ps, cols), "", *[f"- {s}" for s in ps_f], *([""] if ps_f else []),
+          _md(ps, cols), "", *[f"- {s}" for s in table3_findings(ps, preds=preds, bases='C')], *[f"- {s}" for s in ps_f], "",
           f"## Ablations of All-CNN-C ({filed(ab)})", "",
           "Each run changes one thing from the baseline (table3/all-cnn-c). Changes that move the usable lr range (normalisation, "
           "the optimizer) got their own sweep; the others kept the baseline's lr. Adam is fastai's, with decoupled weight decay 0.01.", "",
