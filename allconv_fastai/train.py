@@ -25,6 +25,8 @@ from .distributed import data_parallel, is_rank0, say
 __all__ = ['min_steps', 'paper_lrs', 'evaluate', 'FrozenFor', 'fit_bs', 'record_start', 'train_run', 'run_grid', 'lr_sweep']
 
 # %% ../nbs/15_train.ipynb #2e2e9ee2
+_RISE = 0.01   # a training loss that ends more than 1% above where it began diverged; a flat one's noise stays under it
+
 def _diverged(learn, rows:list, fitted:bool) -> str:
     "Why the run diverged, or '' if it did not: `StopOnNaN`'s record, else the per-epoch training losses in `rows`."
     d = getattr(learn, 'diverged', None) if fitted else None
@@ -32,7 +34,7 @@ def _diverged(learn, rows:list, fitted:bool) -> str:
     losses = [float(r['train_loss']) for r in rows if r.get('train_loss') is not None]
     if losses and not all(map(math.isfinite, losses)): return "training loss is not finite"
     if len(losses) < 2 and fitted: losses = [float(o) for o in learn.recorder.losses]  # one epoch: first vs last batch
-    if len(losses) >= 2 and losses[-1] > 1.01*losses[0]: return f"training loss rose from {losses[0]:.4g} to {losses[-1]:.4g}"
+    if len(losses) >= 2 and losses[-1] > (1 + _RISE)*losses[0]: return f"training loss rose from {losses[0]:.4g} to {losses[-1]:.4g}"
     return ''
 
 def _tta(learn, dl):
