@@ -6,7 +6,7 @@ Docs: https://allconv-fastai.github.io/allconv_fastai/campaign.html.md"""
 
 # %% ../nbs/19_campaign.ipynb #4accc054
 from __future__ import annotations
-import argparse, dataclasses, hashlib, importlib.util, json, os, shutil, signal, subprocess, sys, threading, time
+import argparse, dataclasses, importlib.util, json, os, shutil, signal, subprocess, sys, threading, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -16,7 +16,7 @@ from .core import AllconvError
 from .machine import cpu_model
 from .models.registry import arch_info, arch_family
 from .runs import RunLock, RunStopped, Deadline, parse_until, read_metrics
-from .core import read_json, write_json
+from .core import read_json, write_json, file_sha256
 from .checkpoint import load_checkpoint
 from .config import RunConfig, data_settings, read_config
 from .build import run_dls
@@ -111,12 +111,6 @@ def run_flops(cfg:RunConfig, # The run's settings: net, widths, image size, epoc
 # %% ../nbs/19_campaign.ipynb #89f7e524
 _FILED = ('config.json', 'data.json', 'history.csv', 'metrics.json', 'curves.png', 'lr.png')
 
-def _sha256(p) -> str:
-    h = hashlib.sha256()
-    with open(p, 'rb') as f:
-        for b in iter(lambda: f.read(1<<20), b''): h.update(b)
-    return h.hexdigest()
-
 def run_machine(start:dict, # One `starts` entry of a run's config.json (what that start resolved to)
                ) -> str:
     "The machine one start of a run trained on (a `starts` entry of its config.json): the GPU for a CUDA run, else the CPU."
@@ -129,8 +123,9 @@ def this_machine() -> str:
 def file_run(run_dir,                 # A finished run folder (with metrics.json)
              dest,                    # The filed run's folder, replaced by a complete copy
              keep_weights:bool=True,  # Also file the final weights (bf16 safetensors) and their SHA-256
+             dls=None,                # The run's data: with it, the weights' per-image validation predictions are filed too (predictions.npz)
              **extra) -> dict:
-    "File the finished run in `run_dir` as `dest`: its small files, its final weights (bf16 safetensors) and their SHA-256; returns its metrics."
+    "File the finished run in `run_dir` as `dest`: its small files, its final weights (bf16 safetensors) and their SHA-256 (with `dls`, their predictions); returns its metrics."
     from safetensors.torch import save_file
     run_dir,dest = Path(run_dir),Path(dest)
     m = read_metrics(run_dir, strict=True)
@@ -148,11 +143,26 @@ def file_run(run_dir,                 # A finished run folder (with metrics.json
         sd = load_checkpoint(run_dir/'last.pth')['model']
         sd = {k: (v.to(torch.bfloat16) if v.is_floating_point() else v).contiguous() for k,v in sd.items()}
         save_file(sd, str(tmp/'weights.safetensors'))   # no metadata: safetensors writes a dict's keys in no fixed order
-        m.update(weights_file='weights.safetensors', weights_dtype='bfloat16', weights_sha256=_sha256(tmp/'weights.safetensors'))
+        m.update(weights_file='weights.safetensors', weights_dtype='bfloat16', weights_sha256=file_sha256(tmp/'weights.safetensors'))
     write_json(tmp/'metrics.json', m)
+    if keep_weights and dls is not None: _predict(tmp, dls, m['weights_sha256'], label=dest)   # filed with the run, or not at all: never half
     if dest.exists(): shutil.rmtree(dest)   # a filed run is only ever replaced by a complete copy
     os.replace(tmp, dest)
     return m
+
+def _predict(dest, dls, sha, label=None) -> bool:
+    "Write the per-image validation predictions of the filed weights in `dest` (`tables.run_predictions`); a failure is a line (naming `label`, else `dest`), not the filing's end."
+    from allconv_fastai.tables import run_predictions
+    try: run_predictions(dest, dls=dls, sha=sha); return True
+    except Exception as e:
+        print(f"The predictions of {label or dest} were not written ({type(e).__name__}: {e}); `allconv-campaign PLAN --predictions` writes them later.", flush=True)
+        return False
+
+def _dls_for(cfg, held:dict):
+    "The `DataLoaders` of `cfg`, reusing those in `held` while the data settings are the same (built again only when they change)."
+    key = [getattr(cfg, k) for k in data_settings]
+    if held.get('key') != key: held['dls'],held['key'] = run_dls(cfg),key
+    return held['dls']
 
 def filed_metrics(dest, # A filed run's folder
                  ) -> dict|None:
@@ -296,15 +306,6 @@ def _say_status(plan, rows):
     print(f"Plan {plan.name}: {len(rows)-len(left)} of {len(rows)} runs filed, {len(left)} left; {est}.", flush=True)
 
 # %% ../nbs/19_campaign.ipynb #19e498ee
-def _predict(dest, dls=None) -> bool:
-    "Write the filed run's per-image validation predictions (`run_predictions`); a failure is a line, not the campaign's end."
-    from allconv_fastai.tables import run_predictions
-    try: run_predictions(dest, dls=dls); return True
-    except Exception as e:
-        print(f"The predictions of {dest} were not written ({type(e).__name__}: {e}); the run is filed. "
-              f"`allconv-campaign PLAN --predictions` writes them later.", flush=True)
-        return False
-
 def run_campaign(plan:Plan,                  # The plan (see `load_plan`)
                  results='bench/results',    # Finished runs are filed in `results/<plan>/<run>`
                  work='runs/campaign',       # Unfinished runs train in `work/<plan>/<run>` (checkpoints, optimizer state)
@@ -322,7 +323,7 @@ def run_campaign(plan:Plan,                  # The plan (see `load_plan`)
         stale = [pk/n for n in plan.runs if (pk/n).exists() and filed_metrics(out/n) is not None]
         for p in stale: _unpark(p, pk)   # filed by a campaign killed before it removed the parked copy
         if stale and commit: _git_commit([p.resolve() for p in stale], f"Campaign {plan.name}: parked copies of filed runs removed", cwd=out.resolve())
-        dls,dkey = None,None
+        held = {}   # the data of the runs, built again only when their data settings change
         for i,(name,r) in enumerate(plan.runs.items()):
             if filed_metrics(out/name) is not None: continue
             if stop.sig is not None or (max_runs is not None and len(trained) >= max_runs): break
@@ -340,8 +341,7 @@ def run_campaign(plan:Plan,                  # The plan (see `load_plan`)
                                    f"delete {rd}" + (f" and {pk/name}" if (pk/name).exists() else '') +
                                    " to start it again with the plan's settings.")
             print(f"[{i+1}/{len(plan)}] {name}" + (" (resuming)" if resume else ''), flush=True)
-            ck = [getattr(cfg, k) for k in data_settings]
-            if dls is None or dkey != ck: dls,dkey = run_dls(cfg),ck
+            dls = _dls_for(cfg, held)
             est = next((x.get('run_seconds') for x in rows if x['name']==name), None)   # the whole run's, on this machine
             cbs = [Deadline(until, estimate=est/cfg.epochs if est else None)] if until is not None else []
             try: m = train_run(rd, cfg, resume=resume, dls=dls, cbs=cbs)
@@ -349,8 +349,7 @@ def run_campaign(plan:Plan,                  # The plan (see `load_plan`)
             n_va = len(dls.valid_ds) if hasattr(dls, 'valid_ds') else None
             extra = dict(plan=plan.name, run=name, data=cfg.data, n_train_images=len(dls.train_ds), n_valid_images=n_va,
                          tflops=round(run_flops(cfg, len(dls.train_ds), n_va or 0)/1e12, 3))
-            m = file_run(rd, out/name, r.keep_weights, **extra)
-            if r.keep_weights: _predict(out/name, dls)   # its per-image predictions, for the report's paired tests
+            m = file_run(rd, out/name, r.keep_weights, dls=dls, **extra)   # with its per-image predictions, for the report's paired tests
             trained.append(name)
             made = [out/name] + (_report(plan, out) if plan.report else [])
             if (pk/name).exists(): _unpark(pk/name, pk); made.append(pk/name)   # filed: its parked copy goes
@@ -404,20 +403,26 @@ def predict_runs(plan:Plan,               # The plan (see `load_plan`)
                 ) -> list:
     "Write `predictions.npz` (`tables.run_predictions`) for each filed run of `plan` with weights that lacks its weights' predictions; needs the runs' data."
     from allconv_fastai.tables import read_predictions
-    out,made = Path(results)/plan.name,[]
-    dls,dkey = None,None
-    for name in plan.runs:
-        m = filed_metrics(out/name)
-        if m is None or not m.get('weights_sha256') or read_predictions(out/name, m['weights_sha256']) is not None: continue
-        cfg = read_config(out/name)
-        ck = [getattr(cfg, k) for k in data_settings]
-        if dls is None or dkey != ck: dls,dkey = run_dls(cfg),ck
-        if _predict(out/name, dls): made.append(out/name/'predictions.npz'); print(f"Predictions of {name} written.", flush=True)
+    out,made,failed,held = Path(results)/plan.name,[],[],{}
+    try:
+        for name in plan.runs:
+            m = filed_metrics(out/name)
+            if m is None or not m.get('weights_sha256') or read_predictions(out/name, m['weights_sha256']) is not None: continue
+            try: dls = _dls_for(read_config(out/name), held)
+            except Exception as e:   # its data is not here (or its config is damaged): the other runs go on
+                failed.append(name); print(f"The predictions of {name} were not written ({type(e).__name__}: {e}).", flush=True); continue
+            if _predict(out/name, dls, m['weights_sha256'], label=name): made.append(out/name/'predictions.npz'); print(f"Predictions of {name} written.", flush=True)
+            else: failed.append(name)
+    finally:   # what was written is committed, even when stopped part-way
+        if commit and made:
+            n = len(made)
+            paths = made + (_report(plan, out) if plan.report else [])   # the report's paired tests use them
+            if not _git_commit([p.resolve() for p in paths], f"Campaign {plan.name}: per-image validation predictions of {n} filed run{'s'[:n!=1]}", cwd=out.resolve()):
+                raise AllconvError(f"The predictions written in {out} could not be committed (see git's message above); they are written, not committed.",
+                                   f"commit them yourself: git add {out}.")
+    if failed: raise AllconvError(f"The predictions of {len(failed)} filed run{'s'[:len(failed)!=1]} of plan {plan.name} were not written: {', '.join(failed)}.",
+                                  "see the lines above for why (often: the run's data is not on this machine); the others are written.")
     if not made: print(f"Plan {plan.name}: every filed run with weights has its predictions.", flush=True)
-    elif commit:
-        n = len(made)
-        made += _report(plan, out) if plan.report else []   # the report's paired tests use them
-        _git_commit([p.resolve() for p in made], f"Campaign {plan.name}: per-image validation predictions of {n} filed run{'s'[:n!=1]}", cwd=out.resolve())
     return made
 
 # %% ../nbs/19_campaign.ipynb #e38ead3d

@@ -6,12 +6,12 @@ Docs: https://allconv-fastai.github.io/allconv_fastai/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #0a6eb453
 from __future__ import annotations
-import json, os, tempfile
+import hashlib, json, os, tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['AllconvError', 'check_positive', 'atomic_write', 'read_json', 'write_json']
+__all__ = ['AllconvError', 'check_positive', 'atomic_write', 'read_json', 'write_json', 'file_sha256']
 
 # %% ../nbs/00_core.ipynb #de7d393c
 class AllconvError(ValueError):
@@ -79,3 +79,12 @@ def write_json(path, # File to write (replaced atomically)
               ):
     "Write `obj` as JSON to `path` atomically."
     with atomic_write(path, 'w') as f: json.dump(obj, f, indent=1, default=str)
+
+# %% ../nbs/00_core.ipynb #c0e1a002
+def file_sha256(path, # The file to hash
+               ) -> str:
+    "The SHA-256 of the file at `path`, as 64 hex digits (read in 1 MiB pieces)."
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for b in iter(lambda: f.read(1<<20), b''): h.update(b)
+    return h.hexdigest()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json, math
 from pathlib import Path
 import numpy as np, pandas as pd
-from .core import AllconvError, atomic_write
+from .core import AllconvError, atomic_write, file_sha256
 from .models.registry import archs, arch_family
 from .config import RunConfig, computed_as
 from .train import paper_lrs, run_grid, _select, _lr_name
@@ -136,15 +136,10 @@ def paired_p(pred_a,  # One run's predicted class of each image
     if n == 0: return 1.0
     return min(1.0, 2*sum(math.comb(n, k) for k in range(min(n_a, n_b) + 1)) / 2**n)
 
-def _weights_sha(path) -> str:
-    import hashlib
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for blk in iter(lambda: f.read(1<<20), b''): h.update(blk)
-    return h.hexdigest()
+def _with_accuracy(d:dict) -> dict: return {**d, 'accuracy': float((d['pred']==d['target']).mean())}
 
 def read_predictions(run_dir, # A run folder
-                     sha=None, # The SHA-256 its weights must have (default: the weights file's, hashed now)
+                     sha=None, # The SHA-256 its weights must have (default: its weights file's, hashed now; the folder must hold weights)
                     ) -> dict|None:
     "The run's `predictions.npz` as `{'pred', 'target', 'accuracy', 'weights_sha256'}`, or None when it is missing, unreadable or from other weights."
     from allconv_fastai.build import run_weights
@@ -153,19 +148,24 @@ def read_predictions(run_dir, # A run folder
     try:
         with np.load(p, allow_pickle=False) as z: d = dict(pred=z['pred'], target=z['target'], weights_sha256=str(z['weights_sha256']))
     except Exception: return None   # damaged: computed again by `run_predictions`
-    if d['weights_sha256'] != (sha or _weights_sha(run_weights(run_dir))): return None
-    return {**d, 'accuracy': float((d['pred']==d['target']).mean())}
+    if d['weights_sha256'] != (sha or file_sha256(run_weights(run_dir))): return None
+    return _with_accuracy(d)
 
 def run_predictions(run_dir,        # A finished run folder (a filed campaign run, or one written by allconv-train)
                     dls=None,       # The run's data when already built (`run_dls(read_config(run_dir))`)
                     save:bool=True, # Keep them in RUN_DIR/predictions.npz
+                    sha:str=None,   # The SHA-256 the weights must have (a filed run's, from its metrics.json); None: any
                    ) -> dict:
     "The run's final weights' predicted class and the label of each image of its validation split (no TTA), with their accuracy: read from predictions.npz when it holds these weights', else computed."
     from allconv_fastai.config import read_config
     from allconv_fastai.build import run_dls, run_learner, run_weights, load_run_weights, check_fingerprint, loading_config
     run_dir = Path(run_dir)
     wpath = run_weights(run_dir)
-    sha = _weights_sha(wpath)
+    got = file_sha256(wpath)
+    if sha is not None and got != sha:
+        raise AllconvError(f"{wpath} is not the weights its metrics.json names (SHA-256 {got[:12]}..., not {sha[:12]}...).",
+                           "restore the filed weights (git checkout the run's folder), or file the run again.")
+    sha = got
     if (d := read_predictions(run_dir, sha)) is not None: return d
     cfg = read_config(run_dir)
     if dls is None: dls = run_dls(cfg)
@@ -178,7 +178,7 @@ def run_predictions(run_dir,        # A finished run folder (a filed campaign ru
         import io
         buf = io.BytesIO(); np.savez_compressed(buf, **d)
         with atomic_write(run_dir/'predictions.npz') as f: f.write(buf.getvalue())
-    return {**d, 'accuracy': float((d['pred']==d['target']).mean())}
+    return _with_accuracy(d)
 
 def filed_predictions(plan_dir,   # A campaign plan's results folder
                       runs=None,  # Its filed runs (`filed_runs(plan_dir)`), when already read
@@ -244,14 +244,19 @@ def table3_tables(plan_dir,   # The Table 3 campaign's results folder
 
 # %% ../nbs/15a_tables.ipynb #e2192724
 def _settled(a:dict, b:dict, n_valid:int, preds=None) -> tuple:
-    "(whether rows `a` and `b` differ beyond the noise, McNemar's p or None): `paired_p` < 0.05 where `preds` holds both runs' predictions on the same images, else `resolvable`."
+    """(whether rows `a` and `b` differ beyond the noise, McNemar's p or None): `paired_p` < 0.05 where `preds` holds both runs'
+    predictions on the same images, else `resolvable`. The predictions come from the filed bf16 weights, whose accuracy can
+    differ from the table's by a few images: a pair whose two sources disagree on which is better is not settled."""
     pa,pb = ((preds or {}).get(r.get('run')) for r in (a, b))
     if pa is not None and pb is not None and np.array_equal(pa['target'], pb['target']):
         p = paired_p(pa['pred'], pb['pred'], pa['target'])
-        return p < 0.05,p
+        same_way = np.sign(b['valid_error'] - a['valid_error']) == np.sign(pa['accuracy'] - pb['accuracy']) != 0
+        return bool(p < 0.05 and same_way),p
     return resolvable(1-a['valid_error']/100, 1-b['valid_error']/100, n_valid),None
 
-def _p_words(p) -> str: return '' if p is None else f" (paired test on the same images: p = {p:.2g})"
+def _p_words(p) -> str:
+    if p is None: return ''
+    return f" (paired test on the same images: p {'< 1e-300' if p < 1e-300 else f'= {p:.4g}'})"
 
 def _order(rows:pd.DataFrame, n_valid:int, preds=None) -> str:
     "The nets of `rows` from lowest to highest validation error, '≈' between neighbours the noise cannot tell apart."
@@ -474,7 +479,7 @@ def table3_report(plan_dir,      # The Table 3 campaign's results folder (RESULT
           _md(t3, cols), "", *[f"- {s}" for s in table3_findings(t3, preds=preds)], *[f"- {s}" for s in sweep_findings(runs, only=[f'sweep/{a}' for a in _T3])], "",
           "'The noise' is the sampling noise of 5,000 validation images. Where both runs' per-image predictions are filed "
           "(predictions.npz: the committed weights on the validation split, no TTA), a difference is beyond it when McNemar's exact "
-          "paired test on the same images gives p < 0.05 (`tables.paired_p`; each pair tested on its own, with no correction for the many pairs, so about one in twenty true ties would read as settled); otherwise the two scores are treated as independent "
+          "paired test on the same images gives p < 0.05 (`tables.paired_p`, on the committed bf16 weights' predictions, whose accuracy can differ from the table's by a few images: a pair whose two sources disagree on which is better is not settled; each pair is tested on its own, with no correction for the many pairs, so at most about one in twenty true ties would read as settled); otherwise the two scores are treated as independent "
           "(`tables.resolvable`, conservative for two nets scored on the same images). Each net trained once, so seed-to-seed variation "
           "is not in it, and rows trained on different CPUs and precisions ('computed as') differ in that too.", "",
           f"## The C row in the paper's own setting ({filed(ps)})", "",

@@ -155,7 +155,16 @@ def test_predictions_flag_writes_missing_predictions(reference, tmp_path, cli):
     assert (np.load(res/'tiny'/'a'/'predictions.npz')['pred'] == kept).all()
     assert (res/'tiny'/'sweep'/'b'/'predictions.npz').stat().st_mtime_ns == b_mtime and not (res/'tiny'/'c'/'predictions.npz').exists()
     p = cli(_campaign_main, tmp/'tiny.py', '--predictions', '--results', res, '--work', tmp_path/'work')
-    assert 'every filed run with weights has its predictions' in p.stdout, p.stdout
+    assert p.returncode == 0 and 'every filed run with weights has its predictions' in p.stdout, p.stdout
+    # predictions of other weights are made again; a run whose data is gone fails alone, named, and the command says so
+    z = dict(np.load(res/'tiny'/'sweep'/'b'/'predictions.npz')); z['weights_sha256'] = np.array('0'*64)
+    np.savez_compressed(res/'tiny'/'sweep'/'b'/'predictions.npz', **z)
+    cj = res/'tiny'/'a'/'config.json'; cj.write_text(json.dumps({**json.loads(cj.read_text()), 'data': str(tmp_path/'gone')}))
+    (res/'tiny'/'a'/'predictions.npz').unlink()
+    p = cli(_campaign_main, tmp/'tiny.py', '--predictions', '--results', res, '--work', tmp_path/'work')
+    assert p.returncode == 2 and 'Predictions of sweep/b written.' in p.stdout and 'The predictions of a were not written' in p.stdout, p.stdout + p.stderr
+    assert 'were not written: a.' in p.stderr and not (res/'tiny'/'a'/'predictions.npz').exists(), p.stderr
+    assert str(np.load(res/'tiny'/'sweep'/'b'/'predictions.npz')['weights_sha256']) == metrics(ref, 'sweep/b')['weights_sha256']
 
 def test_filed_run_scores_a_test_split_held_elsewhere(reference, tmp_path, cli):
     "allconv-eval FILED_RUN --data D --split test --json: the filed bf16 weights on a test/ folder made here, without training images."
