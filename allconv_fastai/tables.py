@@ -269,6 +269,7 @@ def table3_findings(t3:pd.DataFrame,  # The 'table3' table of `table3_tables`
                     n_valid:int=5000,  # Validation images the accuracies were measured on
                     preds:dict=None,   # Per-image predictions by run name (`filed_predictions`): a paired test where both runs have them
                     bases:str='ABC',   # The bases to speak of (the paper-setting table has only the C row)
+                    chance:float=0.1,  # Chance accuracy: a net not beyond it by more than the noise did not train, and is left out of the orderings
                    ) -> list:
     """Plain sentences on what Table 3's filed rows support: per base, each of the paper's pairwise orderings held,
     reversed or unsettled by the sampling noise of `n_valid` validation images (`paired_p` where `preds` has both runs,
@@ -280,6 +281,12 @@ def table3_findings(t3:pd.DataFrame,  # The 'table3' table of `table3_tables`
             out.append(f"Base {base}: pending ({(rows.status!='filed').sum()} of {len(rows)} nets not filed yet)."); continue
         div = rows[rows.diverged.map(_is_true)] if 'diverged' in rows else rows.iloc[:0]
         if len(div): out.append(f"Base {base}: {', '.join(div.net)} diverged at the chosen lr: no ordering."); continue
+        acc = 1 - rows.valid_error.astype(float)/100
+        dead = rows[(acc <= chance) | ~acc.map(lambda a: resolvable(a, chance, n_valid))]
+        lead = (f"Base {base}: {', '.join(dead.net)} did not train at the chosen lr (validation error {', '.join(f'{e:g}%' for e in dead.valid_error)}, "
+                f"chance {100*(1-chance):g}%), so {'it is' if len(dead)==1 else 'they are'} left out of the orderings") if len(dead) else ''
+        rows = rows.drop(dead.index)
+        if len(rows) < 2: out.append(lead + '.'); continue
         p = rows.sort_values('paper_c10_error').to_dict('records')
         paper = p[0]['net'] + ''.join((' = ' if a['paper_c10_error'] == b['paper_c10_error'] else ' < ') + b['net'] for a,b in zip(p, p[1:]))
         held,rev,unsure = [],[],[]
@@ -292,7 +299,7 @@ def table3_findings(t3:pd.DataFrame,  # The 'table3' table of `table3_tables`
                 if not _settled(lo, hi, n_valid, preds)[0]: unsure.append(pair)
                 else: (held if lo['valid_error'] < hi['valid_error'] else rev).append(pair)
         say = lambda k, what: f"{len(k)} {what}" + (f" ({', '.join(k)})" if k else '')
-        out.append(f"Base {base}: ours (valid error, low to high; ≈ where the noise of {n_valid:,} validation images cannot tell "
+        out.append((lead + '; of the others, ' if lead else f"Base {base}: ") + f"ours (valid error, low to high; ≈ where the noise of {n_valid:,} validation images cannot tell "
                    f"neighbours apart) {_order(rows, n_valid, preds)}; the paper's (C10 test) {paper}. Of the paper's {len(held)+len(rev)+len(unsure)} "
                    f"pairwise orderings{_paired_words(rows, preds)}, {say(held, 'held beyond the noise')}, {say(rev, 'reversed beyond the noise')}, "
                    f"{say(unsure, 'unsettled within the noise')}." + _all_vs_model(rows, base, n_valid, preds))
