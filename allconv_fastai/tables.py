@@ -263,6 +263,10 @@ def _order(rows:pd.DataFrame, n_valid:int, preds=None) -> str:
     r = rows.sort_values('valid_error').to_dict('records')
     return r[0]['net'] + ''.join((' < ' if _settled(a, b, n_valid, preds)[0] else ' ≈ ') + b['net'] for a,b in zip(r, r[1:]))
 
+def _beyond_chance(acc:float, chance:float, n_valid:int) -> bool:
+    "Whether accuracy `acc` beat `chance` by more than the noise of `n_valid` images: a net that did not is one that did not train."
+    return acc > chance and resolvable(acc, chance, n_valid)
+
 def _is_true(v) -> bool: return isinstance(v, (bool, np.bool_)) and bool(v)   # a missing (NaN) flag is not set
 
 def table3_findings(t3:pd.DataFrame,  # The 'table3' table of `table3_tables`
@@ -282,7 +286,7 @@ def table3_findings(t3:pd.DataFrame,  # The 'table3' table of `table3_tables`
         div = rows[rows.diverged.map(_is_true)] if 'diverged' in rows else rows.iloc[:0]
         if len(div): out.append(f"Base {base}: {', '.join(div.net)} diverged at the chosen lr: no ordering."); continue
         acc = 1 - rows.valid_error.astype(float)/100
-        dead = rows[(acc <= chance) | ~acc.map(lambda a: resolvable(a, chance, n_valid))]
+        dead = rows[~acc.map(lambda a: _beyond_chance(a, chance, n_valid))]
         lead = (f"Base {base}: {', '.join(dead.net)} did not train at the chosen lr (validation error {', '.join(f'{e:g}%' for e in dead.valid_error)}, "
                 f"chance {100*(1-chance):g}%), so {'it is' if len(dead)==1 else 'they are'} left out of the orderings") if len(dead) else ''
         rows = rows.drop(dead.index)
@@ -334,7 +338,7 @@ def sweep_findings(df:pd.DataFrame,  # The filed runs (`filed_runs`), sweeps nam
     groups = {}
     for r in df[df.name.str.contains(r'-lr[0-9.e+-]+$')].to_dict('records'): groups.setdefault(r['name'].rsplit('-lr', 1)[0], []).append(r)
     def scored(r): return not _is_true(r.get('m_diverged')) and pd.notna(r.get('m_valid_accuracy'))
-    def trained(r): return scored(r) and r['m_valid_accuracy'] > chance and resolvable(r['m_valid_accuracy'], chance, n_valid)
+    def trained(r): return scored(r) and _beyond_chance(r['m_valid_accuracy'], chance, n_valid)
     def how(r): return 'diverged' if _is_true(r.get('m_diverged')) else 'no accuracy' if not scored(r) else f"{100*r['m_valid_accuracy']:.2f}%"
     firm,unsure,failed = [],[],[]
     for g,rs in groups.items():
