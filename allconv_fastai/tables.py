@@ -258,6 +258,15 @@ def _p_words(p) -> str:
     if p is None: return ''
     return f" (paired test on the same images: p {'< 1e-300' if p < 1e-300 else f'= {p:.4g}'})"
 
+def _gap_words(d:float) -> str:
+    "', the same error' or ', 1.20 points lower' (`d`: one error minus the other, in points)."
+    return ", the same error" if d == 0 else f", {abs(d):.2f} points {'lower' if d < 0 else 'higher'}"
+
+def _noise_words(gap:bool, p, n_valid:int, undecided:str='which is better') -> str:
+    "Whether a gap is beyond the noise of `n_valid` images (`_settled`'s `gap`, `p`); where it is not, 'this budget cannot say `undecided`'."
+    return (f"more than the noise of {n_valid:,} validation images{_p_words(p)}" if gap else
+            f"within the noise of {n_valid:,} validation images{_p_words(p)}, so this budget cannot say {undecided}")
+
 def _order(rows:pd.DataFrame, n_valid:int, preds=None) -> str:
     "The nets of `rows` from lowest to highest validation error, '≈' between neighbours the noise cannot tell apart."
     r = rows.sort_values('valid_error').to_dict('records')
@@ -322,9 +331,7 @@ def _all_vs_model(rows, base, n_valid, preds=None) -> str:
     d = a.valid_error - m.valid_error
     if d == 0: return f" All-CNN-{base} matched Model-{base}'s validation error."
     gap,p = _settled(m.to_dict(), a.to_dict(), n_valid, preds)
-    return (f" All-CNN-{base} {'beat' if d < 0 else 'trailed'} Model-{base} by {abs(d):.2f} points, " +
-            (f"more than the noise of {n_valid:,} validation images{_p_words(p)}." if gap else
-             f"within the noise of {n_valid:,} validation images{_p_words(p)}, so this budget cannot say which is better."))
+    return f" All-CNN-{base} {'beat' if d < 0 else 'trailed'} Model-{base} by {abs(d):.2f} points, {_noise_words(gap, p, n_valid)}."
 
 def sweep_findings(df:pd.DataFrame,  # The filed runs (`filed_runs`), sweeps named PREFIX-lrLR
                    n_valid:int=5000,  # Validation images the sweeps were scored on
@@ -377,10 +384,7 @@ def densenet_findings(dn:pd.DataFrame,  # The 'densenet' table of `table3_tables
         gap,p = _settled(r, c.to_dict(), n_valid, preds)
         same = known(r.get('cpu')) and r.get('cpu') == c.get('cpu')
         out.append(f"{r['net']}: {r['valid_error']:g}% validation error against All-CNN-C's {c.valid_error:g}% at the same budget and data"
-                   + (", the same error" if d == 0 else f", {abs(d):.2f} points {'lower' if d < 0 else 'higher'}")
-                   + (f", more than the noise of {n_valid:,} validation images{_p_words(p)}" if gap else
-                      f", within the noise of {n_valid:,} validation images{_p_words(p)}, so this budget cannot say which is better")
-                   + f"; {took(r)} against {took(c.to_dict())}"
+                   + f"{_gap_words(d)}, {_noise_words(gap, p, n_valid)}; {took(r)} against {took(c.to_dict())}"
                    + (" (the same machine)." if same else " (not the same machine, or not recorded: the minutes do not compare)."))
     return out
 
@@ -398,9 +402,7 @@ def ablation_findings(ab:pd.DataFrame,  # The 'ablations' table of `table3_table
         d = r['valid_error'] - base['valid_error']
         gap,p = _settled(r, base, n_valid, preds)
         out.append(f"{r['change']}: {r['valid_error']:g}% validation error against the baseline's {base['valid_error']:g}%"
-                   + (", the same error" if d == 0 else f", {abs(d):.2f} points {'lower' if d < 0 else 'higher'}")
-                   + (f", more than the noise of {n_valid:,} validation images{_p_words(p)}." if gap else
-                      f", within the noise of {n_valid:,} validation images{_p_words(p)}, so this budget cannot say whether the change helps."))
+                   f"{_gap_words(d)}, {_noise_words(gap, p, n_valid, 'whether the change helps')}.")
     return out
 
 def _md(df:pd.DataFrame, cols:dict) -> str:
