@@ -141,12 +141,15 @@ def _with_accuracy(d:dict) -> dict: return {**d, 'accuracy': float((d['pred']==d
 def read_predictions(run_dir, # A run folder
                      sha=None, # The SHA-256 its weights must have (default: its weights file's, hashed now; the folder must hold weights)
                     ) -> dict|None:
-    "The run's `predictions.npz` as `{'pred', 'target', 'accuracy', 'weights_sha256'}`, or None when it is missing, unreadable or from other weights."
+    """The run's `predictions.npz` as `{'pred', 'target', 'accuracy', 'weights_sha256', 'precision', 'machine'}` (the last two
+    None in files written before they were recorded), or None when it is missing, unreadable or from other weights."""
     from allconv_fastai.build import run_weights
     p = Path(run_dir)/'predictions.npz'
     if not p.exists(): return None
     try:
-        with np.load(p, allow_pickle=False) as z: d = dict(pred=z['pred'], target=z['target'], weights_sha256=str(z['weights_sha256']))
+        with np.load(p, allow_pickle=False) as z:
+            d = dict(pred=z['pred'], target=z['target'], weights_sha256=str(z['weights_sha256']),
+                     **{k: str(z[k]) if k in z.files else None for k in ('precision', 'machine')})
     except Exception: return None   # damaged: computed again by `run_predictions`
     if d['weights_sha256'] != (sha or file_sha256(run_weights(run_dir))): return None
     return _with_accuracy(d)
@@ -156,8 +159,9 @@ def run_predictions(run_dir,        # A finished run folder (a filed campaign ru
                     save:bool=True, # Keep them in RUN_DIR/predictions.npz
                     sha:str=None,   # The SHA-256 the weights must have (a filed run's, from its metrics.json); None: any
                    ) -> dict:
-    "The run's final weights' predicted class and the label of each image of its validation split (no TTA), with their accuracy: read from predictions.npz when it holds these weights', else computed."
-    from allconv_fastai.config import read_config
+    """The run's final weights' predicted class and the label of each image of its validation split (no TTA), with their accuracy,
+    the precision they were computed in and the machine: read from predictions.npz when it holds these weights', else computed."""
+    from allconv_fastai.config import read_config, run_env
     from allconv_fastai.build import run_dls, run_learner, run_weights, load_run_weights, check_fingerprint, loading_config
     run_dir = Path(run_dir)
     wpath = run_weights(run_dir)
@@ -173,7 +177,9 @@ def run_predictions(run_dir,        # A finished run folder (a filed campaign ru
     learn = run_learner(loading_config(cfg), dls)   # its own weights replace any init
     load_run_weights(learn.model, wpath)
     with learn.no_bar(), learn.no_logging(): p,t = learn.get_preds(dl=dls.valid)
-    d = dict(pred=p.argmax(1).numpy().astype(np.int16), target=t.numpy().astype(np.int16), weights_sha256=sha)
+    env = run_env(learn)   # what this machine computed them in: bf16 and fp32 predictions of one set of weights can differ by a few images
+    d = dict(pred=p.argmax(1).numpy().astype(np.int16), target=t.numpy().astype(np.int16), weights_sha256=sha,
+             precision=env['precision'], machine=env.get('gpu') or env['cpu'])
     if save:
         import io
         buf = io.BytesIO(); np.savez_compressed(buf, **d)
@@ -253,6 +259,16 @@ def _settled(a:dict, b:dict, n_valid:int, preds=None) -> tuple:
         same_way = np.sign(b['valid_error'] - a['valid_error']) == np.sign(pa['accuracy'] - pb['accuracy']) != 0
         return bool(p < 0.05 and same_way),p
     return resolvable(1-a['valid_error']/100, 1-b['valid_error']/100, n_valid),None
+
+def _computed_words(preds:dict) -> str:
+    "A sentence on how the per-image predictions `preds` were computed: precision and machine, with how many runs each ('' without predictions)."
+    from collections import Counter
+    c = Counter((d.get('precision'), d.get('machine')) for d in (preds or {}).values())
+    known = [f"{p} on {m} ({n} run{'s'[:n!=1]})" for (p,m),n in sorted(c.items(), key=str) if p]
+    unk = sum(n for (p,m),n in c.items() if not p)
+    return ' '.join(([f"The filed predictions were computed in {'; '.join(known)}."] if known else []) +
+                    ([f"For {unk} run{'s'[:unk!=1]}, whose predictions were filed before predictions.npz recorded it, the precision "
+                      "and machine they were computed in are not recorded."] if unk else []))
 
 def _p_words(p) -> str:
     if p is None: return ''
@@ -494,7 +510,7 @@ def table3_report(plan_dir,      # The Table 3 campaign's results folder (RESULT
           "(predictions.npz: the committed weights on the validation split, no TTA), a difference is beyond it when McNemar's exact "
           "paired test on the same images gives p < 0.05 (`tables.paired_p`, on the committed bf16 weights' predictions, whose accuracy can differ from the table's by a few images: a pair whose two sources disagree on which is better is not settled; each pair is tested on its own, with no correction for the many pairs, so at most about one in twenty true ties would read as settled); otherwise the two scores are treated as independent "
           "(`tables.resolvable`, conservative for two nets scored on the same images). Each net trained once, so seed-to-seed variation "
-          "is not in it, and rows trained on different CPUs and precisions ('computed as') differ in that too.", "",
+          "is not in it, and rows trained on different CPUs and precisions ('computed as') differ in that too." + (f" {w}" if (w := _computed_words(preds)) else ''), "",
           f"## The C row in the paper's own setting ({filed(ps)})", "",
           f"Dropout, no batch norm, no augmentation, the paper's step schedule (x0.1 at epochs 200, 250, 300 of 350) scaled to {epochs} epochs, "
           "weight decay 1e-3, no label smoothing, PyTorch's own layer init (the paper's recipe names no init; from the library's default, "
