@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 from torch import nn
 from .core import AllconvError
-from .machine import cpu_model
+from .machine import run_machine, this_machine
 from .models.registry import arch_info, arch_family
 from .runs import RunLock, RunStopped, Deadline, parse_until, read_metrics
 from .core import read_json, write_json, file_sha256
@@ -23,9 +23,9 @@ from .build import run_dls
 from .train import train_run, _key
 
 # %% auto #0
-__all__ = ['PlannedRun', 'Plan', 'SweepPending', 'best_lr', 'forward_flops', 'run_flops', 'run_machine', 'this_machine',
-           'file_run', 'filed_metrics', 'parked_dir', 'campaign_status', 'split_sizes', 'run_campaign', 'park_runs',
-           'predict_runs', 'load_plan', 'campaign_parser', 'campaign_main']
+__all__ = ['PlannedRun', 'Plan', 'SweepPending', 'best_lr', 'forward_flops', 'run_flops', 'file_run', 'filed_metrics',
+           'parked_dir', 'campaign_status', 'split_sizes', 'run_campaign', 'park_runs', 'predict_runs', 'load_plan',
+           'campaign_parser', 'campaign_main']
 
 # %% ../nbs/19_campaign.ipynb #134b62dd
 @dataclass
@@ -110,15 +110,6 @@ def run_flops(cfg:RunConfig, # The run's settings: net, widths, image size, epoc
 
 # %% ../nbs/19_campaign.ipynb #89f7e524
 _FILED = ('config.json', 'data.json', 'history.csv', 'metrics.json', 'curves.png', 'lr.png')
-
-def run_machine(start:dict, # One `starts` entry of a run's config.json (what that start resolved to)
-               ) -> str:
-    "The machine one start of a run trained on (a `starts` entry of its config.json): the GPU for a CUDA run, else the CPU."
-    return start['gpu'] if str(start.get('device', '')).startswith('cuda') and start.get('gpu') else start['cpu']
-
-def this_machine() -> str:
-    "What a run started here would train on, named as `run_machine` names it: the GPU if there is one, else the CPU."
-    return torch.cuda.get_device_name() if torch.cuda.is_available() else cpu_model()
 
 def file_run(run_dir,                 # A finished run folder (with metrics.json)
              dest,                    # The filed run's folder, replaced by a complete copy

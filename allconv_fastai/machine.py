@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 # %% auto #0
-__all__ = ['cpu_model', 'git_commit', 'machine_info', 'cpu_has_bf16', 'load_average', 'bench_info']
+__all__ = ['cpu_model', 'git_commit', 'machine_info', 'cpu_has_bf16', 'run_machine', 'this_machine', 'load_average', 'bench_info']
 
 # %% ../nbs/00a_machine.ipynb #0b1cd314
 _CPU_EXTS = (('avx2', 'AVX2'), ('avx512f', 'AVX-512'), ('avx512_bf16', 'AVX512-BF16'), ('amx_tile', 'AMX'))
@@ -51,6 +51,16 @@ def cpu_has_bf16() -> bool:
     try: flags = Path('/proc/cpuinfo').read_text()
     except OSError: return False
     return bool(re.search(r'\b(avx512_bf16|amx_bf16)\b', flags))
+
+# %% ../nbs/00a_machine.ipynb #1d19beda
+def run_machine(start:dict, # One `starts` entry of a run's config.json, or a `machine_info` record
+               ) -> str:
+    "The machine one start of a run trained on (a `starts` entry of its config.json): the GPU for a CUDA run, else the CPU."
+    return start['gpu'] if str(start.get('device', '')).startswith('cuda') and start.get('gpu') else start['cpu']
+
+def this_machine() -> str:
+    "What a run started here would train on, named as `run_machine` names it: the GPU if there is one, else the CPU."
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else cpu_model()
 
 # %% ../nbs/00a_machine.ipynb #9e3e081c
 def load_average() -> tuple|None:

@@ -10,6 +10,7 @@ import json, math
 from pathlib import Path
 import numpy as np, pandas as pd
 from .core import AllconvError, atomic_write, file_sha256
+from .machine import run_machine
 from .models.registry import archs, arch_family
 from .config import RunConfig, computed_as
 from .train import paper_lrs, run_grid, _select, _lr_name
@@ -179,7 +180,7 @@ def run_predictions(run_dir,        # A finished run folder (a filed campaign ru
     with learn.no_bar(), learn.no_logging(): p,t = learn.get_preds(dl=dls.valid)
     env = run_env(learn)   # what this machine computed them in: bf16 and fp32 predictions of one set of weights can differ by a few images
     d = dict(pred=p.argmax(1).numpy().astype(np.int16), target=t.numpy().astype(np.int16), weights_sha256=sha,
-             precision=env['precision'], machine=env.get('gpu') or env['cpu'])
+             precision=env['precision'], machine=run_machine(env))
     if save:
         import io
         buf = io.BytesIO(); np.savez_compressed(buf, **d)
@@ -446,7 +447,6 @@ def _bars(df, label, path, ref=None, ref_label=None, title=''):
 def machine_minutes(plan_dir, # A campaign plan's results folder, e.g. 'bench/results/table3'
                    ) -> pd.DataFrame:
     "One row per machine that trained filed runs of `plan_dir`: how many runs (wholly or in part), epochs, and their minutes, most minutes first."
-    from allconv_fastai.campaign import run_machine   # the campaign's own naming of a start's machine (a GPU's, else the CPU's)
     plan_dir,acc = Path(plan_dir),{}
     for m in sorted(plan_dir.rglob('metrics.json')):
         d = m.parent
