@@ -18,8 +18,9 @@ from .distributed import is_rank0, say
 
 # %% auto #0
 __all__ = ['paper_table3', 'table3_frame', 'table3_markdown', 'table3_plot', 'table3', 'filed_runs', 'resolvable', 'noise_points',
-           'paired_p', 'read_predictions', 'run_predictions', 'filed_predictions', 'table3_tables', 'table3_findings',
-           'sweep_findings', 'densenet_findings', 'ablation_findings', 'machine_minutes', 'table3_report']
+           'paired_p', 'holm', 'read_predictions', 'run_predictions', 'filed_predictions', 'table3_tables',
+           'table3_findings', 'sweep_findings', 'densenet_findings', 'ablation_findings', 'machine_minutes',
+           'table3_report']
 
 # %% ../nbs/15a_tables.ipynb #e016700e
 paper_table3 = {n: a.paper_error['C10'] for n,a in archs.items() if a.family=='allcnn'}  # Table 3: CIFAR-10 test error (%), no augmentation
@@ -136,6 +137,16 @@ def paired_p(pred_a,  # One run's predicted class of each image
     n = n_a + n_b
     if n == 0: return 1.0
     return min(1.0, 2*sum(math.comb(n, k) for k in range(min(n_a, n_b) + 1)) / 2**n)
+
+def holm(ps,              # The p-values of a family of tests
+         alpha:float=0.05, # The family-wise error rate to keep
+        ) -> list:
+    "Holm's step-down method: for each p-value of `ps`, whether its test rejects once corrected for all of them (the chance of any false rejection stays at most `alpha`)."
+    order,out = sorted(range(len(ps)), key=lambda i: ps[i]),[False]*len(ps)
+    for k,i in enumerate(order):
+        if ps[i] > alpha/(len(ps) - k): break
+        out[i] = True
+    return out
 
 def _with_accuracy(d:dict) -> dict: return {**d, 'accuracy': float((d['pred']==d['target']).mean())}
 
@@ -284,6 +295,17 @@ def _noise_words(gap:bool, p, n_valid:int, undecided:str='which is better') -> s
     return (f"more than the noise of {n_valid:,} validation images{_p_words(p)}" if gap else
             f"within the noise of {n_valid:,} validation images{_p_words(p)}, so this budget cannot say {undecided}")
 
+def _holm_words(tests:list, # (label, settled, p) of each test of one question
+                of:str,      # What the tests are, e.g. 'of base C'
+                what:str,    # What was settled, e.g. 'orderings'
+               ) -> str:
+    "A sentence on which settled tests stay settled under `holm`'s correction for all of them; '' unless every test is paired and one is settled."
+    if not tests or any(p is None for *_,p in tests) or not any(ok for _,ok,_ in tests): return ''
+    lost = [l for (l,ok,_),h in zip(tests, holm([p for *_,p in tests])) if ok and not h]
+    s = sum(ok for _,ok,_ in tests)
+    return (f"Corrected for the {len(tests)} paired tests {of} (Holm's method, 5% family-wise), {s-len(lost)} of the {s} settled {what} "
+            f"stay{'s'[:s-len(lost)==1]} settled" + (f" (not: {', '.join(lost)})." if lost else "."))
+
 def _order(rows:pd.DataFrame, n_valid:int, preds=None) -> str:
     "The nets of `rows` from lowest to highest validation error, '≈' between neighbours the noise cannot tell apart."
     r = rows.sort_values('valid_error').to_dict('records')
@@ -319,20 +341,22 @@ def table3_findings(t3:pd.DataFrame,  # The 'table3' table of `table3_tables`
         if len(rows) < 2: out.append(lead + '.'); continue
         p = rows.sort_values('paper_c10_error').to_dict('records')
         paper = p[0]['net'] + ''.join((' = ' if a['paper_c10_error'] == b['paper_c10_error'] else ' < ') + b['net'] for a,b in zip(p, p[1:]))
-        held,rev,unsure = [],[],[]
+        held,rev,unsure,tests = [],[],[],[]
         recs = rows.to_dict('records')
         for i,a in enumerate(recs):
             for b in recs[i+1:]:
                 if a['paper_c10_error'] == b['paper_c10_error']: continue   # a tie in the paper orders nothing
                 lo,hi = (a,b) if a['paper_c10_error'] < b['paper_c10_error'] else (b,a)   # the paper's better net first
                 pair = f"{lo['net']} < {hi['net']}"
-                if not _settled(lo, hi, n_valid, preds)[0]: unsure.append(pair)
+                ok,pv = _settled(lo, hi, n_valid, preds); tests.append((pair, ok, pv))
+                if not ok: unsure.append(pair)
                 else: (held if lo['valid_error'] < hi['valid_error'] else rev).append(pair)
         say = lambda k, what: f"{len(k)} {what}" + (f" ({', '.join(k)})" if k else '')
         out.append((lead + '; of the others, ' if lead else f"Base {base}: ") + f"ours (valid error, low to high; ≈ where the noise of {n_valid:,} validation images cannot tell "
                    f"neighbours apart) {_order(rows, n_valid, preds)}; the paper's (C10 test) {paper}. Of the paper's {len(held)+len(rev)+len(unsure)} "
                    f"pairwise orderings{_paired_words(rows, preds)}, {say(held, 'held beyond the noise')}, {say(rev, 'reversed beyond the noise')}, "
-                   f"{say(unsure, 'unsettled within the noise')}." + _all_vs_model(rows, base, n_valid, preds))
+                   f"{say(unsure, 'unsettled within the noise')}." + _all_vs_model(rows, base, n_valid, preds)
+                   + ((' ' + h) if (h := _holm_words(tests, f'of base {base}', 'orderings')) else ''))
     return out
 
 def _paired_words(rows, preds) -> str:
@@ -411,16 +435,16 @@ def ablation_findings(ab:pd.DataFrame,  # The 'ablations' table of `table3_table
                      ) -> list:
     "Plain sentences on each filed ablation against the baseline: its error, the gap, and whether the noise allows it."
     if ab.empty or ab.status.iloc[0] != 'filed': return []
-    base,out = ab.iloc[0].to_dict(),[]
+    base,out,tests = ab.iloc[0].to_dict(),[],[]
     if _is_true(base.get('diverged')): return [f"The baseline diverged: no ablation compares."]
     for r in ab.iloc[1:].to_dict('records'):
         if r['status'] != 'filed': continue
         if _is_true(r.get('diverged')): out.append(f"{r['change']}: diverged at lr {r['lr']:g}: no comparison."); continue
         d = r['valid_error'] - base['valid_error']
-        gap,p = _settled(r, base, n_valid, preds)
+        gap,p = _settled(r, base, n_valid, preds); tests.append((r['change'], gap, p))
         out.append(f"{r['change']}: {r['valid_error']:g}% validation error against the baseline's {base['valid_error']:g}%"
                    f"{_gap_words(d)}, {_noise_words(gap, p, n_valid, 'whether the change helps')}.")
-    return out
+    return out + ([h] if len(tests) > 1 and (h := _holm_words(tests, 'against the baseline', 'differences')) else [])
 
 def _md(df:pd.DataFrame, cols:dict) -> str:
     "A Markdown table of `df`'s columns `cols` ({column: header}), blanks for missing values."
@@ -508,7 +532,7 @@ def table3_report(plan_dir,      # The Table 3 campaign's results folder (RESULT
           _md(t3, cols), "", *[f"- {s}" for s in table3_findings(t3, preds=preds)], *[f"- {s}" for s in sweep_findings(runs, only=[f'sweep/{a}' for a in _T3])], "",
           "'The noise' is the sampling noise of 5,000 validation images. Where both runs' per-image predictions are filed "
           "(predictions.npz: the committed weights on the validation split, no TTA), a difference is beyond it when McNemar's exact "
-          "paired test on the same images gives p < 0.05 (`tables.paired_p`, on the committed bf16 weights' predictions, whose accuracy can differ from the table's by a few images: a pair whose two sources disagree on which is better is not settled; each pair is tested on its own, with no correction for the many pairs, so at most about one in twenty true ties would read as settled); otherwise the two scores are treated as independent "
+          "paired test on the same images gives p < 0.05 (`tables.paired_p`, on the committed bf16 weights' predictions, whose accuracy can differ from the table's by a few images: a pair whose two sources disagree on which is better is not settled; each pair is tested on its own, so at most about one in twenty true ties would read as settled, and the findings say which settled pairs stay settled under Holm's correction for all the paired tests of one base, or of the ablations, `tables.holm`); otherwise the two scores are treated as independent "
           "(`tables.resolvable`, conservative for two nets scored on the same images). Each net trained once, so seed-to-seed variation "
           "is not in it, and rows trained on different CPUs and precisions ('computed as') differ in that too." + (f" {w}" if (w := _computed_words(preds)) else ''), "",
           f"## The C row in the paper's own setting ({filed(ps)})", "",
