@@ -12,7 +12,7 @@ import numpy as np, pandas as pd
 from .core import AllconvError, atomic_write, file_sha256
 from .machine import run_machine
 from .models.registry import archs, arch_family
-from .config import RunConfig, computed_as
+from .config import RunConfig, computed_as, _prec_words
 from .train import paper_lrs, run_grid, _select, _lr_name
 from .distributed import is_rank0, say
 
@@ -141,7 +141,8 @@ def paired_p(pred_a,  # One run's predicted class of each image
 def holm(ps,              # The p-values of a family of tests
          alpha:float=0.05, # The family-wise error rate to keep
         ) -> list:
-    "Holm's step-down method: for each p-value of `ps`, whether its test rejects once corrected for all of them (the chance of any false rejection stays at most `alpha`)."
+    "Holm's step-down method: for each p-value of `ps`, whether its test rejects once corrected for all of them (the chance of any false rejection stays at most `alpha`); a NaN rejects nothing."
+    ps = [1.0 if p != p else p for p in ps]   # NaN: no evidence
     order,out = sorted(range(len(ps)), key=lambda i: ps[i]),[False]*len(ps)
     for k,i in enumerate(order):
         if ps[i] > alpha/(len(ps) - k): break
@@ -276,11 +277,11 @@ def _computed_words(preds:dict) -> str:
     "A sentence on how the per-image predictions `preds` were computed: precision and machine, with how many runs each ('' without predictions)."
     from collections import Counter
     c = Counter((d.get('precision'), d.get('machine')) for d in (preds or {}).values())
-    known = [f"{p} on {m} ({n} run{'s'[:n!=1]})" for (p,m),n in sorted(c.items(), key=str) if p]
+    known = [f"in {_prec_words.get(p, p)} on {m}: {n} run{'s'[:n!=1]}" for (p,m),n in sorted(c.items(), key=str) if p]
     unk = sum(n for (p,m),n in c.items() if not p)
-    return ' '.join(([f"The filed predictions were computed in {'; '.join(known)}."] if known else []) +
-                    ([f"For {unk} run{'s'[:unk!=1]}, whose predictions were filed before predictions.npz recorded it, the precision "
-                      "and machine they were computed in are not recorded."] if unk else []))
+    return ' '.join(([f"Filed predictions computed {'; '.join(known)}."] if known else []) +
+                    ([f"For {unk} run{'s'[:unk!=1]}, predictions.npz does not record the precision and machine "
+                      f"{'its' if unk==1 else 'their'} predictions were computed in."] if unk else []))
 
 def _p_words(p) -> str:
     if p is None: return ''
@@ -297,14 +298,16 @@ def _noise_words(gap:bool, p, n_valid:int, undecided:str='which is better') -> s
 
 def _holm_words(tests:list, # (label, settled, p) of each test of one question
                 of:str,      # What the tests are, e.g. 'of base C'
-                what:str,    # What was settled, e.g. 'orderings'
+                what:str,    # What was settled, singular, e.g. 'ordering'
                ) -> str:
-    "A sentence on which settled tests stay settled under `holm`'s correction for all of them; '' unless every test is paired and one is settled."
-    if not tests or any(p is None for *_,p in tests) or not any(ok for _,ok,_ in tests): return ''
+    "A sentence on which settled tests stay settled under `holm`'s correction for all of them; '' unless there are two or more tests, all paired, and one is settled."
+    if len(tests) < 2 or any(p is None for *_,p in tests) or not any(ok for _,ok,_ in tests): return ''
     lost = [l for (l,ok,_),h in zip(tests, holm([p for *_,p in tests])) if ok and not h]
     s = sum(ok for _,ok,_ in tests)
-    return (f"Corrected for the {len(tests)} paired tests {of} (Holm's method, 5% family-wise), {s-len(lost)} of the {s} settled {what} "
-            f"stay{'s'[:s-len(lost)==1]} settled" + (f" (not: {', '.join(lost)})." if lost else "."))
+    kept = (f"the one settled {what} {'does not stay' if lost else 'stays'} settled" if s == 1 else
+            f"{s-len(lost)} of the {s} settled {what}s stay{'s'[:s-len(lost)==1]} settled")
+    return (f"Corrected for the {len(tests)} paired tests {of} (Holm's method, 5% family-wise), {kept}"
+            + (f" (no longer settled: {', '.join(lost)})." if lost and s > 1 else "."))
 
 def _order(rows:pd.DataFrame, n_valid:int, preds=None) -> str:
     "The nets of `rows` from lowest to highest validation error, '≈' between neighbours the noise cannot tell apart."
@@ -356,7 +359,7 @@ def table3_findings(t3:pd.DataFrame,  # The 'table3' table of `table3_tables`
                    f"neighbours apart) {_order(rows, n_valid, preds)}; the paper's (C10 test) {paper}. Of the paper's {len(held)+len(rev)+len(unsure)} "
                    f"pairwise orderings{_paired_words(rows, preds)}, {say(held, 'held beyond the noise')}, {say(rev, 'reversed beyond the noise')}, "
                    f"{say(unsure, 'unsettled within the noise')}." + _all_vs_model(rows, base, n_valid, preds)
-                   + ((' ' + h) if (h := _holm_words(tests, f'of base {base}', 'orderings')) else ''))
+                   + ((' ' + h) if (h := _holm_words(tests, f'of base {base}', 'ordering')) else ''))
     return out
 
 def _paired_words(rows, preds) -> str:
@@ -444,7 +447,7 @@ def ablation_findings(ab:pd.DataFrame,  # The 'ablations' table of `table3_table
         gap,p = _settled(r, base, n_valid, preds); tests.append((r['change'], gap, p))
         out.append(f"{r['change']}: {r['valid_error']:g}% validation error against the baseline's {base['valid_error']:g}%"
                    f"{_gap_words(d)}, {_noise_words(gap, p, n_valid, 'whether the change helps')}.")
-    return out + ([h] if len(tests) > 1 and (h := _holm_words(tests, 'against the baseline', 'differences')) else [])
+    return out + ([h] if len(tests) > 1 and (h := _holm_words(tests, 'against the baseline', 'difference')) else [])
 
 def _md(df:pd.DataFrame, cols:dict) -> str:
     "A Markdown table of `df`'s columns `cols` ({column: header}), blanks for missing values."
@@ -532,7 +535,7 @@ def table3_report(plan_dir,      # The Table 3 campaign's results folder (RESULT
           _md(t3, cols), "", *[f"- {s}" for s in table3_findings(t3, preds=preds)], *[f"- {s}" for s in sweep_findings(runs, only=[f'sweep/{a}' for a in _T3])], "",
           "'The noise' is the sampling noise of 5,000 validation images. Where both runs' per-image predictions are filed "
           "(predictions.npz: the committed weights on the validation split, no TTA), a difference is beyond it when McNemar's exact "
-          "paired test on the same images gives p < 0.05 (`tables.paired_p`, on the committed bf16 weights' predictions, whose accuracy can differ from the table's by a few images: a pair whose two sources disagree on which is better is not settled; each pair is tested on its own, so at most about one in twenty true ties would read as settled, and the findings say which settled pairs stay settled under Holm's correction for all the paired tests of one base, or of the ablations, `tables.holm`); otherwise the two scores are treated as independent "
+          "paired test on the same images gives p < 0.05 (`tables.paired_p`, on the committed bf16 weights' predictions, whose accuracy can differ from the table's by a few images: a pair whose two sources disagree on which is better is not settled; each pair is tested on its own, so at most about one in twenty true ties would read as settled, and where every pair of one base (or every ablation against the baseline) is paired, the findings say which settled pairs stay settled under Holm's correction for all of them, `tables.holm`); otherwise the two scores are treated as independent "
           "(`tables.resolvable`, conservative for two nets scored on the same images). Each net trained once, so seed-to-seed variation "
           "is not in it, and rows trained on different CPUs and precisions ('computed as') differ in that too." + (f" {w}" if (w := _computed_words(preds)) else ''), "",
           f"## The C row in the paper's own setting ({filed(ps)})", "",
