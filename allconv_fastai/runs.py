@@ -314,8 +314,18 @@ def resume(self:Learner,
     return meta['epoch'] + 1
 
 # %% ../nbs/12_runs.ipynb #d3ad1e02
+def _any_rank(flag:bool) -> bool:
+    "Whether `flag` is set in any process of a distributed run (each process must ask at the same point of its fit); `flag` itself in one process."
+    import torch.distributed as dist
+    if num_distrib() <= 1 or not (dist.is_available() and dist.is_initialized()): return flag
+    dev = torch.device('cuda', torch.cuda.current_device()) if dist.get_backend() == 'nccl' else torch.device('cpu')
+    t = torch.tensor([int(flag)], device=dev)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
 class Deadline(Callback):
-    "Stop the fit so that it ends by `until` (a Unix time): before an epoch that would not end in time, once its own pace says it will not, or at the first training step past it."
+    """Stop the fit so that it ends by `until` (a Unix time): before an epoch that would not end in time, once its own pace says it will not, or at the first training step past it.
+    In a distributed run every process stops at the same step, as soon as any one of them would."""
     order = -10   # before the other callbacks' `before_epoch`: an epoch it stops never starts
     def __init__(self,
         until:float,            # When the fit must be done (`time.time()` seconds)
@@ -323,8 +333,6 @@ class Deadline(Callback):
         clock=time.time,        # The clock (a function returning seconds)
     ): self.until,self.estimate,self.clock = until,estimate,clock
     def before_fit(self):
-        if num_distrib() > 1: raise AllconvError("Deadline stops one process's fit; the processes of a distributed run would part ways.",
-                                                 "train on one process to give it a deadline, or stop the run with SIGTERM.")
         self.learn.stopped_by = None
         self.skip = next((c._skip_to for c in self.learn.cbs if type(c).__name__=='SkipToEpoch'), 0)   # epochs a resumed fit skips
         rows = getattr(self.learn, 'resumed_history', None) or []
@@ -337,17 +345,17 @@ class Deadline(Callback):
         if self.t is not None: self.epochs.append(now - self.t)
         self.t = now
         need = max(self.epochs) if self.epochs else self.guess
-        if now >= self.until or (need is not None and now + need > self.until): self._stop()
+        if _any_rank(now >= self.until or (need is not None and now + need > self.until)): self._stop()
     def after_batch(self):
         if not self.training: return
         now,done = self.clock(),self.iter + 1
-        if now >= self.until: self._stop()
         if done == 1: self.t1 = now   # the pace is timed from here: a first step's one-off costs (workers, compiling) are not the pace
-        # this epoch's pace since its first step (over a tenth of its steps, and at least 5) says its training would end
-        # past `until` even 10% faster: stop now rather than at `until`, the epoch being lost either way (its checkpoint
-        # is written at its end)
-        elif self.t is not None and max(5, self.n_iter//10) <= done-1 and done < self.n_iter and \
-             now + 0.9*(now - self.t1)/(done - 1)*(self.n_iter - done) > self.until: self._stop()
+        # past `until`; or this epoch's pace since its first step (over a tenth of its steps, and at least 5) says its
+        # training would end past `until` even 10% faster: stop now rather than at `until`, the epoch being lost either
+        # way (its checkpoint is written at its end)
+        late = now >= self.until or (done > 1 and self.t is not None and max(5, self.n_iter//10) <= done-1 and done < self.n_iter
+                                     and now + 0.9*(now - self.t1)/(done - 1)*(self.n_iter - done) > self.until)
+        if _any_rank(late): self._stop()   # the processes of a distributed run stop together, or the others would wait for it
     def _stop(self):
         if getattr(self.learn, 'stopped_by', None) is None: self.learn.stopped_by = 'deadline'   # a signal that came first is kept
         raise CancelFitException

@@ -100,3 +100,38 @@ def test_two_nodes_on_loopback(tmp_path):
     assert sum(out.count('Run directory:') for out,_ in outs) == 1                 # only rank 0 reports
     assert sorted(o.name for o in tmp_path.iterdir()) == ['debug', 'runs']          # the other rank wrote no other run dir
     assert sorted(o.name for o in (tmp_path/'runs').iterdir()) == ['nodes']
+
+# `python -m allconv_fastai.cli` where rank 1's deadline clock jumps past `until` after its 14th training step (the 3rd
+# of epoch 1: each rank takes 11 steps an epoch) and rank 0's never does
+SKEWED = """
+import os, sys, time
+import allconv_fastai.cli, allconv_fastai.runs as runs
+class Skewed(runs.Deadline):
+    def __init__(self, until, **kw):
+        super().__init__(until, **kw)
+        self.steps,late = 0,int(os.environ['RANK']) == 1
+        self.clock = lambda: self.until + 1 if late and self.steps >= 14 else time.time()
+    def after_batch(self):
+        if self.training: self.steps += 1
+        super().after_batch()
+runs.Deadline = Skewed
+sys.exit(allconv_fastai.cli.main())
+"""
+
+def test_deadline_stops_every_rank_together(tmp_path):
+    "A deadline only rank 1 sees passing stops both ranks at the same step (neither is left waiting in an all-reduce); --resume then finishes the run."
+    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
+    drv = tmp_path.parent/f'{tmp_path.name}-skewed.py'
+    drv.write_text(SKEWED)
+    tiny = ['--epochs', '3', '--widths', '16,32', '--size', '16', '--precision', 'fp32']
+    p = subprocess.run([*torchrun(), '--standalone', '--nproc_per_node', '2', str(drv), 'train', *tiny, '--out', 'runs/dl', '--until', '+600'],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]   # a stop at the deadline asked for is a success
+    assert 'stopped for its deadline' in p.stdout + p.stderr, p.stdout[-3000:] + p.stderr[-3000:]
+    d = tmp_path/'runs'/'dl'
+    assert list(pd.read_csv(d/'history.csv').epoch) == [0] and not (d/'metrics.json').exists()   # epoch 1 stopped, on both ranks
+    p = subprocess.run([*torchrun(), '--standalone', '--nproc_per_node', '2', *driver(tmp_path), 'train', '--resume', 'runs/dl'],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert list(pd.read_csv(d/'history.csv').epoch) == [0, 1, 2]
+    assert json.loads((d/'metrics.json').read_text())['processes'] == 2
