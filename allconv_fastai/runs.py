@@ -252,8 +252,22 @@ class RunStopped(AllconvError):
         "A command's exit status: 128 + the signal's number, as a shell reports a signal; 0 for a stop at the deadline asked for."
         return 0 if self.signum is None else 128 + self.signum
 
+def _max_rank(v:int) -> int:
+    "The largest of the processes' `v` in a distributed run (each process must ask at the same point of its fit); `v` itself in one process."
+    import torch.distributed as dist
+    if num_distrib() <= 1 or not (dist.is_available() and dist.is_initialized()): return v
+    dev = torch.device('cuda', torch.cuda.current_device()) if dist.get_backend() == 'nccl' else torch.device('cpu')
+    t = torch.tensor([int(v)], device=dev)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item())
+
+def _any_rank(flag:bool) -> bool:
+    "Whether `flag` is set in any process of a distributed run (asked at the same point by each); `flag` itself in one process."
+    return bool(_max_rank(int(flag)))
+
 class GracefulStop(Callback):
-    "On SIGTERM or SIGHUP, finish the current step and stop the fit, keeping the last epoch's checkpoint; sets `learn.stopped_by`."
+    """On SIGTERM or SIGHUP, finish the current step and stop the fit, keeping the last epoch's checkpoint; sets `learn.stopped_by`.
+    In a distributed run every process stops after the same step, as soon as any one of them has the signal."""
     order = 0
     signals = (signal.SIGTERM, signal.SIGHUP)
     def before_fit(self):
@@ -262,7 +276,11 @@ class GracefulStop(Callback):
         for s in self.signals: self.old[s] = signal.signal(s, self._handler)
     def _handler(self, signum, frame): self.learn.stopped_by = signal.Signals(signum)
     def after_batch(self):
-        if self.learn.stopped_by is not None: raise CancelFitException
+        s = self.learn.stopped_by
+        n = _max_rank(s.value if isinstance(s, signal.Signals) else 0)   # one small all-reduce per step in a distributed run
+        if n:
+            if s is None: self.learn.stopped_by = signal.Signals(n)   # a process the signal did not reach stops with the one it reached
+            raise CancelFitException
     def after_fit(self):
         for s,h in self.old.items(): signal.signal(s, h)
         self.old = {}
@@ -314,15 +332,6 @@ def resume(self:Learner,
     return meta['epoch'] + 1
 
 # %% ../nbs/12_runs.ipynb #d3ad1e02
-def _any_rank(flag:bool) -> bool:
-    "Whether `flag` is set in any process of a distributed run (each process must ask at the same point of its fit); `flag` itself in one process."
-    import torch.distributed as dist
-    if num_distrib() <= 1 or not (dist.is_available() and dist.is_initialized()): return flag
-    dev = torch.device('cuda', torch.cuda.current_device()) if dist.get_backend() == 'nccl' else torch.device('cpu')
-    t = torch.tensor([int(flag)], device=dev)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
-
 class Deadline(Callback):
     """Stop the fit so that it ends by `until` (a Unix time): before an epoch that would not end in time, once its own pace says it will not, or at the first training step past it.
     In a distributed run every process stops at the same step, as soon as any one of them would."""

@@ -135,3 +135,38 @@ def test_deadline_stops_every_rank_together(tmp_path):
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     assert list(pd.read_csv(d/'history.csv').epoch) == [0, 1, 2]
     assert json.loads((d/'metrics.json').read_text())['processes'] == 2
+
+# `python -m allconv_fastai.cli` where only rank 1 gets SIGTERM, at its 14th training step (the 3rd of epoch 1)
+SIGNALLED = """
+import os, signal, sys
+import allconv_fastai.cli
+from fastai.callback.core import Callback
+from fastai.learner import defaults
+class _Signal(Callback):
+    order = -20
+    def before_fit(self): self.steps = 0
+    def after_batch(self):
+        if not self.training: return
+        self.steps += 1
+        if int(os.environ['RANK']) == 1 and self.steps == 14: os.kill(os.getpid(), signal.SIGTERM)
+defaults.callbacks = [*defaults.callbacks, _Signal]
+sys.exit(allconv_fastai.cli.main())
+"""
+
+def test_signal_to_one_rank_stops_every_rank(tmp_path):
+    "SIGTERM to rank 1 alone stops both ranks after the same step, each with the signal's exit status and epoch 0 kept; --resume then finishes the run."
+    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
+    drv = tmp_path.parent/f'{tmp_path.name}-signalled.py'
+    drv.write_text(SIGNALLED)
+    tiny = ['--epochs', '3', '--widths', '16,32', '--size', '16', '--precision', 'fp32']
+    p = subprocess.run([*torchrun(), '--standalone', '--nproc_per_node', '2', str(drv), 'train', *tiny, '--out', 'runs/sig'],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    out = p.stdout + p.stderr
+    assert 'stopped by SIGTERM after its current step' in out, out[-3000:]
+    assert 'exitcode  : 143' in out and 'Timeout' not in out and 'Connection' not in out, out[-3000:]   # stopped, not torn down
+    d = tmp_path/'runs'/'sig'
+    assert list(pd.read_csv(d/'history.csv').epoch) == [0] and not (d/'metrics.json').exists()
+    p = subprocess.run([*torchrun(), '--standalone', '--nproc_per_node', '2', *driver(tmp_path), 'train', '--resume', 'runs/sig'],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert list(pd.read_csv(d/'history.csv').epoch) == [0, 1, 2]
