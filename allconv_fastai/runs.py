@@ -220,12 +220,28 @@ def _num(v):
     return v.item() if isinstance(v, np.generic) else v
 
 # %% ../nbs/12_runs.ipynb #06c2319e
+def _max_rank(v:int) -> int:
+    "The largest of the processes' `v` in a distributed run (each process must ask at the same point of its fit); `v` itself in one process."
+    import torch.distributed as dist
+    if num_distrib() <= 1 or not (dist.is_available() and dist.is_initialized()): return v
+    dev = torch.device('cuda', torch.cuda.current_device()) if dist.get_backend() == 'nccl' else torch.device('cpu')
+    t = torch.tensor([int(v)], device=dev)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item())
+
+def _any_rank(flag:bool) -> bool:
+    "Whether `flag` is set in any process of a distributed run (asked at the same point by each); `flag` itself in one process."
+    return bool(_max_rank(int(flag)))
+
 class StopOnNaN(Callback):
     "Stop training at the first NaN or infinite loss (or weights, before they are saved), saying where and why; sets `learn.diverged`."
     order = 70
     def before_fit(self): self.learn.diverged = None
     def after_loss(self):
-        if self.training and not torch.isfinite(self.loss).all(): self._stop(f"the loss became {self.loss.item()}")
+        if not self.training: return
+        bad = not torch.isfinite(self.loss).all()
+        # the processes of a distributed run (each its own shard, so its own loss) stop at the same step
+        if _any_rank(bad): self._stop(f"the loss became {self.loss.item()}" if bad else "the loss became non-finite in another process")
     def after_train(self):
         # a last step can break the weights with a finite loss; stopping here keeps them out of the epoch's checkpoint
         bad = [k for k,v in self.model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
@@ -251,19 +267,6 @@ class RunStopped(AllconvError):
     def exit_code(self) -> int:
         "A command's exit status: 128 + the signal's number, as a shell reports a signal; 0 for a stop at the deadline asked for."
         return 0 if self.signum is None else 128 + self.signum
-
-def _max_rank(v:int) -> int:
-    "The largest of the processes' `v` in a distributed run (each process must ask at the same point of its fit); `v` itself in one process."
-    import torch.distributed as dist
-    if num_distrib() <= 1 or not (dist.is_available() and dist.is_initialized()): return v
-    dev = torch.device('cuda', torch.cuda.current_device()) if dist.get_backend() == 'nccl' else torch.device('cpu')
-    t = torch.tensor([int(v)], device=dev)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return int(t.item())
-
-def _any_rank(flag:bool) -> bool:
-    "Whether `flag` is set in any process of a distributed run (asked at the same point by each); `flag` itself in one process."
-    return bool(_max_rank(int(flag)))
 
 class GracefulStop(Callback):
     """On SIGTERM or SIGHUP, finish the current step and stop the fit, keeping the last epoch's checkpoint; sets `learn.stopped_by`.

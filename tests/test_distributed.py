@@ -170,3 +170,35 @@ def test_signal_to_one_rank_stops_every_rank(tmp_path):
                        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     assert list(pd.read_csv(d/'history.csv').epoch) == [0, 1, 2]
+
+# `python -m allconv_fastai.cli` where only rank 1's loss reads NaN at its 14th training step (the 3rd of epoch 1); the
+# gradients stay finite, so only the check sees it
+NAN_LOSS = """
+import os, sys
+import allconv_fastai.cli
+from fastai.callback.core import Callback
+from fastai.learner import defaults
+class _NaN(Callback):
+    order = 60   # before StopOnNaN's check
+    def before_fit(self): self.steps = 0
+    def after_loss(self):
+        if not self.training: return
+        self.steps += 1
+        if int(os.environ['RANK']) == 1 and self.steps == 14: self.learn.loss = self.learn.loss * float('nan')
+defaults.callbacks = [*defaults.callbacks, _NaN]
+sys.exit(allconv_fastai.cli.main())
+"""
+
+def test_nan_on_one_rank_stops_every_rank(tmp_path):
+    "A non-finite loss on rank 1 alone stops both ranks at the same step (neither waits in an all-reduce): the run ends as diverged, with epoch 0 kept."
+    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
+    drv = tmp_path.parent/f'{tmp_path.name}-nan.py'
+    drv.write_text(NAN_LOSS)
+    p = subprocess.run([*torchrun(), '--standalone', '--nproc_per_node', '2', str(drv), 'train', '--epochs', '3', '--widths', '16,32',
+                        '--size', '16', '--precision', 'fp32', '--out', 'runs/nan'], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    out = p.stdout + p.stderr
+    assert 'Timeout' not in out and 'Connection' not in out and 'ChildFailedError' not in out, out[-3000:]   # not torn down
+    d = tmp_path/'runs'/'nan'
+    assert list(pd.read_csv(d/'history.csv').epoch) == [0], out[-3000:]
+    m = json.loads((d/'metrics.json').read_text())
+    assert m['diverged'] and 'epoch 1, batch 2' in m['diverged_why'], m.get('diverged_why')
