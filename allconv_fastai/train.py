@@ -107,8 +107,10 @@ def record_start(run_dir,         # The run directory
     "Add this start's machine to `config.json`'s `starts` (the first start's is also its `env`): a resumed run lists each."
     p = Path(run_dir)/'config.json'
     d = read_json(p)
-    env = dict(run_env(learn), start_epoch=start_epoch, time=datetime.datetime.now().astimezone().isoformat(timespec='seconds'))
-    write_json(p, {**d, 'starts': d.get('starts', []) + [env]})
+    now = run_env(learn)
+    env = dict(now, start_epoch=start_epoch, time=datetime.datetime.now().astimezone().isoformat(timespec='seconds'))
+    # a first start that trained nothing took its `env` away with it (`_drop_last_start`): the start that follows is the first
+    write_json(p, {**d, **({} if d.get('env') else {'env': now}), 'starts': d.get('starts', []) + [env]})
 
 def _drop_last_start(run_dir):
     "Remove the last start `record_start` added to `config.json` (one that trained no epoch), and the `env` of a first start."

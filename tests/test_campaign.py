@@ -207,7 +207,9 @@ def test_run_stops_at_its_deadline(tmp_path):
     cfg = json.loads((run/'config.json').read_text())
     assert 'starts' not in cfg and 'env' not in cfg, cfg   # a start that trained nothing is not one of the run's machines
     assert train_run(run, resume=True)['epochs_trained'] == 2
-    assert [s['start_epoch'] for s in json.loads((run/'config.json').read_text())['starts']] == [0]
+    cfg = json.loads((run/'config.json').read_text())
+    assert [s['start_epoch'] for s in cfg['starts']] == [0]
+    assert cfg['env'] == {k: v for k,v in cfg['starts'][0].items() if k not in ('start_epoch', 'time')}   # the start that trained is the first
     with pytest.raises(AllconvError, match='wall-clock budget'): train_run(tmp_path/'budget', cbs=[Deadline(time.time() + 60)], **{**kw, 'minutes': 1})
     assert not (tmp_path/'budget').exists()
 
