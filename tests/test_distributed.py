@@ -101,6 +101,24 @@ def test_two_nodes_on_loopback(tmp_path):
     assert sorted(o.name for o in tmp_path.iterdir()) == ['debug', 'runs']          # the other rank wrote no other run dir
     assert sorted(o.name for o in (tmp_path/'runs').iterdir()) == ['nodes']
 
+TINY3 = ['--epochs', '3', '--widths', '16,32', '--size', '16', '--precision', 'fp32']   # 11 steps an epoch on each of 2 ranks
+
+def two_ranks(tmp_path, script:str, *args) -> subprocess.CompletedProcess:
+    "Run `script` (a driver's source; None: `driver`'s) with `args` as 2 gloo processes under torchrun, in `tmp_path`."
+    if script is None: drv = driver(tmp_path)
+    else:
+        f = tmp_path.parent/f'{tmp_path.name}-script.py'   # one script a test
+        f.write_text(script); drv = [str(f)]
+    return subprocess.run([*torchrun(), '--standalone', '--nproc_per_node', '2', *drv, *args], cwd=tmp_path,
+                          env={**os.environ, 'OMP_NUM_THREADS': '1'}, capture_output=True, text=True, timeout=600)
+
+def resumes_to_the_end(tmp_path, d):
+    "`--resume` of the stopped run in `d` (epoch 0 kept) under 2 processes trains its last two epochs."
+    p = two_ranks(tmp_path, None, 'train', '--resume', str(d.relative_to(tmp_path)))
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert list(pd.read_csv(d/'history.csv').epoch) == [0, 1, 2]
+    return json.loads((d/'metrics.json').read_text())
+
 # `python -m allconv_fastai.cli` where rank 1's deadline clock jumps past `until` after its 14th training step (the 3rd
 # of epoch 1: each rank takes 11 steps an epoch) and rank 0's never does
 SKEWED = """
@@ -120,21 +138,12 @@ sys.exit(allconv_fastai.cli.main())
 
 def test_deadline_stops_every_rank_together(tmp_path):
     "A deadline only rank 1 sees passing stops both ranks at the same step (neither is left waiting in an all-reduce); --resume then finishes the run."
-    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
-    drv = tmp_path.parent/f'{tmp_path.name}-skewed.py'
-    drv.write_text(SKEWED)
-    tiny = ['--epochs', '3', '--widths', '16,32', '--size', '16', '--precision', 'fp32']
-    p = subprocess.run([*torchrun(), '--standalone', '--nproc_per_node', '2', str(drv), 'train', *tiny, '--out', 'runs/dl', '--until', '+600'],
-                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    p = two_ranks(tmp_path, SKEWED, 'train', *TINY3, '--out', 'runs/dl', '--until', '+600')
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]   # a stop at the deadline asked for is a success
     assert 'stopped for its deadline' in p.stdout + p.stderr, p.stdout[-3000:] + p.stderr[-3000:]
     d = tmp_path/'runs'/'dl'
     assert list(pd.read_csv(d/'history.csv').epoch) == [0] and not (d/'metrics.json').exists()   # epoch 1 stopped, on both ranks
-    p = subprocess.run([*torchrun(), '--standalone', '--nproc_per_node', '2', *driver(tmp_path), 'train', '--resume', 'runs/dl'],
-                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
-    assert list(pd.read_csv(d/'history.csv').epoch) == [0, 1, 2]
-    assert json.loads((d/'metrics.json').read_text())['processes'] == 2
+    assert resumes_to_the_end(tmp_path, d)['processes'] == 2
 
 # `python -m allconv_fastai.cli` where only rank 1 gets SIGTERM, at its 14th training step (the 3rd of epoch 1)
 SIGNALLED = """
@@ -155,21 +164,13 @@ sys.exit(allconv_fastai.cli.main())
 
 def test_signal_to_one_rank_stops_every_rank(tmp_path):
     "SIGTERM to rank 1 alone stops both ranks after the same step, each with the signal's exit status and epoch 0 kept; --resume then finishes the run."
-    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
-    drv = tmp_path.parent/f'{tmp_path.name}-signalled.py'
-    drv.write_text(SIGNALLED)
-    tiny = ['--epochs', '3', '--widths', '16,32', '--size', '16', '--precision', 'fp32']
-    p = subprocess.run([*torchrun(), '--standalone', '--nproc_per_node', '2', str(drv), 'train', *tiny, '--out', 'runs/sig'],
-                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    p = two_ranks(tmp_path, SIGNALLED, 'train', *TINY3, '--out', 'runs/sig')
     out = p.stdout + p.stderr
     assert 'stopped by SIGTERM after its current step' in out, out[-3000:]
     assert 'exitcode  : 143' in out and 'Timeout' not in out and 'Connection' not in out, out[-3000:]   # stopped, not torn down
     d = tmp_path/'runs'/'sig'
     assert list(pd.read_csv(d/'history.csv').epoch) == [0] and not (d/'metrics.json').exists()
-    p = subprocess.run([*torchrun(), '--standalone', '--nproc_per_node', '2', *driver(tmp_path), 'train', '--resume', 'runs/sig'],
-                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
-    assert list(pd.read_csv(d/'history.csv').epoch) == [0, 1, 2]
+    resumes_to_the_end(tmp_path, d)
 
 # `python -m allconv_fastai.cli` where only rank 1's loss reads NaN at its 14th training step (the 3rd of epoch 1); the
 # gradients stay finite, so only the check sees it
@@ -191,11 +192,7 @@ sys.exit(allconv_fastai.cli.main())
 
 def test_nan_on_one_rank_stops_every_rank(tmp_path):
     "A non-finite loss on rank 1 alone stops both ranks at the same step (neither waits in an all-reduce): the run ends as diverged, with epoch 0 kept."
-    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
-    drv = tmp_path.parent/f'{tmp_path.name}-nan.py'
-    drv.write_text(NAN_LOSS)
-    p = subprocess.run([*torchrun(), '--standalone', '--nproc_per_node', '2', str(drv), 'train', '--epochs', '3', '--widths', '16,32',
-                        '--size', '16', '--precision', 'fp32', '--out', 'runs/nan'], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    p = two_ranks(tmp_path, NAN_LOSS, 'train', *TINY3, '--out', 'runs/nan')
     out = p.stdout + p.stderr
     assert 'Timeout' not in out and 'Connection' not in out and 'ChildFailedError' not in out, out[-3000:]   # not torn down
     d = tmp_path/'runs'/'nan'
