@@ -365,7 +365,7 @@ class Deadline(Callback):
         # past `until`; or this epoch's pace since its first step (over a tenth of its steps, and at least 5) says its
         # training would end past `until` even 10% faster: stop now rather than at `until`, the epoch being lost either
         # way (its checkpoint is written at its end)
-        late = now >= self.until or (done > 1 and self.t is not None and max(5, self.n_iter//10) <= done-1 and done < self.n_iter
+        late = now >= self.until or (self.t is not None and max(5, self.n_iter//10) <= done-1 and done < self.n_iter
                                      and now + 0.9*(now - self.t1)/(done - 1)*(self.n_iter - done) > self.until)
         if _any_rank(late): self._stop()   # the processes of a distributed run stop together, or the others would wait for it
     def _stop(self):
