@@ -27,6 +27,7 @@ def _options(p:argparse.ArgumentParser, obj, skip=(), defaults=None, positional=
         if k in skip or k=='return' or v.get('kind') in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL): continue
         default,anno = (defaults or {}).get(k, v.default),v.anno
         hlp = (v.docment or '').replace('%', '%%')
+        if k in (defaults or {}): hlp = hlp.split('; default')[0]   # the command's own default, printed below, replaces the docment's
         if k=='arch' and getattr(obj, '__name__', '')=='allconv_predict':   # only the nets whose weights ship
             from allconv_fastai.pretrained import pretrained_names
             hlp += '. Shipped: ' + (', '.join(pretrained_names()) or 'none')
@@ -59,6 +60,10 @@ def _stored_help_exit(name:str, argv):
     if {'-h', '--help'} & set(argv[:argv.index('--')] if '--' in argv else argv) and (h := stored_help(name)) is not None:
         print(h, end=''); raise SystemExit(0)
 
+_resume_words = {   # what continues each command's interrupted work
+    'train': 'run allconv-train --resume RUN_DIR to continue from the last finished epoch',
+    'table3': 'run the same command again to continue the grid from the last finished epoch'}
+
 def _main(func, cls=None, skip=(), defaults=None, positional=(), typed_only:bool=False):
     "The command-line entry point of `func`: options from `func`'s parameters and `cls`'s fields (a class, or a function returning one, called only to build the parser); `--help` from the stored text, without importing torch; errors as one line."
     name = func.__name__.replace('allconv_', '')
@@ -85,8 +90,7 @@ def _main(func, cls=None, skip=(), defaults=None, positional=(), typed_only:bool
             print(f"error: {e}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:
-            print("error: interrupted. Fix: run the same command with --resume RUN_DIR (allconv-table3: the same "
-                  "command) to continue from the last finished epoch.", file=sys.stderr)
+            print(f"error: interrupted. Fix: {_resume_words.get(name, 'run the same command again')}.", file=sys.stderr)
             return 130
         finally: teardown_distrib()  # join the process group's threads before exit (else C++ may abort the process)
     main.__name__ = main.__qualname__ = f"{func.__name__.replace('allconv_', '')}_main"
@@ -142,7 +146,7 @@ def allconv_train(
     until:str=None,            # Be done by this time (HH:MM, an ISO date and time, or +MINUTES): no epoch starts that would not end by then; --resume continues
     **settings,                # Every setting of `RunConfig`: arch, recipe, data, epochs, lr, ..., zca, tta
 ):
-    "Train a net into a run directory (default: All-CNN-C on the bundled digits, the fast recipe); the real job: allconv-train --data cifar10-jpg --schedule one-cycle --epochs 30 --bs 128 --lr 0.15 --wd 5e-4"
+    "Train a net into a run directory (default: All-CNN-C on the bundled digits, the fast recipe); the shipped net's run: allconv-train --data cifar10-jpg --recipe shipped --valid 5000"
     from allconv_fastai.config import RunConfig
     from allconv_fastai.train import train_run
     from allconv_fastai.distributed import say, is_rank0

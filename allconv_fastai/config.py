@@ -126,11 +126,11 @@ class RunConfig:
     recipe:str=None                                       # fast (batch norm, no dropout, one-cycle, label smoothing), paper, or All-CNN's shipped (the shipped net's: 35 epochs, lr 0.15, wd 5e-4, bs 128); default fast (paper with --schedule paper)
     data:str=setting('digits', data=True, required=True)  # digits (bundled), cifar10, cifar100, cifar100-coarse, cifar10-jpg, or a folder/archive path
     schedule:str=None                                     # one-cycle, paper (the paper's step schedule) or step (with --milestones); default: the recipe's
-    epochs:int=setting(required=True)                     # Epochs (default: the recipe's: 3 fast; 350 All-CNN / 300 DenseNet paper)
+    epochs:int=setting(required=True)                     # Epochs (default: the recipe's: 3 fast; 350 All-CNN / 300 DenseNet paper; 35 shipped)
     minutes:float=None                                    # With the one-cycle schedule: a wall-clock budget; the schedule is stretched over as many whole epochs as fit, at most --epochs
-    lr:float=setting(required=True)                       # Peak (one-cycle) or initial lr (default: the recipe's: 0.1 fast; 0.05 All-CNN / 0.1 DenseNet paper)
-    wd:float=None                                         # Weight decay (default: the paper's, 1e-3 All-CNN / 1e-4 DenseNet)
-    bs:int=setting(data=True, required=True)              # Batch size (default: 64 for the digits and DenseNet, else 256)
+    lr:float=setting(required=True)                       # Peak (one-cycle) or initial lr (default: the recipe's: 0.1 fast; 0.05 All-CNN / 0.1 DenseNet paper; 0.15 shipped)
+    wd:float=None                                         # Weight decay (default: the recipe's: the paper's, 1e-3 All-CNN / 1e-4 DenseNet, in fast and paper; 5e-4 shipped)
+    bs:int=setting(data=True, required=True)              # Batch size (default: 128 shipped; else 64 for the digits and DenseNet, 256 otherwise)
     milestones:str=setting(json='ints')                   # With --schedule step: epochs where the lr is multiplied by gamma, e.g. 150,225
     gamma:float=None                                      # With --schedule step or paper: the lr factor at each milestone (default: the recipe's, 0.1)
     label_smoothing:float=None                            # Label smoothing of the loss (default: the recipe's, 0.1 fast / 0 paper)
@@ -221,7 +221,8 @@ class RunConfig:
                 raise AllconvError(f"`drop_p` must be {'two probabilities (input, after each downsampling)' if n==2 else 'one probability'} in [0, 1) for {self.arch}, got {self.drop_p!r}.",
                                    f"pass e.g. --drop-p {'0.2,0.5' if n==2 else '0.2'}.")
         self.valid = ifnone(_valid(self.valid), 0.2 if digits else None)   # None: the data decides (`default_valid`)
-        if digits and self.valid == 'folder': raise AllconvError("The digits have no valid/ folder.", "pass e.g. --valid 0.2.")
+        if digits and self.valid in ('folder', 'test'):
+            raise AllconvError(f"The digits have no {'valid/ folder' if self.valid=='folder' else 'test split'}.", "pass e.g. --valid 0.2.")
         self.note = ''  # what a default chose and why, printed at the start of a run (not a setting: not in config.json)
         chose = {}  # the digits' defaults: the first command (`allconv-train`) must be quick on a 2-core CPU in fp32
         if digits and self.size is None: self.size = 16; chose['--size 32'] = "16x16 images (their 8x8 originals hold no more detail)"

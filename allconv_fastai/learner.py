@@ -73,7 +73,7 @@ def _get_c(dls):
 
 def arch_learner(dls:DataLoaders,       # Training/validation data
         arch,                    # A registered net's name (any spelling) or a builder taking `n_out` (a builder the registry lacks needs `family`)
-        recipe:str='fast',       # The family's recipe: 'fast' (batch norm, no dropout, one-cycle, label smoothing) or 'paper'
+        recipe:str='fast',       # The family's recipe: 'fast' (batch norm, no dropout, one-cycle, label smoothing), 'paper' or (All-CNN only) 'shipped'
         n_out:int=None,          # Number of classes; inferred from `dls` when None
         loss_func=None,          # Default: cross-entropy with the recipe's label smoothing
         opt_func=None,           # Default: the paper's SGD (momentum 0.9; Nesterov in DenseNet's recipes)

@@ -69,8 +69,8 @@ def train_flops(model:torch.nn.Module, # the net
     return fc.get_total_flops()
 
 # %% ../nbs/14a_speed.ipynb #13750e5d
-step_modes = ('fp32', 'bf16', 'bf16+cl')             # the CPU modes; bench/suite.py compares bf16 where the device computes it natively
-gpu_step_modes = step_modes + ('fp32+cl', 'fp16', 'fp16+cl')   # every mode `train_step_fn` takes (fp16: CUDA only)
+step_modes = ('fp32', 'bf16', 'bf16+cl')             # the modes bench/suite.py compares by default (bf16 where the device computes it natively)
+gpu_step_modes = step_modes + ('fp32+cl', 'fp16', 'fp16+cl')   # every mode `train_step_fn` takes, 'fp32+cl' (the CPU's without bf16) too; fp16: CUDA only
 
 def mode_autocast(mode:str, # one of `gpu_step_modes`
                   device=None, # default: fastai's `default_device()`

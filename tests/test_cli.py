@@ -98,7 +98,7 @@ def test_help_lists_every_option(cli):
     for o in ('--arch', '--data', '--schedule', '--epochs', '--lr', '--wd', '--bs', '--milestones', '--precision', '--seed',
               '--valid', '--n-train', '--recipe', '--zca', '--cutout', '--bn, --no-bn', '--dropout, --no-dropout', '--residual', '--no-tta', '--resume', '--out'):
         assert o in p.stdout, o
-    assert 'cifar10-jpg --schedule one-cycle --epochs 30' in p.stdout       # how to run the real job
+    assert 'cifar10-jpg --recipe shipped --valid 5000' in p.stdout       # how to run the shipped net's job
     assert 'Batch size' in p.stdout                                        # help text from the docments
 
 def test_import_and_help_answer_without_torch_or_fastai(tmp_path):

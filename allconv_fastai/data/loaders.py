@@ -317,7 +317,7 @@ def cifar_dls(source='cifar10', # 'cifar10', 'cifar100', 'cifar100-coarse', 'cif
     chosen = valid is None
     if valid is None: valid = 'folder' if xf is not None else default_valid(len(y), len(s.vocab))
     if valid == 'test':
-        if xt is None: raise AllconvError(f"{title} at {p} has no test split.", "pass valid=5000 (a held-out part of the training images).")
+        if xt is None: raise AllconvError(f"{title} at {p} has no test split.", "hold out part of the training images instead: leave valid unset, or pass a fraction such as valid=0.1.")
         tr,xv,yv,xt,yt,vname = torch.arange(len(x)),xt,yt,None,None,'test (as validation)'
     elif valid == 'folder':
         if xf is None: raise AllconvError(f"{p} has no valid/ (or val/) folder beside train/.",

@@ -142,10 +142,6 @@ def _walk(src:Path, say:bool=False):
         for n in dirs: yield from visit(d/n, seen + (os.path.realpath(d/n),))
     yield from visit(Path(src), (os.path.realpath(src),))
 
-def _writable(d:Path) -> bool:
-    "Is folder `d` meant to be written to? Its permission bits are honoured even for root, who could write anyway."
-    return os.access(d, os.W_OK) and bool(d.stat().st_mode & 0o222)
-
 def default_cache_dir() -> Path:
     "The per-user cache folder: `$XDG_CACHE_HOME/allconv_fastai`, else `~/.cache/allconv_fastai`."
     return Path(os.environ.get('XDG_CACHE_HOME') or '~/.cache').expanduser()/'allconv_fastai'
@@ -485,8 +481,8 @@ def split_idxs(y,            # Labels of the images to split, int (N,)
     from sklearn.model_selection import train_test_split
     n = len(y)
     ok = (isinstance(valid, int) and not isinstance(valid, bool) and 0 < valid < n) or (isinstance(valid, float) and 0 < valid < 1)
-    if not ok: raise AllconvError(f"`valid` must be a count in 1..{n-1}, a fraction in (0, 1) or 'test', got {valid!r}.",
-                                  "pass e.g. valid=5000, valid=0.1 or valid='test'.")
+    if not ok: raise AllconvError(f"`valid` must be a count in 1..{n-1} or a fraction in (0, 1), got {valid!r}.",
+                                  f"pass e.g. valid=0.1, or a count below {n}.")
     y = np.asarray(torch.as_tensor(y).cpu())
     nv = valid if isinstance(valid, int) else max(1, round(valid*n))
     if nv >= n: raise AllconvError(f"`valid` {valid!r} takes all {n} images for validation, leaving none to train on.",

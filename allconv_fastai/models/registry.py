@@ -20,7 +20,7 @@ __all__ = ['recipes', 'paper_recipes', 'archs', 'Recipe', 'get_recipe', 'Arch', 
 @dataclass(frozen=True)
 class Recipe:
     "A named training recipe: the net's options, the schedule and the optimizer's settings."
-    name:str                # 'fast' or 'paper'
+    name:str                # 'fast', 'paper' or (All-CNN only) 'shipped'
     bn:bool|None            # All-CNN: batch norm after each conv (None: the family has no such option)
     dropout:bool            # the paper's dropout layers
     schedule:str            # 'one-cycle' or 'paper' (the paper's step schedule)
