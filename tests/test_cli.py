@@ -26,9 +26,13 @@ def test_train_writes_a_run_and_eval_reads_it(tmp_path, cli):
 
     e = cli(eval_main, 'runs/c', '--tta')
     assert e.returncode == 0, e.stderr
-    best = max(pd.read_csv(d/'history.csv').accuracy)                  # best.pth holds the best epoch
-    assert printed(e.stdout) == pytest.approx(best, abs=1e-4)
+    assert printed(e.stdout) == pytest.approx(m['valid_accuracy'], abs=1e-4)   # the final weights by default, as metrics.json
     assert 0 < printed(e.stdout, 'valid accuracy with TTA') <= 1
+    b = cli(eval_main, 'runs/c', '--checkpoint', 'best', '--json')
+    assert b.returncode == 0, b.stderr
+    rb,h = json.loads(b.stdout),pd.read_csv(d/'history.csv')
+    assert rb['weights'] == f"best.pth (epoch {int(h.accuracy.idxmax())})"    # best.pth: the first epoch with the best accuracy
+    assert rb['valid_accuracy'] == pytest.approx(h.accuracy.max(), abs=1e-4)
 
     # a finished run is never overwritten
     again = cli(train_main, '--epochs', '2', '--out', 'runs/c', *SMALL)

@@ -1,7 +1,7 @@
 """Run folders that give the right result or one clear line: one process per folder, a resume from any state a crash
 can leave, SIGTERM/SIGHUP that stop cleanly, the user's umask, a resume that refuses settings other than the run's,
 and a Table 3 grid that reruns to the uninterrupted result. (Impossible settings on the command line: test_cli.py.)"""
-import json, os, shutil, signal
+import hashlib, json, os, shutil, signal
 import pandas as pd
 import pytest
 from allconv_fastai.cli import train_main, eval_main
@@ -41,7 +41,9 @@ def test_crash_state_resumes_to_the_uninterrupted_result(tmp_path, reference, st
     ref, m0 = reference
     d = tmp_path/'run'; shutil.copytree(ref, d)
     CRASH_STATES[state](d)
+    sha = hashlib.sha256((d/'last.pth').read_bytes()).hexdigest()
     m = train_run(d, resume=True)
+    assert m['resumed_from'] == 2 and hashlib.sha256((d/'last.pth').read_bytes()).hexdigest() == sha   # nothing trained again
     assert {k: m[k] for k in SAME} == {k: m0[k] for k in SAME}
     assert json.loads((d/'metrics.json').read_text())['valid_accuracy'] == m0['valid_accuracy']
     pd.testing.assert_frame_equal(_hist(d), _hist(ref), check_exact=True)   # rebuilt from the checkpoint's record
@@ -165,8 +167,8 @@ def test_a_wall_clock_budget_is_a_run_setting(tmp_path):
     "`minutes`: one-cycle stretched over the whole epochs that fit (at most `epochs`), recorded; its plan cannot be continued."
     from allconv_fastai.core import AllconvError
     run = tmp_path/'run'
-    m = train_run(run, **TINY, epochs=50, minutes=0.1, tta=False)
-    assert 1 <= m['epochs_trained'] < 50 and m['weights'] == f"last.pth (epoch {m['epochs_trained']-1})"
+    m = train_run(run, **TINY, epochs=1000, minutes=0.1, tta=False)
+    assert 1 <= m['epochs_trained'] < 1000 and m['weights'] == f"last.pth (epoch {m['epochs_trained']-1})"
     assert json.loads((run/'config.json').read_text())['minutes'] == 0.1
     (run/'metrics.json').unlink()
     with pytest.raises(AllconvError, match='cannot be continued'): train_run(run, resume=True)
