@@ -137,6 +137,7 @@ def test_cifar_archive_fuzz(d):
         return
     ref = _load(_in_tmp('cifar-10-python.tar.gz', good_archive()))
     assert torch.equal(s.x, ref.x) and torch.equal(s.y, ref.y) and s.vocab == ref.vocab
+    assert torch.equal(s.x_test, ref.x_test) and torch.equal(s.y_test, ref.y_test)   # the test batch too: whole, or refused
 
 @FUZZ
 @given(st.binary(max_size=2048))
@@ -228,3 +229,14 @@ def test_config_loader_fuzz(d):
     save_config(run/'again.json', cfg)
     (run/'config.json').write_bytes((run/'again.json').read_bytes())
     assert read_config(run, check_data=False).to_dict() == cfg.to_dict()
+
+def test_a_flipped_bit_in_a_gzip_archive_is_refused_not_read_as_other_pixels():
+    "gzip checks its CRC only at the end of its stream: the loader reads to there, so damaged pixels are an error, never other pixels."
+    good = good_archive()
+    ref = _load(_in_tmp('cifar-10-python.tar.gz', good))
+    refused = 0
+    for i in range(20, len(good) - 8, 37):   # past the gzip header, before its CRC and size trailer
+        try: s = _load(_in_tmp('cifar-10-python.tar.gz', good[:i] + bytes([good[i] ^ 0x10]) + good[i+1:]))
+        except AllconvError: refused += 1; continue
+        assert all(torch.equal(a, b) for a,b in ((s.x, ref.x), (s.y, ref.y), (s.x_test, ref.x_test), (s.y_test, ref.y_test))), i
+    assert refused > 0

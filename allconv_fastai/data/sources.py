@@ -6,7 +6,7 @@ Docs: https://allconv-fastai.github.io/allconv_fastai/data.sources.html.md"""
 
 # %% ../../nbs/05_data.sources.ipynb #a3b87369
 from __future__ import annotations
-import hashlib, io, json, os, pickle, re, stat, tarfile, time, zlib
+import hashlib, io, json, lzma, os, pickle, re, stat, tarfile, time, zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -256,6 +256,11 @@ def _image_entries(src:Path, files:list):
             if m.isfile(): out.append((Path(m.name).parts, partial(_read_member, tf, m, src)))
             else: print(f"Skipping {m.name} in {src}: {'a link' if m.issym() or m.islnk() else 'not a regular file'}.")
         yield out
+        _drain(tf)
+
+def _drain(tf:tarfile.TarFile):
+    "Read a compressed archive's stream to its end, where gzip and xz check the data against its checksum: a flipped bit in the pixels is then an error, not other pixels."
+    while tf.fileobj.read(1 << 20): pass
 
 _SPLITS = {'train': 'train', 'test': 'test', 'valid': 'valid', 'val': 'valid'}  # split folder names (fastai's GrandparentSplitter layout)
 
@@ -358,6 +363,7 @@ def _pickle_files(src:Path, names) -> dict|None:
     else:
         with tarfile.open(src, 'r:*') as tf:
             res = {Path(m.name).name: _read_member(tf, m, src) for m in tf if m.isfile() and Path(m.name).name in names}
+            _drain(tf)
     if not res: return None
     missing = [n for n in names if n not in res]
     if missing: raise AllconvError(f"{src} is incomplete: {', '.join(missing)} missing.", "re-download or re-extract the CIFAR python archive.")
@@ -433,7 +439,7 @@ def load_images(src,              # Folder or archive of class folders, or of CI
     if s is not None: return s
     manifest = _manifest(src, files)   # hashed before decoding: a file changed after this is caught by its stat next time
     try: s = (_read_pickles(src, label) if _is_pickle_source(src) else None) or _read_image_folders(src, label, files)
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
+    except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError) as e:
         raise AllconvError(f"{src} is truncated or corrupt ({type(e).__name__}: {e}).", "re-download or re-copy it.") from None
     try: _save_cache(cp, s, manifest, built)
     except OSError as e: print(f"Could not write the cache {cp} ({e}); the images will be decoded again next time.")
