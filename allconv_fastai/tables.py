@@ -19,8 +19,8 @@ from .distributed import is_rank0, say
 # %% auto #0
 __all__ = ['paper_table3', 'table3_frame', 'table3_markdown', 'table3_plot', 'table3', 'filed_runs', 'resolvable', 'noise_points',
            'paired_p', 'holm', 'read_predictions', 'run_predictions', 'filed_predictions', 'table3_tables',
-           'table3_findings', 'sweep_findings', 'densenet_findings', 'ablation_findings', 'machine_minutes',
-           'table3_report']
+           'filed_count', 'table3_findings', 'sweep_findings', 'densenet_findings', 'ablation_findings',
+           'machine_minutes', 'table3_report']
 
 # %% ../nbs/15a_tables.ipynb #e016700e
 paper_table3 = {n: a.paper_error['C10'] for n,a in archs.items() if a.family=='allcnn'}  # Table 3: CIFAR-10 test error (%), no augmentation
@@ -264,6 +264,12 @@ def table3_tables(plan_dir,   # The Table 3 campaign's results folder
     dn = pd.DataFrame([row(f'densenet/{a}', f'sweep/{a}', net=archs[a].paper_name, paper_c10plus_error=archs[a].paper_error.get('C10+'))
                        for a in _DENSENETS])
     return dict(table3=t3, paper_setting=ps, ablations=ab, densenet=dn)
+
+def filed_count(t:pd.DataFrame, # One table of `table3_tables`
+               ) -> tuple:
+    "(runs filed, runs planned) of one table of `table3_tables`; the ablations' table counts without its first row, the baseline (a Table 3 run)."
+    own = t[t.run != 'table3/all-cnn-c'] if 'change' in t else t
+    return int((own.status=='filed').sum()),len(own)
 
 # %% ../nbs/15a_tables.ipynb #e2192724
 def _settled(a:dict, b:dict, n_valid:int, preds=None) -> tuple:
@@ -525,8 +531,7 @@ def table3_report(plan_dir,      # The Table 3 campaign's results folder (RESULT
         with atomic_write(plan_dir/f'{k}.csv', 'w') as f: v.to_csv(f, index=False)
     if (t3.status=='filed').any(): _bars(t3, 'net', plan_dir/'table3.png', 'paper_c10_error', "paper: C10 test error (no augmentation, dropout, 350 epochs)", f'Table 3 at {epochs} epochs, fast recipe (CIFAR-10 JPEG, 45,000 / 5,000)')
     if (ab.status=='filed').any(): _bars(ab, 'change', plan_dir/'ablations.png', title='All-CNN-C ablations: one change each from the fast recipe')
-    own = lambda df: df[df.run != 'table3/all-cnn-c'] if 'change' in df else df   # the ablations' first row is their baseline, a Table 3 run
-    filed = lambda df: f"{(own(df).status=='filed').sum()} of {len(own(df))} filed"
+    filed = lambda df: "{} of {} filed".format(*filed_count(df))
     unrec = dict(load='not recorded')   # runs filed before their starts recorded the load
     cols = dict(net='net', status='status', valid_error='valid error %', valid_error_tta='with mirror TTA %', paper_c10_error='paper C10 test error %',
                 lr='lr chosen', lrs_tried='lrs tried (2-epoch sweep on 10,000 images, valid acc)', epochs='epochs', minutes='minutes', load='load average', computed='computed as', cpu='machine')

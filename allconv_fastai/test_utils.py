@@ -1,4 +1,4 @@
-"""Callbacks and helpers the tests and tutorials use to cut runs short, interrupt them, record what each process saw, and write tiny image trees or small relabelled CIFAR-10 folders; not part of the top-level API.
+"""Callbacks and helpers the tests and tutorials use to cut runs short, interrupt them, record what each process saw, and write tiny image trees or small relabelled CIFAR-10 folders, or make a small digits task; not part of the top-level API.
 
 Docs: https://allconv-fastai.github.io/allconv_fastai/test_utils.html.md"""
 
@@ -14,7 +14,7 @@ from fastai.callback.core import Callback, CancelFitException, CancelEpochExcept
 from .core import atomic_write, AllconvError
 
 # %% auto #0
-__all__ = ['ShortEpochs', 'InterruptAfter', 'RecordShard', 'encode_image', 'png_tree', 'cifar_folder']
+__all__ = ['ShortEpochs', 'InterruptAfter', 'RecordShard', 'encode_image', 'png_tree', 'cifar_folder', 'digits5_dls']
 
 # %% ../nbs/18_test_utils.ipynb #eab4a810
 class ShortEpochs(Callback):
@@ -109,3 +109,19 @@ def cifar_folder(root,           # Folder to write under
             for i in pool[torch.randperm(len(pool), generator=g)[:n]].tolist():
                 (root/split/new/f'{i:05d}.png').write_bytes(encode_image(s.x[i]))
     return root
+
+# %% ../nbs/18_test_utils.ipynb #d544867e
+def digits5_dls(n_train:int=100, # Training images (stratified over the 5 classes); the rest are for validation
+                bs:int=16,       # Batch size
+                seed:int=42,     # Seed of the train/valid split
+               ):
+    "`DataLoaders` of the digits 0-4 at 32x32 RGB: `n_train` stratified training images, the rest (about 800) for validation."
+    from sklearn.datasets import load_digits
+    from allconv_fastai.data.sources import split_idxs
+    from allconv_fastai.data.augment import resize_images
+    from allconv_fastai.data.loaders import tensor_dls
+    d = load_digits(); keep = d.target < 5
+    x = torch.from_numpy(d.images[keep]).float().mul(255/16).round().byte()[:,None].expand(-1,3,-1,-1).contiguous()
+    x,y = resize_images(x, 32),torch.from_numpy(d.target[keep]).long()
+    va,tr = split_idxs(y, n_train, seed)
+    return tensor_dls(x[tr], y[tr], [str(i) for i in range(5)], x[va], y[va], bs=bs, pad=2, flip=False)

@@ -12,20 +12,11 @@ import argparse, tempfile, time
 from pathlib import Path
 import torch
 from fastai.torch_core import set_seed
-from allconv_fastai import allcnn_learner, cifar_dls, resize_images, split_idxs, tensor_dls, pretrained_names
+from allconv_fastai import allcnn_learner, cifar_dls, pretrained_names
 from allconv_fastai.machine import cpu_model, load_average
-from allconv_fastai.test_utils import cifar_folder
+from allconv_fastai.test_utils import cifar_folder, digits5_dls
 
 GROUPS = {'vehicle': ['airplane', 'automobile', 'ship', 'truck'], 'pet': ['cat', 'dog'], 'wild': ['bird', 'deer', 'frog', 'horse']}
-
-def digits5(n_train=100):
-    "The digits 0-4 (5 classes) at 32x32: `n_train` stratified training images, the rest for validation."
-    from sklearn.datasets import load_digits
-    d = load_digits(); keep = d.target < 5
-    x = torch.from_numpy(d.images[keep]).float().mul(255/16).round().byte()[:,None].expand(-1,3,-1,-1).contiguous()
-    x,y = resize_images(x, 32),torch.from_numpy(d.target[keep]).long()
-    va,tr = split_idxs(y, n_train, 42)
-    return tensor_dls(x[tr], y[tr], [str(i) for i in range(5)], x[va], y[va], bs=16, pad=2, flip=False)
 
 def fine_tuned(make_dls, base_lr, seed, epochs):
     "Validation accuracy after `fine_tune(epochs)` from the shipped weights (`base_lr` None: the learner's lr)."
@@ -42,7 +33,7 @@ def main():
     a = p.parse_args()
     if 'all-cnn-c' not in pretrained_names(): raise SystemExit("No shipped All-CNN-C weights in this install.")
     tmp = Path(tempfile.mkdtemp())
-    tasks = {'digits 0-4 (100 training images)': digits5}
+    tasks = {'digits 0-4 (100 training images)': digits5_dls}
     root = cifar_folder(tmp/'groups', GROUPS, n_train=30, n_valid=100)
     if root is not None: tasks = {'CIFAR-10 classes in 3 groups (90 training images)': lambda: cifar_dls(root, bs=16, cache_dir=tmp/'cache'), **tasks}
     else: print("no CIFAR-10 JPEGs (set ALLCONV_CIFAR10_JPG): the relabelled CIFAR-10 task is left out")

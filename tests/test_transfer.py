@@ -7,10 +7,9 @@ from torch import nn
 from fastai.learner import Learner
 from fastai.torch_core import set_seed
 from allconv_fastai import (AllconvError, all_cnn_c, allcnn_learner, arch_info, cifar_dls, densenet_learner, digits_dls,
-                            find_cifar10_jpg, model_card, pretrained_model, pretrained_names, resize_images, split_idxs,
-                            tensor_dls)
+                            find_cifar10_jpg, model_card, pretrained_model, pretrained_names, tensor_dls)
 from allconv_fastai.learner import AllconvLearner, head_split
-from allconv_fastai.test_utils import ShortEpochs, cifar_folder
+from allconv_fastai.test_utils import ShortEpochs, cifar_folder, digits5_dls
 import forked
 from conftest import ENV, image_folder
 needs_weights = pytest.mark.skipif('all-cnn-c' not in pretrained_names(), reason="no weights in allconv_fastai/weights")
@@ -117,20 +116,11 @@ def test_fine_tune_beats_training_from_scratch_on_relabelled_cifar(tmp_path):
           f"from scratch fit_one_cycle({EPOCHS+1}) {acc_s:.3f}, both at lr 0.1 (chance 0.333)")
     assert acc_t >= 0.75 and acc_t >= acc_s + 0.15
 
-def digits5(n_train=100):
-    "The digits 0-4 (5 classes) at 32x32: `n_train` stratified training images, the rest for validation."
-    from sklearn.datasets import load_digits
-    d = load_digits(); keep = d.target < 5
-    x = torch.from_numpy(d.images[keep]).float().mul(255/16).round().byte()[:,None].expand(-1,3,-1,-1).contiguous()
-    x,y = resize_images(x, 32),torch.from_numpy(d.target[keep]).long()
-    va,tr = split_idxs(y, n_train, 42)
-    return tensor_dls(x[tr], y[tr], [str(i) for i in range(5)], x[va], y[va], bs=16, pad=2, flip=False)
-
 @needs_weights
 def test_far_domain_digits_reports_whichever_wins():
     "A far domain: which wins is reported, not assumed; the winner must learn."
-    acc_t,acc_s = transfer_vs_scratch(digits5)
-    print(f"TRANSFER_NUMBERS digits 0-4 ({digits5().data_name}): fine_tune({EPOCHS}) {acc_t:.3f}, "
+    acc_t,acc_s = transfer_vs_scratch(digits5_dls)
+    print(f"TRANSFER_NUMBERS digits 0-4 ({digits5_dls().data_name}): fine_tune({EPOCHS}) {acc_t:.3f}, "
           f"from scratch fit_one_cycle({EPOCHS+1}) {acc_s:.3f}, both at lr 0.1 (chance 0.2): "
           f"{'transfer' if acc_t > acc_s else 'from scratch'} wins")
     assert max(acc_t, acc_s) >= 0.6
