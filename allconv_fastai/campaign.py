@@ -249,8 +249,10 @@ def campaign_status(plan:Plan,              # The plan (see `load_plan`)
         try: cfg = _estimate_cfg(plan.runs[row['name']], done)
         except (AllconvError, KeyError): row['seconds'] = None; continue
         rate = med(spt.get(cfg.family, []))
-        if rate is None and spt:   # no run of its family filed here yet: the others' rate, likely low for DenseNet (see bench/densenet_variants.py)
-            rate,row['rough'] = med([x for v in spt.values() for x in v]),cfg.family
+        if rate is None and (scaled := _scaled_rate(done, here, cfg.family)) is not None:   # its family's rate on another machine, scaled
+            rate,row['rough'],row['rough_how'] = scaled,cfg.family,'scaled'
+        elif rate is None and spt:   # no run of its family filed anywhere: the others' rate, likely low for DenseNet (see bench/densenet_variants.py)
+            rate,row['rough'],row['rough_how'] = med([x for v in spt.values() for x in v]),cfg.family,'others'
         n_tr,n_va = sizes.get(cfg.data, (None, None))
         n_tr = cfg.n_train or n_tr
         row['seconds'] = row['run_seconds'] = rate*run_flops(cfg, n_tr, n_va)/1e12 if rate and n_tr else None
@@ -260,6 +262,17 @@ def campaign_status(plan:Plan,              # The plan (see `load_plan`)
             if row['seconds'] and row['epochs_done'] is not None: row['seconds'] *= max(0, cfg.epochs - row['epochs_done'])/cfg.epochs
             row['epochs'] = cfg.epochs
     return rows
+
+def _scaled_rate(done:dict, here:str, fam:str) -> float|None:
+    "Seconds per TFLOP of family `fam` on machine `here`, from another machine that filed `fam`: its rate there, times the two machines' ratio on another family both filed (runs on one machine only); None where no machine allows it."
+    med = lambda v: sorted(v)[len(v)//2]
+    by = {}
+    for m in done.values():
+        cpus = m.get('cpus') or []
+        if m.get('tflops') and len(cpus) == 1 and (f := _family(m)): by.setdefault((cpus[0], f), []).append(m['train_minutes']*60/m['tflops'])
+    ests = [med(v)*med(by[(here, g)])/med(w) for (mach,f),v in by.items() if f == fam and mach != here
+            for (mach2,g),w in by.items() if mach2 == mach and g != fam and (here, g) in by]
+    return med(ests) if ests else None
 
 def split_sizes(done:dict, # The filed runs' metrics by run name
                ) -> dict:
@@ -290,10 +303,12 @@ def _family(m:dict) -> str|None:
 def _say_status(plan, rows):
     left = [r for r in rows if r['state'] != 'filed']
     known = [r['seconds'] for r in left if r.get('seconds')]
-    rough = sorted({r['rough'] for r in left if r.get('seconds') and r.get('rough')})
+    rough = {h: sorted({r['rough'] for r in left if r.get('seconds') and r.get('rough_how') == h}) for h in ('scaled', 'others')}
     est = (f"about {_hours(sum(known))} of training left on this machine ({this_machine()})" +
            (f" for {len(known)} of them" if len(known) < len(left) else '') +
-           (f", rough (at the other nets' FLOP rate) where no {'/'.join(rough)} run is filed on this machine yet" if rough else '')) if known else "no estimate yet (none filed on this machine)"
+           (f", rough where no {'/'.join(rough['scaled'])} run is filed on this machine yet (its FLOP rate on another machine, scaled by the "
+            "two machines' rates on the other nets)" if rough['scaled'] else '') +
+           (f", rough (at the other nets' FLOP rate) where no {'/'.join(rough['others'])} run is filed yet" if rough['others'] else '')) if known else "no estimate yet (none filed on this machine)"
     print(f"Plan {plan.name}: {len(rows)-len(left)} of {len(rows)} runs filed, {len(left)} left; {est}.", flush=True)
 
 # %% ../nbs/19_campaign.ipynb #19e498ee
@@ -450,7 +465,8 @@ def campaign_parser() -> argparse.ArgumentParser:
                     "date and time; or +MINUTES from now) when training must end: no epoch starts that would not end by then, "
                     "judged by the longest epoch so far (an epoch whose own pace says it would not end in time stops then, "
                     "and any at its first step past TIME, losing that epoch's part); evaluating a run that finished, and --park, follow: give TIME a few minutes before the end")
-    ap.add_argument('--report', action='store_true', help="regenerate the plan's tables and plots from its filed runs; train nothing")
+    ap.add_argument('--report', action='store_true', help="regenerate the plan's tables and plots from its filed runs, "
+                    "overwriting RESULTS/PLAN's README.md, CSV files and charts (files written by this command); train nothing")
     ap.add_argument('--predictions', action='store_true', help="write the per-image validation predictions (predictions.npz) of the filed "
                     "runs with weights that lack them, for the report's paired tests (needs the runs' data; with --commit, committed); train nothing")
     return ap

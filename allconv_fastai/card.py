@@ -40,7 +40,7 @@ def _recipe_words(c, starts=()) -> str:
     opt = {'sgd': f'SGD momentum {moms}', 'nesterov': f'SGD Nesterov momentum {moms}', 'adam': f'Adam, first beta {moms}'}[c.opt]
     sched = (f"one-cycle over {c.epochs} epochs to lr {c.lr:g}" if c.schedule=='one-cycle' else
              f"{c.schedule} schedule over {c.epochs} epochs from lr {c.lr:g}, times {c.gamma:g} at epochs {c.milestones}")
-    return (f"{c.recipe} recipe: {'batch norm' if c.bn else 'no batch norm'}, {'dropout ' + ','.join(f'{p:g}' for p in c.drop_p) if c.dropout else 'no dropout'}, "
+    return (f"{c.closest_recipe()[0]} recipe: {'batch norm' if c.bn else 'no batch norm'}, {'dropout ' + ','.join(f'{p:g}' for p in c.drop_p) if c.dropout else 'no dropout'}, "
             + ("PyTorch's layer init, " if c.init == 'torch' else '') +   # the default, fastai's, goes unsaid
             f"{' + '.join(aug) or 'no augmentation'}, label smoothing {c.label_smoothing:g}, {sched}, {opt}, "
             f"weight decay {c.wd:g}, batch size {c.bs}, "
@@ -67,7 +67,7 @@ def card_from_run(run_dir,          # A finished run: config.json, metrics.json 
                 mean=d['mean'], std=d['std'], data=note,
                 split=(f"{d.get('data_name') or m.get('data_name') or m.get('data')}: the seeded ({c.seed}), class-stratified "
                        f"validation split held out of training"),
-                recipe=_recipe_words(c, raw.get('starts') or [raw.get('env') or {}]), epochs=c.epochs, train_minutes=round(float(m['train_minutes']), 1),
+                recipe=_recipe_words(c, raw.get('starts') or [raw.get('env') or {}]), command=c.command(), epochs=c.epochs, train_minutes=round(float(m['train_minutes']), 1),
                 cpu=env.get('cpu'), threads=threads,
                 torch=env.get('torch'), weights='the final epoch (last.pth), chosen before training',
                 valid_accuracy=round(float(m['valid_accuracy']), 4),

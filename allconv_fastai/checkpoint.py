@@ -66,6 +66,9 @@ def save_checkpoint(path,            # File to write (replaced atomically)
     _write_file(path, buf.getvalue(), 'checkpoint')
     return Path(path)
 
+_CORRUPT_FIX = ("restore it from a copy if you have one; in a run folder, `--checkpoint best` evaluates best.pth instead, and a run "
+                "whose last.pth is moved aside trains again from epoch 0 when resumed (its earlier history is kept).")
+
 def load_checkpoint(path,                 # A file written by `save_checkpoint`
                     model:nn.Module=None,  # The net to load the weights into (None: only read the file)
                     opt=None,              # A fastai optimizer to load the saved state into
@@ -76,13 +79,13 @@ def load_checkpoint(path,                 # A file written by `save_checkpoint`
     if not path.exists(): raise AllconvError(f"No checkpoint at {path}.", "check the run directory, or train without --resume.")
     try: state = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:
-        raise AllconvError(f"Checkpoint {path} is corrupt, truncated or not a plain-weights file ({type(e).__name__}: "
-                           f"{(str(e).splitlines() or [''])[0][:200]}).", "delete it and resume from an earlier one, or retrain.") from None
+        # torch's own message is left out: it can suggest `weights_only=False`, which would run code from a file we refuse to trust
+        raise AllconvError(f"Checkpoint {path} is corrupt, truncated or not a plain-weights file (torch.load raised {type(e).__name__}).",
+                           _CORRUPT_FIX) from None
     if not isinstance(state, dict) or 'model' not in state:
         raise AllconvError(f"{path} is not an allconv_fastai checkpoint.", "pass a file written by this package.")
     if 'digest' in state and state['digest'] != _digest(state):
-        raise AllconvError(f"Checkpoint {path} is corrupt: its tensors do not match their digest.",
-                           "delete it and resume from an earlier one, or retrain.")
+        raise AllconvError(f"Checkpoint {path} is corrupt: its tensors do not match their digest.", _CORRUPT_FIX)
     if model is not None:
         try: plain_model(model).load_state_dict(state['model'], strict=strict)
         except RuntimeError as e:

@@ -238,8 +238,10 @@ def allconv_table3(
     from allconv_fastai.distributed import say
     try: lrs_ = tuple(float(o) for o in str(lrs).split(',') if o.strip())
     except ValueError: raise AllconvError(f"--lrs must be numbers separated by commas, got {lrs!r}.", "pass e.g. --lrs 0.1,0.05.") from None
-    check_positive(**{f'lr {o}': o for o in lrs_})
-    names = tuple(a.strip() for a in archs.split(',') if a.strip()) if archs else tuple(paper_table3)
+    if not lrs_ or not all(0 < o < float('inf') for o in lrs_):
+        raise AllconvError(f"--lrs must be one or more positive numbers, got {lrs!r}.", "pass e.g. --lrs 0.1,0.05 (default: the paper's four).")
+    names = tuple(a.strip() for a in str(archs).split(',') if a.strip()) if archs is not None else tuple(paper_table3)
+    if not names: raise AllconvError(f"--archs names no net, got {archs!r}.", "pass e.g. --archs all-cnn-c,model-c, or leave it out for all twelve.")
     t = table3(out, archs=names, lrs=lrs_, **{**_t3_defaults, **{k: v for k,v in settings.items() if v is not None}})
     say(f"Tables and chart in {out}: table3.md, table3.csv, table3.png")
     return t

@@ -15,7 +15,7 @@ from fastai.learner import Learner
 from fastai.callback.channelslast import ChannelsLast
 from .core import AllconvError, check_positive, read_json, write_json
 from .machine import machine_info, git_commit
-from .models.registry import arch_info, get_recipe
+from .models.registry import arch_info, get_recipe, recipes
 from .pretrained import pretrained_names
 from .callback.precision import precisions, resolve_precision
 from .models.init import resolve_init
@@ -143,8 +143,8 @@ class RunConfig:
     n_train:int=setting(data=True)                        # Train on this many (seeded, stratified) training images only (CIFAR and folders)
     size:int=setting(data=True)                           # Resize the images to SIZE x SIZE (default: 16 for the digits, whose 8x8 originals hold no more detail; as stored otherwise)
     augment:bool=True                                     # Random translations (and flips, except for the digits) of the training images
-    pad:int=setting(data=True)                            # Largest random translation in pixels (default: 4, 2 for the digits; 0 with --no-augment)
-    flip:bool=setting(data=True)                          # Random left-right flips (default: on, off for the digits and with --no-augment)
+    pad:int=setting(data=True)                            # With augmentation: the largest random translation in pixels (default: 4, 2 for the digits; 0 without augmentation)
+    flip:bool=setting(data=True)                          # With augmentation: random left-right flips (default: on, off for the digits and without augmentation)
     cutout:int=setting(0, data=True)                      # Side of a cutout square in pixels (0: no cutout)
     zca:bool=setting(False, data=True)                    # The All-CNN paper's preprocessing: GCN + ZCA whitening fitted on the training split
     bn:bool=None                                          # All-CNN: batch norm after each conv (default: the recipe's: on fast, off paper)
@@ -188,9 +188,17 @@ class RunConfig:
             raise AllconvError(f"`label_smoothing` must be in [0, 1), got {self.label_smoothing!r}.", "pass e.g. --label-smoothing 0.1.")
         self.milestones = _ints(self.milestones, 'milestones')
         pm = paper_milestones(fam, self.epochs)   # the paper's milestones scaled to this length: recorded, so a registry change cannot move them
-        if self.milestones and (self.schedule=='one-cycle' or self.schedule=='paper' and tuple(self.milestones) != pm):
-            raise AllconvError(f"`milestones` only apply to the 'step' schedule (the 'paper' one uses the paper's, {pm}).",
-                               "add --schedule step, or drop --milestones.")
+        if self.milestones and self.schedule=='one-cycle':
+            raise AllconvError("`milestones` apply to the 'step' schedule, not to one-cycle.", "add --schedule step, or drop --milestones.")
+        if self.milestones and self.schedule=='paper' and tuple(self.milestones) != pm:
+            raise AllconvError(f"`milestones` apply to the 'step' schedule; the 'paper' one uses the paper's, scaled to {self.epochs} epochs: "
+                               f"{','.join(map(str, pm))}.", "use --schedule step with --milestones, or drop --milestones.")
+        ms = self.milestones
+        if ms and self.schedule=='step' and tuple(ms) != pm and not (list(ms) == sorted(set(ms)) and 0 < ms[0] and ms[-1] < self.epochs):
+            raise AllconvError(f"`milestones` must be increasing epochs between 1 and {self.epochs-1} (the run has {self.epochs} epochs), "
+                               f"got {','.join(map(str, ms))}: a milestone at or after the last epoch would never change the lr.",
+                               f"pass the epochs at which to multiply the lr by gamma, e.g. --milestones {','.join(map(str, ok))} (the paper's, scaled)."
+                               if (ok := sorted({m for m in pm if 0 < m < self.epochs})) else "train for more epochs, or use --schedule one-cycle.")
         if self.schedule in ('step', 'paper') and self.milestones is None: self.milestones = pm
         if self.schedule in ('step', 'paper'): self.gamma = ifnone(self.gamma, r.gamma)
         elif self.gamma is not None: raise AllconvError("`gamma` (the lr factor at each milestone) applies to the step and paper schedules, not to one-cycle.",
@@ -269,6 +277,32 @@ class RunConfig:
     def to_dict(self) -> dict:
         "The settings as plain JSON values."
         return json.loads(json.dumps(asdict(self)))
+    def closest_recipe(self) -> tuple:
+        "(name, changes): the named recipe of this net's family that these settings change least, and the settings `{name: value}` they change."
+        me,best = self.to_dict(),None
+        names = [self.recipe] + [n for n in recipes[self.family] if n != self.recipe]   # a tie goes to the recorded recipe
+        for name in names:
+            kw = dict(arch=self.arch, recipe=name, data=self.data)
+            for _ in range(len(me)):   # a setting given can change what others resolve to (a schedule, its momenta): add until none differs
+                try: base = RunConfig(**kw).to_dict()
+                except AllconvError: base = None; break
+                diff = {k: v for k,v in me.items() if k not in kw and base.get(k) != v}
+                if not diff: break
+                kw.update(diff)
+            if base is None: continue
+            ch = {k: v for k,v in kw.items() if k not in ('arch', 'recipe', 'data')}
+            if best is None or len(ch) < len(best[1]): best = (name, ch)
+        return best if best is not None else (self.recipe, {k: v for k,v in me.items() if v is not None and k not in ('arch', 'recipe', 'data')})
+    def command(self) -> str:
+        "The `allconv-train` command that trains these settings: the closest named recipe and the options that change it."
+        import shlex
+        name,ch = self.closest_recipe()
+        def opt(k, v):
+            f = '--' + k.replace('_', '-')
+            if isinstance(v, bool): return f if v else f"--no-{k.replace('_', '-')}"
+            return f"{f} {shlex.quote(','.join(f'{o:g}' if isinstance(o, float) else str(o) for o in v) if isinstance(v, list) else f'{v:g}' if isinstance(v, float) else str(v))}"
+        head = ([f"--arch {self.arch}"] if self.arch != 'all-cnn-c' else []) + ([f"--data {shlex.quote(str(self.data))}"] if self.data != 'digits' else [])
+        return ' '.join(['allconv-train'] + head + [f"--recipe {name}"] + [opt(k, v) for k,v in ch.items()])
 
 # %% ../nbs/13_config.ipynb #7546e0e0
 _REQUIRED = tuple(f.name for f in fields(RunConfig) if f.metadata.get('required'))   # every config.json has held these

@@ -79,6 +79,9 @@ def table3(out,                       # Folder for the runs (`out/all-cnn-c-lr0.
           ) -> pd.DataFrame:
     "Train `archs` x `lrs`, select each net's lr on validation, compare with the paper's Table 3."
     settings = {'recipe': 'paper', 'augment': False, 'data': 'cifar10', **settings}
+    if not len(archs) or not len(lrs):
+        raise AllconvError(f"Table 3 needs at least one net and one lr, got {len(archs)} net(s) and {len(lrs)} lr(s).",
+                           "pass e.g. archs=['all-cnn-c'], lrs=[0.1] (default: all twelve nets, the paper's four lrs).")
     bad = [a for a in archs if arch_family(a)!='allcnn']
     if bad: raise AllconvError(f"Table 3 is about the All-CNN nets, not {', '.join(bad)}.", "pass All-CNN names only.")
     cfgs = [RunConfig(arch=a, **{**settings, 'lr': lr}) for a in archs for lr in lrs]
@@ -516,6 +519,15 @@ def _mean_acc(df:pd.DataFrame) -> float|None:
     e = df.valid_error[ok].dropna() if 'valid_error' in df else []
     return 1 - float(np.mean(e))/100 if len(e) else None
 
+def _command_words(plan_dir, runs) -> str:
+    "' One run as a command: ...' for the filed baseline (table3/all-cnn-c), from its config.json ('' until it is filed)."
+    from allconv_fastai.config import read_config
+    if 'table3/all-cnn-c' not in set(runs.name): return ''
+    try: cmd = read_config(Path(plan_dir)/'table3'/'all-cnn-c').command()
+    except AllconvError: return ''   # a record this version cannot rebuild: the report goes on without it
+    return (f" One run as a command (table3/all-cnn-c, from its config.json): `{cmd}`; "
+            "the other nets change `--arch` and `--lr` (the lr their sweep chose).")
+
 def table3_report(plan_dir,      # The Table 3 campaign's results folder (RESULTS/PLAN); the report is written there
                   epochs:int=10, # The plan's budget: epochs of every run but the sweeps
                  ) -> Path:
@@ -540,10 +552,10 @@ def table3_report(plan_dir,      # The Table 3 campaign's results folder (RESULT
           "Data: CIFAR-10 (JPEG q75), 45,000 training / 5,000 validation images (seed 42). This data has no test split: every "
           "number of ours is a validation error, and the lrs were chosen on the same validation images.", "",
           f"## Table 3 at an equal budget ({filed(t3)})", "",
-          f"Ours: the fast recipe (batch norm, no dropout, flip + 4-pixel translation, one-cycle over {epochs} epochs, label smoothing 0.1, "
+          f"Ours: the fast recipe with the shipped net's weight decay and batch size, i.e. the shipped recipe at this budget (batch norm, no dropout, flip + 4-pixel translation, one-cycle over {epochs} epochs, label smoothing 0.1, "
           "SGD with one-cycle momentum 0.95-0.85-0.95, weight decay 5e-4, batch 128; bf16 autocast on a CPU that computes bf16 natively, else fp32, "
           "and bf16 mixed precision on a GPU, as each run's 'computed as' and machine say). The paper's column is its C10 test error: no augmentation, "
-          "dropout, 350 epochs. It is a reference from another setting, not a like-for-like comparison.", "",
+          "dropout, 350 epochs. It is a reference from another setting, not a like-for-like comparison." + _command_words(plan_dir, runs), "",
           _md(t3, cols, unrec), "", *[f"- {s}" for s in table3_findings(t3, preds=preds)], *[f"- {s}" for s in sweep_findings(runs, only=[f'sweep/{a}' for a in _T3])], "",
           "'The noise' is the sampling noise of 5,000 validation images. Where both runs' per-image predictions are filed "
           "(predictions.npz: the committed weights on the validation split, no TTA), a difference is beyond it when McNemar's exact "

@@ -158,6 +158,17 @@ def train_run(run_dir,              # Directory for the run's files (must be new
         elif is_rank0(): check_fresh(run_dir)
         return _train(run_dir, cfg, resume, dls, cbs, t0)
 
+def _keep_before_restart(run_dir):
+    "A resumed run with no checkpoint trains again from epoch 0: the files of its earlier epochs are kept under new names, not overwritten."
+    h = run_dir/'history.csv'
+    if not (h.exists() and len(h.read_text(errors='replace').splitlines()) > 1): return   # nothing recorded yet
+    n = next(i for i in range(1, 10**6) if not (run_dir/f"history-before-restart{'' if i==1 else f'-{i}'}.csv").exists())
+    kept = []
+    for f in (h, run_dir/'best.pth'):
+        if f.exists(): f.rename(new := run_dir/f"{f.stem}-before-restart{'' if n==1 else f'-{n}'}{f.suffix}"); kept.append(new.name)
+    say(f"{run_dir} has no checkpoint (last.pth) to continue from, so it trains again from epoch 0; the files of its "
+        f"earlier start are kept as {' and '.join(kept)}.")
+
 def _mean_load(rows):
     "The mean of the epochs' load averages (None for a history recorded without them)."
     loads = [float(r['load']) for r in rows if r.get('load') is not None and not math.isnan(float(r['load']))]
@@ -171,6 +182,7 @@ def _train(run_dir, cfg, resume, dls, cbs, t0):
     if not resume and is_rank0(): save_config(run_dir/'config.json', cfg, learn); save_data_record(run_dir, dls)
     use_plain_progress(learn)
     start = learn.resume(run_dir, cfg.epochs) if resume and (run_dir/'last.pth').exists() else 0
+    if resume and start == 0 and is_rank0(): _keep_before_restart(run_dir)
     if start and cfg.minutes:
         raise AllconvError(f"{run_dir} trains to a wall-clock budget (minutes={cfg.minutes:g}), whose schedule was planned from the "
                            "time per epoch of its first start, so it cannot be continued.",
