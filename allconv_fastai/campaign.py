@@ -251,7 +251,7 @@ def campaign_status(plan:Plan,              # The plan (see `load_plan`)
         rate = med(spt.get(cfg.family, []))
         if rate is None and (scaled := _scaled_rate(done, here, cfg.family)) is not None:   # its family's rate on another machine, scaled
             rate,row['rough'],row['rough_how'] = scaled,cfg.family,'scaled'
-        elif rate is None and spt:   # no run of its family filed anywhere: the others' rate, likely low for DenseNet (see bench/densenet_variants.py)
+        elif rate is None and spt:   # none of its family filed here, nor one elsewhere to scale: the others' rate, likely low for DenseNet (see bench/densenet_variants.py)
             rate,row['rough'],row['rough_how'] = med([x for v in spt.values() for x in v]),cfg.family,'others'
         n_tr,n_va = sizes.get(cfg.data, (None, None))
         n_tr = cfg.n_train or n_tr
@@ -269,7 +269,8 @@ def _scaled_rate(done:dict, here:str, fam:str) -> float|None:
     by = {}
     for m in done.values():
         cpus = m.get('cpus') or []
-        if m.get('tflops') and len(cpus) == 1 and (f := _family(m)): by.setdefault((cpus[0], f), []).append(m['train_minutes']*60/m['tflops'])
+        if m.get('tflops') and m.get('train_minutes') and len(cpus) == 1 and (f := _family(m)):   # a rate of 0 (minutes rounded away) scales nothing
+            by.setdefault((cpus[0], f), []).append(m['train_minutes']*60/m['tflops'])
     ests = [med(v)*med(by[(here, g)])/med(w) for (mach,f),v in by.items() if f == fam and mach != here
             for (mach2,g),w in by.items() if mach2 == mach and g != fam and (here, g) in by]
     return med(ests) if ests else None
@@ -308,7 +309,8 @@ def _say_status(plan, rows):
            (f" for {len(known)} of them" if len(known) < len(left) else '') +
            (f", rough where no {'/'.join(rough['scaled'])} run is filed on this machine yet (its FLOP rate on another machine, scaled by the "
             "two machines' rates on the other nets)" if rough['scaled'] else '') +
-           (f", rough (at the other nets' FLOP rate) where no {'/'.join(rough['others'])} run is filed yet" if rough['others'] else '')) if known else "no estimate yet (none filed on this machine)"
+           (f", rough (at the other nets' FLOP rate) where no {'/'.join(rough['others'])} run is filed on this machine yet, and none elsewhere "
+            "can be scaled" if rough['others'] else '')) if known else "no estimate yet (none filed on this machine)"
     print(f"Plan {plan.name}: {len(rows)-len(left)} of {len(rows)} runs filed, {len(left)} left; {est}.", flush=True)
 
 # %% ../nbs/19_campaign.ipynb #19e498ee
@@ -392,7 +394,7 @@ def park_runs(plan:Plan,                # The plan (see `load_plan`)
             with RunLock(rd, 'run folder'):   # nor while the run itself is resumed outside the campaign
                 n,there = _epochs_done(rd),_epochs_done(pk/name)   # a corrupt checkpoint is refused here, not in the next sitting
                 if there > n: print(f"Not parking {name}: its parked copy ({there} epochs) is further along than {rd} ({n}).", flush=True); continue
-                _copy_run(rd, pk/name, skip=('best.pth',)); parked.append(pk/name)   # best.pth: not needed to resume or file
+                _copy_run(rd, pk/name, skip=tuple(f.name for f in rd.glob('*.pth') if f.name != 'last.pth')); parked.append(pk/name)   # best.pth (and any kept from a restart): not needed to resume or file
             print(f"Parked {name} after epoch {n} of {read_config(rd).epochs} in {pk/name}.", flush=True)
     if not parked: print(f"Plan {plan.name} has no unfinished run with a checkpoint to park.", flush=True)
     if commit and parked:

@@ -66,8 +66,13 @@ def save_checkpoint(path,            # File to write (replaced atomically)
     _write_file(path, buf.getvalue(), 'checkpoint')
     return Path(path)
 
-_CORRUPT_FIX = ("restore it from a copy if you have one; in a run folder, `--checkpoint best` evaluates best.pth instead, and a run "
-                "whose last.pth is moved aside trains again from epoch 0 when resumed (its earlier history is kept).")
+def _corrupt_fix(path:Path) -> str:
+    "What to do about a damaged checkpoint, by its name in a run folder."
+    return ("restore it from a copy if you have one; otherwise `--checkpoint best` evaluates the run's best.pth instead, and a "
+            "run whose last.pth is moved aside trains again from epoch 0 when resumed with allconv-train (its earlier history is kept)"
+            if path.name == 'last.pth' else
+            "restore it from a copy if you have one; otherwise the run's final weights (last.pth, the default `--checkpoint last`) "
+            "still load" if path.name == 'best.pth' else "restore it from a copy if you have one.")
 
 def load_checkpoint(path,                 # A file written by `save_checkpoint`
                     model:nn.Module=None,  # The net to load the weights into (None: only read the file)
@@ -81,11 +86,11 @@ def load_checkpoint(path,                 # A file written by `save_checkpoint`
     except Exception as e:
         # torch's own message is left out: it can suggest `weights_only=False`, which would run code from a file we refuse to trust
         raise AllconvError(f"Checkpoint {path} is corrupt, truncated or not a plain-weights file (torch.load raised {type(e).__name__}).",
-                           _CORRUPT_FIX) from None
+                           _corrupt_fix(path)) from None
     if not isinstance(state, dict) or 'model' not in state:
         raise AllconvError(f"{path} is not an allconv_fastai checkpoint.", "pass a file written by this package.")
     if 'digest' in state and state['digest'] != _digest(state):
-        raise AllconvError(f"Checkpoint {path} is corrupt: its tensors do not match their digest.", _CORRUPT_FIX)
+        raise AllconvError(f"Checkpoint {path} is corrupt: its tensors do not match their digest.", _corrupt_fix(path))
     if model is not None:
         try: plain_model(model).load_state_dict(state['model'], strict=strict)
         except RuntimeError as e:

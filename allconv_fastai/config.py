@@ -194,11 +194,16 @@ class RunConfig:
             raise AllconvError(f"`milestones` apply to the 'step' schedule; the 'paper' one uses the paper's, scaled to {self.epochs} epochs: "
                                f"{','.join(map(str, pm))}.", "use --schedule step with --milestones, or drop --milestones.")
         ms = self.milestones
-        if ms and self.schedule=='step' and tuple(ms) != pm and not (list(ms) == sorted(set(ms)) and 0 < ms[0] and ms[-1] < self.epochs):
-            raise AllconvError(f"`milestones` must be increasing epochs between 1 and {self.epochs-1} (the run has {self.epochs} epochs), "
-                               f"got {','.join(map(str, ms))}: a milestone at or after the last epoch would never change the lr.",
-                               f"pass the epochs at which to multiply the lr by gamma, e.g. --milestones {','.join(map(str, ok))} (the paper's, scaled)."
-                               if (ok := sorted({m for m in pm if 0 < m < self.epochs})) else "train for more epochs, or use --schedule one-cycle.")
+        if ms and self.schedule=='step' and tuple(ms) != pm:   # the paper's, scaled, are the default (they may repeat, or fall past a short run)
+            why = ("a 1-epoch run has no later epoch at which to change its lr" if self.epochs < 2 else
+                   "they are not in increasing order" if list(ms) != sorted(ms) else
+                   "a milestone at epoch 0 only lowers the starting lr (pass a lower --lr instead)" if ms[0] < 1 else
+                   f"epoch {ms[-1]} is past the run's last epoch, {self.epochs-1}, so it would never change the lr" if ms[-1] >= self.epochs else '')
+            if why:
+                ok = sorted({m for m in pm if 0 < m < self.epochs})
+                raise AllconvError(f"`milestones` {','.join(map(str, ms))} do not fit this {self.epochs}-epoch run: {why}.",
+                                   f"pass increasing epochs between 1 and {self.epochs-1}, e.g. --milestones {','.join(map(str, ok))} (the paper's, scaled)."
+                                   if ok else "train for more epochs, or use --schedule one-cycle.")
         if self.schedule in ('step', 'paper') and self.milestones is None: self.milestones = pm
         if self.schedule in ('step', 'paper'): self.gamma = ifnone(self.gamma, r.gamma)
         elif self.gamma is not None: raise AllconvError("`gamma` (the lr factor at each milestone) applies to the step and paper schedules, not to one-cycle.",
@@ -279,20 +284,28 @@ class RunConfig:
         return json.loads(json.dumps(asdict(self)))
     def closest_recipe(self) -> tuple:
         "(name, changes): the named recipe of this net's family that these settings change least, and the settings `{name: value}` they change."
-        me,best = self.to_dict(),None
-        names = [self.recipe] + [n for n in recipes[self.family] if n != self.recipe]   # a tie goes to the recorded recipe
-        for name in names:
-            kw = dict(arch=self.arch, recipe=name, data=self.data)
-            for _ in range(len(me)):   # a setting given can change what others resolve to (a schedule, its momenta): add until none differs
-                try: base = RunConfig(**kw).to_dict()
-                except AllconvError: base = None; break
-                diff = {k: v for k,v in me.items() if k not in kw and base.get(k) != v}
-                if not diff: break
-                kw.update(diff)
-            if base is None: continue
-            ch = {k: v for k,v in kw.items() if k not in ('arch', 'recipe', 'data')}
-            if best is None or len(ch) < len(best[1]): best = (name, ch)
-        return best if best is not None else (self.recipe, {k: v for k,v in me.items() if v is not None and k not in ('arch', 'recipe', 'data')})
+        me,best,fixed = self.to_dict(),None,('arch', 'recipe', 'data')
+        def same(kw):   # do the settings `kw` resolve to these (the recipe's name aside)?
+            try: return {**RunConfig(**kw).to_dict(), 'recipe': me['recipe']} == me
+            except AllconvError: return False
+        tok = _check_paths.set(False)   # a record whose data folder has moved still has its closest recipe
+        try:
+            for name in [self.recipe] + [n for n in recipes[self.family] if n != self.recipe]:   # a tie goes to the recorded recipe
+                kw = dict(arch=self.arch, recipe=name, data=self.data)
+                for _ in range(len(me)):   # a setting given can change what others resolve to (a schedule, its momenta): add until none differs
+                    try: base = RunConfig(**kw).to_dict()
+                    except AllconvError: break
+                    diff = {k: v for k,v in me.items() if k not in kw and base.get(k) != v}
+                    if not diff: break
+                    kw.update(diff)
+                if not same(kw): continue
+                for k in [k for k in kw if k not in fixed]:   # then drop what the others imply (a schedule's milestones, a setting left unset)
+                    if same({j: v for j,v in kw.items() if j != k}): del kw[k]
+                ch = {k: v for k,v in kw.items() if k not in fixed}
+                if any(v is None for v in ch.values()): continue   # a setting no option can give
+                if best is None or len(ch) < len(best[1]): best = (name, ch)
+        finally: _check_paths.reset(tok)
+        return best if best is not None else (self.recipe, {k: v for k,v in me.items() if v is not None and k not in fixed})
     def command(self) -> str:
         "The `allconv-train` command that trains these settings: the closest named recipe and the options that change it."
         import shlex
@@ -300,7 +313,7 @@ class RunConfig:
         def opt(k, v):
             f = '--' + k.replace('_', '-')
             if isinstance(v, bool): return f if v else f"--no-{k.replace('_', '-')}"
-            return f"{f} {shlex.quote(','.join(f'{o:g}' if isinstance(o, float) else str(o) for o in v) if isinstance(v, list) else f'{v:g}' if isinstance(v, float) else str(v))}"
+            return f"{f} {shlex.quote(','.join(map(str, v)) if isinstance(v, list) else str(v))}"   # str of a float: the shortest text that reads back exactly
         head = ([f"--arch {self.arch}"] if self.arch != 'all-cnn-c' else []) + ([f"--data {shlex.quote(str(self.data))}"] if self.data != 'digits' else [])
         return ' '.join(['allconv-train'] + head + [f"--recipe {name}"] + [opt(k, v) for k,v in ch.items()])
 

@@ -522,7 +522,7 @@ def _mean_acc(df:pd.DataFrame) -> float|None:
 def _command_words(plan_dir, runs) -> str:
     "' One run as a command: ...' for the filed baseline (table3/all-cnn-c), from its config.json ('' until it is filed)."
     from allconv_fastai.config import read_config
-    if 'table3/all-cnn-c' not in set(runs.name): return ''
+    if runs.empty or 'table3/all-cnn-c' not in set(runs['name']): return ''
     try: cmd = read_config(Path(plan_dir)/'table3'/'all-cnn-c').command()
     except AllconvError: return ''   # a record this version cannot rebuild: the report goes on without it
     return (f" One run as a command (table3/all-cnn-c, from its config.json): `{cmd}`; "

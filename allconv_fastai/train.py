@@ -162,10 +162,12 @@ def _keep_before_restart(run_dir):
     "A resumed run with no checkpoint trains again from epoch 0: the files of its earlier epochs are kept under new names, not overwritten."
     h = run_dir/'history.csv'
     if not (h.exists() and len(h.read_text(errors='replace').splitlines()) > 1): return   # nothing recorded yet
-    n = next(i for i in range(1, 10**6) if not (run_dir/f"history-before-restart{'' if i==1 else f'-{i}'}.csv").exists())
+    files = (h, run_dir/'best.pth')
+    new = lambda f,i: run_dir/f"{f.stem}-before-restart{'' if i==1 else f'-{i}'}{f.suffix}"
+    n = next(i for i in range(1, 10**6) if not any(new(f, i).exists() for f in files))   # a name free for each: none is overwritten
     kept = []
-    for f in (h, run_dir/'best.pth'):
-        if f.exists(): f.rename(new := run_dir/f"{f.stem}-before-restart{'' if n==1 else f'-{n}'}{f.suffix}"); kept.append(new.name)
+    for f in files:
+        if f.exists(): f.rename(new(f, n)); kept.append(new(f, n).name)
     say(f"{run_dir} has no checkpoint (last.pth) to continue from, so it trains again from epoch 0; the files of its "
         f"earlier start are kept as {' and '.join(kept)}.")
 
