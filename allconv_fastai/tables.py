@@ -445,6 +445,8 @@ def densenet_findings(dn:pd.DataFrame,  # The 'densenet' table of `table3_tables
                    + (" (the same machine)." if same else " (not the same machine, or not recorded: the minutes do not compare)."))
     return out
 
+_HEAD_TO_HEAD = (('ablation/nesterov', 'ablation/adam', 'SGD with Nesterov momentum against Adam'),)   # (run, run, what the pair asks)
+
 def ablation_findings(ab:pd.DataFrame,  # The 'ablations' table of `table3_tables` (the baseline first)
                       n_valid:int=5000,  # Validation images the accuracies were measured on
                       preds:dict=None,   # Per-image predictions by run name (`filed_predictions`): a paired test where both runs have them
@@ -460,7 +462,15 @@ def ablation_findings(ab:pd.DataFrame,  # The 'ablations' table of `table3_table
         gap,p = _settled(r, base, n_valid, preds); tests.append((r['change'], gap, p))
         out.append(f"{r['change']}: {r['valid_error']:g}% validation error against the baseline's {base['valid_error']:g}%"
                    f"{_gap_words(d)}, {_noise_words(gap, p, n_valid, 'whether the change helps')}.")
-    return out + ([h] if len(tests) > 1 and (h := _holm_words(tests, 'against the baseline', 'difference')) else [])
+    out += [h] if len(tests) > 1 and (h := _holm_words(tests, 'against the baseline', 'difference')) else []
+    rows = {r.get('run'): r for r in ab.to_dict('records')}
+    for a,b,label in _HEAD_TO_HEAD:   # questions the seeds asked of two changes, not of a change and the baseline
+        ra,rb = rows.get(a),rows.get(b)
+        if not (ra and rb and ra['status'] == rb['status'] == 'filed') or _is_true(ra.get('diverged')) or _is_true(rb.get('diverged')): continue
+        gap,p = _settled(ra, rb, n_valid, preds)
+        out.append(f"{label} (head to head, a test outside the family above): {ra['valid_error']:g}% against {rb['valid_error']:g}%"
+                   f"{_gap_words(ra['valid_error'] - rb['valid_error'])}, {_noise_words(gap, p, n_valid, 'which is better')}.")
+    return out
 
 def _md(df:pd.DataFrame, cols:dict, missing:dict=None) -> str:
     "A Markdown table of `df`'s columns `cols` ({column: header}), blanks for missing values (in a filed row, `missing`'s text for its columns)."
