@@ -597,7 +597,8 @@ def table3_report(plan_dir,      # The Table 3 campaign's results folder (RESULT
           "not a like-for-like comparison.", "",
           _md(dn, {(k if k != 'paper_c10_error' else 'paper_c10plus_error'): (v if k != 'paper_c10_error' else 'paper C10+ test error %')
                    for k,v in cols.items()}, unrec), "",
-          *[f"- {s}" for s in densenet_findings(dn, t3, preds=preds)], "",
+          *[f"- {s}" for s in densenet_findings(dn, t3, preds=preds)],
+          *[f"- {s}" for s in sweep_findings(runs, only=[f'sweep/{a}' for a in _DENSENETS])], "",
           "## Machines", "",
           "Which machine trained the filed runs (sweeps included): each epoch counts for the machine of the start that trained it, "
           "with the minutes its run's history recorded (`tables.machine_minutes`). Minutes on different machines, and under different "
