@@ -227,8 +227,8 @@ def _train(run_dir, cfg, resume, dls, cbs, t0):
 paper_lrs = (0.25, 0.1, 0.05, 0.01)  # the All-CNN paper's lr candidates
 
 def _key(cfg:dict, other:dict=None) -> dict:
-    "The settings that must match for a run to be reused (`valid` left to the data matches what the data chose)."
-    return {k: v for k,v in cfg.items() if k not in ('tta', 'env') and not (k=='valid' and other is not None and other.get(k) is None)}
+    "The settings that must match for a run to be reused (`valid` left to the data matches what the data chose; the recipe's name is a label, every setting it picks is recorded)."
+    return {k: v for k,v in cfg.items() if k not in ('tta', 'env', 'recipe') and not (k=='valid' and other is not None and other.get(k) is None)}
 
 def run_grid(out,       # Folder for the runs (`out/name`) and results.json/results.csv
              runs:dict, # {name: `RunConfig`}, trained in order
