@@ -243,14 +243,15 @@ def campaign_status(plan:Plan,              # The plan (see `load_plan`)
     for n,m in done.items():
         if m.get('tflops') and here in m.get('cpus', []): spt.setdefault(_family(m), []).append(m['train_minutes']*60/m['tflops'])
     med = lambda v: sorted(v)[len(v)//2] if v else None
-    sizes = split_sizes(done)
+    sizes,by,scaled = split_sizes(done),_rate_table(done),{}
     for row in rows:
         if row['state'] == 'filed': continue
         try: cfg = _estimate_cfg(plan.runs[row['name']], done)
         except (AllconvError, KeyError): row['seconds'] = None; continue
         rate = med(spt.get(cfg.family, []))
-        if rate is None and (scaled := _scaled_rate(done, here, cfg.family)) is not None:   # its family's rate on another machine, scaled
-            rate,row['rough'],row['rough_how'] = scaled,cfg.family,'scaled'
+        if rate is None and cfg.family not in scaled: scaled[cfg.family] = _scaled_rate(by, here, cfg.family)   # once a family
+        if rate is None and scaled[cfg.family] is not None:   # its family's rate on another machine, scaled
+            rate,row['rough'],row['rough_how'] = scaled[cfg.family],cfg.family,'scaled'
         elif rate is None and spt:   # none of its family filed here, nor one elsewhere to scale: the others' rate, likely low for DenseNet (see bench/densenet_variants.py)
             rate,row['rough'],row['rough_how'] = med([x for v in spt.values() for x in v]),cfg.family,'others'
         n_tr,n_va = sizes.get(cfg.data, (None, None))
@@ -263,14 +264,18 @@ def campaign_status(plan:Plan,              # The plan (see `load_plan`)
             row['epochs'] = cfg.epochs
     return rows
 
-def _scaled_rate(done:dict, here:str, fam:str) -> float|None:
-    "Seconds per TFLOP of family `fam` on machine `here`, from another machine that filed `fam`: its rate there, times the two machines' ratio on another family both filed (runs on one machine only); None where no machine allows it."
-    med = lambda v: sorted(v)[len(v)//2]
+def _rate_table(done:dict) -> dict:
+    "Seconds per TFLOP of the filed runs in `done` that trained on one machine, by (machine, family)."
     by = {}
     for m in done.values():
         cpus = m.get('cpus') or []
         if m.get('tflops') and m.get('train_minutes') and len(cpus) == 1 and (f := _family(m)):   # a rate of 0 (minutes rounded away) scales nothing
             by.setdefault((cpus[0], f), []).append(m['train_minutes']*60/m['tflops'])
+    return by
+
+def _scaled_rate(by:dict, here:str, fam:str) -> float|None:
+    "Seconds per TFLOP of family `fam` on machine `here`, from another machine that filed `fam`: its rate there, times the two machines' ratio on another family both filed (`by`: `_rate_table`); None where no machine allows it."
+    med = lambda v: sorted(v)[len(v)//2]
     ests = [med(v)*med(by[(here, g)])/med(w) for (mach,f),v in by.items() if f == fam and mach != here
             for (mach2,g),w in by.items() if mach2 == mach and g != fam and (here, g) in by]
     return med(ests) if ests else None
