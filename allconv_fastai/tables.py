@@ -19,8 +19,8 @@ from .distributed import is_rank0, say
 # %% auto #0
 __all__ = ['paper_table3', 'table3_frame', 'table3_markdown', 'table3_plot', 'table3', 'filed_runs', 'resolvable', 'noise_points',
            'paired_p', 'holm', 'read_predictions', 'run_predictions', 'filed_predictions', 'table3_tables',
-           'filed_count', 'table3_findings', 'sweep_findings', 'densenet_findings', 'ablation_findings',
-           'machine_minutes', 'table3_report']
+           'filed_count', 'table3_orderings', 'table3_findings', 'sweep_findings', 'densenet_findings',
+           'ablation_findings', 'machine_minutes', 'table3_report']
 
 # %% ../nbs/15a_tables.ipynb #e016700e
 paper_table3 = {n: a.paper_error['C10'] for n,a in archs.items() if a.family=='allcnn'}  # Table 3: CIFAR-10 test error (%), no augmentation
@@ -333,28 +333,30 @@ def _beyond_chance(acc:float, chance:float, n_valid:int) -> bool:
 
 def _is_true(v) -> bool: return isinstance(v, (bool, np.bool_)) and bool(v)   # a missing (NaN) flag is not set
 
-def table3_findings(t3:pd.DataFrame,  # The 'table3' table of `table3_tables`
-                    n_valid:int=5000,  # Validation images the accuracies were measured on
-                    preds:dict=None,   # Per-image predictions by run name (`filed_predictions`): a paired test where both runs have them
-                    bases:str='ABC',   # The bases to speak of (the paper-setting table has only the C row)
-                    chance:float=0.1,  # Chance accuracy: a net not beyond it by more than the noise did not train, and is left out of the orderings
-                   ) -> list:
-    """Plain sentences on what Table 3's filed rows support: per base, each of the paper's pairwise orderings held,
-    reversed or unsettled by the sampling noise of `n_valid` validation images (`paired_p` where `preds` has both runs,
-    else `resolvable`; one run per net, so seed-to-seed variation is not in it)."""
+def table3_orderings(t3:pd.DataFrame,  # The 'table3' table of `table3_tables`
+                     n_valid:int=5000,  # Validation images the accuracies were measured on
+                     preds:dict=None,   # Per-image predictions by run name (`filed_predictions`): a paired test where both runs have them
+                     bases:str='ABC',   # The bases to speak of (the paper-setting table has only the C row)
+                     chance:float=0.1,  # Chance accuracy: a net not beyond it by more than the noise did not train, and is left out of the orderings
+                    ) -> list:
+    """One dict a base: what its filed rows say of the paper's ordering. 'state' is 'pending' ('pending' of 'nets' not filed), 'diverged'
+    (the nets in 'diverged'), 'too few' (under two nets trained) or 'ordered'; 'dead' holds (net, valid error) of the nets that did not
+    beat chance, left out. An ordered base has 'ours' and 'paper' (its nets, best first), each of the paper's pairwise orderings
+    'held', 'reversed' or 'unsettled' by the noise (`paired_p` where `preds` has both runs, else `resolvable`), their 'tests' ((pair, settled, p)), and 'all_vs_model' (All-CNN's
+    error minus Model's, settled, p; None without both)."""
     out = []
     for base in bases:
         rows = t3[t3.net.str.contains(rf'[- ]{base}$')]   # Model A, Strided-CNN-A, ConvPool-CNN-A, All-CNN-A
+        o = dict(base=base, dead=[])
         if (rows.status != 'filed').any() or len(rows) < 2:
-            out.append(f"Base {base}: pending ({(rows.status!='filed').sum()} of {len(rows)} nets not filed yet)."); continue
+            out.append({**o, 'state': 'pending', 'pending': int((rows.status!='filed').sum()), 'nets': len(rows)}); continue
         div = rows[rows.diverged.map(_is_true)] if 'diverged' in rows else rows.iloc[:0]
-        if len(div): out.append(f"Base {base}: {', '.join(div.net)} diverged at the chosen lr: no ordering."); continue
+        if len(div): out.append({**o, 'state': 'diverged', 'diverged': list(div.net)}); continue
         acc = 1 - rows.valid_error.astype(float)/100
         dead = rows[~acc.map(lambda a: _beyond_chance(a, chance, n_valid))]
-        lead = (f"Base {base}: {', '.join(dead.net)} did not train at the chosen lr (validation error {', '.join(f'{e:g}%' for e in dead.valid_error)}, "
-                f"chance {100*(1-chance):g}%), so {'it is' if len(dead)==1 else 'they are'} left out of the orderings") if len(dead) else ''
+        o['dead'] = list(zip(dead.net, dead.valid_error))
         rows = rows.drop(dead.index)
-        if len(rows) < 2: out.append(lead + '.'); continue
+        if len(rows) < 2: out.append({**o, 'state': 'too few'}); continue
         p = rows.sort_values('paper_c10_error').to_dict('records')
         paper = p[0]['net'] + ''.join((' = ' if a['paper_c10_error'] == b['paper_c10_error'] else ' < ') + b['net'] for a,b in zip(p, p[1:]))
         held,rev,unsure,tests = [],[],[],[]
@@ -367,12 +369,36 @@ def table3_findings(t3:pd.DataFrame,  # The 'table3' table of `table3_tables`
                 ok,pv = _settled(lo, hi, n_valid, preds); tests.append((pair, ok, pv))
                 if not ok: unsure.append(pair)
                 else: (held if lo['valid_error'] < hi['valid_error'] else rev).append(pair)
+        m,a = rows[rows.net.str.startswith('Model')],rows[rows.net.str.startswith('All-CNN')]
+        avm = None if m.empty or a.empty else (float(a.iloc[0].valid_error - m.iloc[0].valid_error), *_settled(m.iloc[0].to_dict(), a.iloc[0].to_dict(), n_valid, preds))
+        out.append({**o, 'state': 'ordered', 'ours': _order(rows, n_valid, preds), 'paper': paper, 'held': held, 'reversed': rev,
+                    'unsettled': unsure, 'tests': tests, 'all_vs_model': avm, 'paired': _paired_words(rows, preds)})
+    return out
+
+def table3_findings(t3:pd.DataFrame,  # The 'table3' table of `table3_tables`
+                    n_valid:int=5000,  # Validation images the accuracies were measured on
+                    preds:dict=None,   # Per-image predictions by run name (`filed_predictions`): a paired test where both runs have them
+                    bases:str='ABC',   # The bases to speak of (the paper-setting table has only the C row)
+                    chance:float=0.1,  # Chance accuracy: a net not beyond it by more than the noise did not train, and is left out of the orderings
+                   ) -> list:
+    """Plain sentences on what Table 3's filed rows support: per base, each of the paper's pairwise orderings held,
+    reversed or unsettled by the sampling noise of `n_valid` validation images (`paired_p` where `preds` has both runs,
+    else `resolvable`; one run per net, so seed-to-seed variation is not in it): `table3_orderings` in words."""
+    out = []
+    for o in table3_orderings(t3, n_valid, preds, bases, chance):
+        base,dead = o['base'],o['dead']
+        if o['state'] == 'pending': out.append(f"Base {base}: pending ({o['pending']} of {o['nets']} nets not filed yet)."); continue
+        if o['state'] == 'diverged': out.append(f"Base {base}: {', '.join(o['diverged'])} diverged at the chosen lr: no ordering."); continue
+        lead = (f"Base {base}: {', '.join(n for n,_ in dead)} did not train at the chosen lr (validation error {', '.join(f'{e:g}%' for _,e in dead)}, "
+                f"chance {100*(1-chance):g}%), so {'it is' if len(dead)==1 else 'they are'} left out of the orderings") if dead else ''
+        if o['state'] == 'too few': out.append(lead + '.'); continue
+        held,rev,unsure = o['held'],o['reversed'],o['unsettled']
         say = lambda k, what: f"{len(k)} {what}" + (f" ({', '.join(k)})" if k else '')
         out.append((lead + '; of the others, ' if lead else f"Base {base}: ") + f"ours (valid error, low to high; ≈ where the noise of {n_valid:,} validation images cannot tell "
-                   f"neighbours apart) {_order(rows, n_valid, preds)}; the paper's (C10 test) {paper}. Of the paper's {len(held)+len(rev)+len(unsure)} "
-                   f"pairwise orderings{_paired_words(rows, preds)}, {say(held, 'held beyond the noise')}, {say(rev, 'reversed beyond the noise')}, "
-                   f"{say(unsure, 'unsettled within the noise')}." + _all_vs_model(rows, base, n_valid, preds)
-                   + ((' ' + h) if (h := _holm_words(tests, f'of base {base}', 'ordering')) else ''))
+                   f"neighbours apart) {o['ours']}; the paper's (C10 test) {o['paper']}. Of the paper's {len(held)+len(rev)+len(unsure)} "
+                   f"pairwise orderings{o['paired']}, {say(held, 'held beyond the noise')}, {say(rev, 'reversed beyond the noise')}, "
+                   f"{say(unsure, 'unsettled within the noise')}." + _all_vs_model(base, o['all_vs_model'], n_valid)
+                   + ((' ' + h) if (h := _holm_words(o['tests'], f'of base {base}', 'ordering')) else ''))
     return out
 
 def _paired_words(rows, preds) -> str:
@@ -380,14 +406,11 @@ def _paired_words(rows, preds) -> str:
     k = sum(r in (preds or {}) for r in rows['run']) if 'run' in rows else 0
     return '' if k < 2 else ' (paired tests on the same images)' if k == len(rows) else f" (paired tests where both runs' predictions are filed: {k} of {len(rows)} runs)"
 
-def _all_vs_model(rows, base, n_valid, preds=None) -> str:
-    "' All-CNN-X beat/trailed/matched Model-X by ... points, ...' (empty when either is missing)."
-    m,a = rows[rows.net.str.startswith('Model')],rows[rows.net.str.startswith('All-CNN')]
-    if m.empty or a.empty: return ''
-    m,a = m.iloc[0],a.iloc[0]
-    d = a.valid_error - m.valid_error
+def _all_vs_model(base, avm, n_valid) -> str:
+    "' All-CNN-X beat/trailed/matched Model-X by ... points, ...' from `table3_orderings`' 'all_vs_model' `avm` (empty when it is None)."
+    if avm is None: return ''
+    d,gap,p = avm
     if d == 0: return f" All-CNN-{base} matched Model-{base}'s validation error."
-    gap,p = _settled(m.to_dict(), a.to_dict(), n_valid, preds)
     return f" All-CNN-{base} {'beat' if d < 0 else 'trailed'} Model-{base} by {abs(d):.2f} points, {_noise_words(gap, p, n_valid)}."
 
 def sweep_findings(df:pd.DataFrame,  # The filed runs (`filed_runs`), sweeps named PREFIX-lrLR
