@@ -342,8 +342,9 @@ def table3_orderings(t3:pd.DataFrame,  # The 'table3' table of `table3_tables`
     """One dict a base: what its filed rows say of the paper's ordering. 'state' is 'pending' ('pending' of 'nets' not filed), 'diverged'
     (the nets in 'diverged'), 'too few' (under two nets trained) or 'ordered'; 'dead' holds (net, valid error) of the nets that did not
     beat chance, left out. An ordered base has 'ours' and 'paper' (its nets, best first), each of the paper's pairwise orderings
-    'held', 'reversed' or 'unsettled' by the noise (`paired_p` where `preds` has both runs, else `resolvable`), their 'tests' ((pair, settled, p)), and 'all_vs_model' (All-CNN's
-    error minus Model's, settled, p; None without both)."""
+    'held', 'reversed' or 'unsettled' by the noise (`paired_p` where `preds` has both runs, else `resolvable`), their 'tests' ((pair, settled, p)),
+    'paired' (how the noise was judged, in words), and 'all_vs_model' and 'all_vs_convpool' (All-CNN's error minus Model's, or
+    ConvPool-CNN's, settled, p; None without both)."""
     out = []
     for base in bases:
         rows = t3[t3.net.str.contains(rf'[- ]{base}$')]   # Model A, Strided-CNN-A, ConvPool-CNN-A, All-CNN-A
@@ -369,10 +370,11 @@ def table3_orderings(t3:pd.DataFrame,  # The 'table3' table of `table3_tables`
                 ok,pv = _settled(lo, hi, n_valid, preds); tests.append((pair, ok, pv))
                 if not ok: unsure.append(pair)
                 else: (held if lo['valid_error'] < hi['valid_error'] else rev).append(pair)
-        m,a = rows[rows.net.str.startswith('Model')],rows[rows.net.str.startswith('All-CNN')]
-        avm = None if m.empty or a.empty else (float(a.iloc[0].valid_error - m.iloc[0].valid_error), *_settled(m.iloc[0].to_dict(), a.iloc[0].to_dict(), n_valid, preds))
+        def vs(other):   # All-CNN against `other`: (its error minus the other's, settled, p); None without both
+            m,a = rows[rows.net.str.startswith(other)],rows[rows.net.str.startswith('All-CNN')]
+            return None if m.empty or a.empty else (float(a.iloc[0].valid_error - m.iloc[0].valid_error), *_settled(m.iloc[0].to_dict(), a.iloc[0].to_dict(), n_valid, preds))
         out.append({**o, 'state': 'ordered', 'ours': _order(rows, n_valid, preds), 'paper': paper, 'held': held, 'reversed': rev,
-                    'unsettled': unsure, 'tests': tests, 'all_vs_model': avm, 'paired': _paired_words(rows, preds)})
+                    'unsettled': unsure, 'tests': tests, 'all_vs_model': vs('Model'), 'all_vs_convpool': vs('ConvPool-CNN'), 'paired': _paired_words(rows, preds)})
     return out
 
 def table3_findings(t3:pd.DataFrame,  # The 'table3' table of `table3_tables`
