@@ -315,7 +315,7 @@ def _say_status(plan, rows):
            (f", rough where no {'/'.join(rough['scaled'])} run is filed on this machine yet (its FLOP rate on another machine, scaled by the "
             "two machines' rates on the other nets)" if rough['scaled'] else '') +
            (f", rough (at the other nets' FLOP rate) where no {'/'.join(rough['others'])} run is filed on this machine yet, and none elsewhere "
-            "can be scaled" if rough['others'] else '')) if known else "no estimate yet (none filed on this machine)"
+            "can be scaled" if rough['others'] else '')) if known else "every run is filed" if not left else "no estimate yet (none filed on this machine)"
     print(f"Plan {plan.name}: {len(rows)-len(left)} of {len(rows)} runs filed, {len(left)} left; {est}.", flush=True)
 
 # %% ../nbs/19_campaign.ipynb #19e498ee
