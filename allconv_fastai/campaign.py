@@ -310,12 +310,13 @@ def _say_status(plan, rows):
     left = [r for r in rows if r['state'] != 'filed']
     known = [r['seconds'] for r in left if r.get('seconds')]
     rough = {h: sorted({r['rough'] for r in left if r.get('seconds') and r.get('rough_how') == h}) for h in ('scaled', 'others')}
-    est = (f"about {_hours(sum(known))} of training left on this machine ({this_machine()})" +
+    est = "every run is filed" if not left else "no estimate yet (none filed on this machine)" if not known else (
+           f"about {_hours(sum(known))} of training left on this machine ({this_machine()})" +
            (f" for {len(known)} of them" if len(known) < len(left) else '') +
            (f", rough where no {'/'.join(rough['scaled'])} run is filed on this machine yet (its FLOP rate on another machine, scaled by the "
             "two machines' rates on the other nets)" if rough['scaled'] else '') +
            (f", rough (at the other nets' FLOP rate) where no {'/'.join(rough['others'])} run is filed on this machine yet, and none elsewhere "
-            "can be scaled" if rough['others'] else '')) if known else "every run is filed" if not left else "no estimate yet (none filed on this machine)"
+            "can be scaled" if rough['others'] else ''))
     print(f"Plan {plan.name}: {len(rows)-len(left)} of {len(rows)} runs filed, {len(left)} left; {est}.", flush=True)
 
 # %% ../nbs/19_campaign.ipynb #19e498ee

@@ -309,13 +309,17 @@ def _noise_words(gap:bool, p, n_valid:int, undecided:str='which is better') -> s
     return (f"more than the noise of {n_valid:,} validation images{_p_words(p)}" if gap else
             f"within the noise of {n_valid:,} validation images{_p_words(p)}, so this budget cannot say {undecided}")
 
+def _holm_lost(tests:list) -> list|None:
+    "Labels of the settled tests among `tests` ((label, settled, p) each) that do not stay settled under `holm`'s correction for all of them; None unless there are two or more tests, all paired."
+    if len(tests) < 2 or any(p is None for *_,p in tests): return None
+    return [l for (l,ok,_),h in zip(tests, holm([p for *_,p in tests])) if ok and not h]
+
 def _holm_words(tests:list, # (label, settled, p) of each test of one question
                 of:str,      # What the tests are, e.g. 'of base C'
                 what:str,    # What was settled, singular, e.g. 'ordering'
                ) -> str:
     "A sentence on which settled tests stay settled under `holm`'s correction for all of them; '' unless there are two or more tests, all paired, and one is settled."
-    if len(tests) < 2 or any(p is None for *_,p in tests) or not any(ok for _,ok,_ in tests): return ''
-    lost = [l for (l,ok,_),h in zip(tests, holm([p for *_,p in tests])) if ok and not h]
+    if (lost := _holm_lost(tests)) is None or not any(ok for _,ok,_ in tests): return ''
     s = sum(ok for _,ok,_ in tests)
     kept = (f"the one settled {what} {'does not stay' if lost else 'stays'} settled" if s == 1 else
             f"{s-len(lost)} of the {s} settled {what}s stay{'s'[:s-len(lost)==1]} settled")
@@ -343,7 +347,8 @@ def table3_orderings(t3:pd.DataFrame,  # The 'table3' table of `table3_tables`
     (the nets in 'diverged'), 'too few' (under two nets trained) or 'ordered'; 'dead' holds (net, valid error) of the nets that did not
     beat chance, left out. An ordered base has 'ours' and 'paper' (its nets, best first), each of the paper's pairwise orderings
     'held', 'reversed' or 'unsettled' by the noise (`paired_p` where `preds` has both runs, else `resolvable`), their 'tests' ((pair, settled, p)),
-    'paired' (how the noise was judged, in words), and 'all_vs_model' and 'all_vs_convpool' (All-CNN's error minus Model's, or
+    'holm_lost' (the settled orderings that Holm's correction for the base's tests unsettles; None unless two or more, all
+    paired), 'paired' (how the noise was judged, in words), and 'all_vs_model' and 'all_vs_convpool' (All-CNN's error minus Model's, or
     ConvPool-CNN's, settled, p; None without both)."""
     out = []
     for base in bases:
@@ -374,7 +379,7 @@ def table3_orderings(t3:pd.DataFrame,  # The 'table3' table of `table3_tables`
             m,a = rows[rows.net.str.startswith(other)],rows[rows.net.str.startswith('All-CNN')]
             return None if m.empty or a.empty else (float(a.iloc[0].valid_error - m.iloc[0].valid_error), *_settled(m.iloc[0].to_dict(), a.iloc[0].to_dict(), n_valid, preds))
         out.append({**o, 'state': 'ordered', 'ours': _order(rows, n_valid, preds), 'paper': paper, 'held': held, 'reversed': rev,
-                    'unsettled': unsure, 'tests': tests, 'all_vs_model': vs('Model'), 'all_vs_convpool': vs('ConvPool-CNN'), 'paired': _paired_words(rows, preds)})
+                    'unsettled': unsure, 'tests': tests, 'holm_lost': _holm_lost(tests), 'all_vs_model': vs('Model'), 'all_vs_convpool': vs('ConvPool-CNN'), 'paired': _paired_words(rows, preds)})
     return out
 
 def table3_findings(t3:pd.DataFrame,  # The 'table3' table of `table3_tables`
